@@ -1,0 +1,3 @@
+"""net_detr2: a detectron2-compatible object-detection research codebase."""
+
+__version__ = "0.1.0"
