@@ -1,0 +1,69 @@
+"""RetinaNet with a narrow ResNet-18-style FPN backbone, trained from scratch on the synthetic `shapes`
+dataset (6 classes) in about 10 minutes on 2 CPU cores.
+
+Same backbone recipe as faster_rcnn_R18_FPN.py (BatchNorm ResNet, GroupNorm FPN); GroupNorm in the two
+head towers (2 convs each instead of 4); anchors scaled down to the 6..200 px objects.
+
+    OMP_NUM_THREADS=2 python train_net.py --config-file configs/shapes/retinanet_R18_FPN.py \\
+        train.output_dir=output/shapes_retinanet
+"""
+from net_detr2.config import LazyCall as L
+from net_detr2.layers import ShapeSpec
+from net_detr2.modeling import BasicBlock, BasicStem, ResNet
+from net_detr2.solver import multistep_with_warmup
+
+from ..common.data.shapes import dataloader
+from ..common.models.retinanet import model
+from ..common.optim import SGD as optimizer
+from ..common.train import train
+
+NUM_CLASSES = 6
+STEM = 16
+WIDTHS = [16, 32, 64, 128]  # res2..res5 output channels
+FPN_CHANNELS = 32
+MAX_ITER = 3000
+
+
+def _stage(index):
+    in_ch = STEM if index == 0 else WIDTHS[index - 1]
+    return L(ResNet.make_stage)(
+        block_class=BasicBlock,
+        num_blocks=2,
+        in_channels=in_ch,
+        out_channels=WIDTHS[index],
+        stride_per_block=[1 if index == 0 else 2, 1],
+        norm="BN",
+    )
+
+
+model.backbone.bottom_up = L(ResNet)(
+    stem=L(BasicStem)(in_channels=3, out_channels=STEM, norm="BN"),
+    stages=[_stage(i) for i in range(4)],
+    out_features=["res3", "res4", "res5"],
+    freeze_at=0,
+)
+model.backbone.out_channels = FPN_CHANNELS
+model.backbone.norm = "GN"
+model.backbone.top_block.in_channels = WIDTHS[-1]
+model.backbone.top_block.out_channels = FPN_CHANNELS
+model.pixel_std = [57.375, 57.120, 58.395]
+
+model.num_classes = NUM_CLASSES
+model.head.input_shape = [L(ShapeSpec)(channels=FPN_CHANNELS)] * 5
+model.head.num_classes = NUM_CLASSES
+model.head.num_anchors = 2
+model.head.conv_dims = [FPN_CHANNELS, FPN_CHANNELS]
+model.head.norm = "GN"
+model.anchor_generator.sizes = [[s, s * 1.5] for s in (8, 16, 32, 64, 128)]
+model.anchor_generator.aspect_ratios = [1.0]
+
+train.max_iter = MAX_ITER
+train.eval_period = MAX_ITER
+train.checkpointer.period = MAX_ITER
+train.log_period = 50
+train.device = "cpu"
+train.seed = 0
+optimizer.lr = 0.01
+lr_multiplier = multistep_with_warmup(
+    max_iter=MAX_ITER, steps=(int(MAX_ITER * 0.75), int(MAX_ITER * 0.92)), warmup_iters=100, warmup_factor=0.001
+)

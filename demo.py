@@ -1,0 +1,236 @@
+#!/usr/bin/env python
+"""Run a detector on images and save the drawn detections as PNGs.
+
+    python demo.py --config-file projects/EFPN/configs/x.py --input img.jpg [more.jpg | a_dir/] \\
+        --output out/ [--weights model.pth] [--confidence-threshold 0.5] [--opts train.device=cpu]
+    python demo.py --config-file CFG --dataset shapes_val --output out/ [--max-images 16]
+
+The model is ``instantiate(cfg.model)``; weights come from ``--weights``, else from
+``cfg.train.init_checkpoint`` (none: the model's initialisation, with a warning). Images are
+resized like the config's test mapper (``cfg.dataloader.test.mapper.augmentations``, when present)
+and the detections, which the model returns in the original image frame, are drawn on the
+original picture: ``<output>/<image stem>.png``.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+import numpy as np
+
+# torch and net_detr2 are imported where needed, so that argument/path errors come back at once.
+
+logger = logging.getLogger("demo")
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+
+
+class DemoError(RuntimeError):
+    """A user-facing error (bad path, unreadable image, bad option): printed without a traceback."""
+
+
+def get_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description="net_detr2 demo: draw a detector's predictions on images.")
+    p.add_argument("--config-file", required=True, metavar="FILE", help="LazyConfig .py/.yaml file")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--input", nargs="+", metavar="PATH", help="image files and/or directories of images")
+    src.add_argument("--dataset", metavar="NAME", help="a registered dataset: draw on its images")
+    p.add_argument("--output", required=True, metavar="DIR", help="directory for the PNGs")
+    p.add_argument("--weights", default=None, metavar="PATH", help="checkpoint (.pth/.pkl); default: "
+                   "cfg.train.init_checkpoint")
+    p.add_argument("--confidence-threshold", type=float, default=0.5, help="minimum score to draw")
+    p.add_argument("--max-images", type=int, default=None, help="stop after this many images")
+    p.add_argument("--device", default=None, help="cpu / cuda (default: cfg.train.device, else cuda if available)")
+    p.add_argument("--opts", nargs="*", default=[], metavar="KEY=VALUE", help="config overrides")
+    return p
+
+
+# ---------------------------------------------------------------------------- inputs
+def collect_inputs(paths: Sequence[str]) -> list[Path]:
+    """Expand files/directories into a sorted list of image files; a missing path is an error naming it."""
+    files: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            found = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+            if not found:
+                raise DemoError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) in directory: {raw}")
+            files.extend(found)
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise DemoError(f"input not found: {raw}")
+    return files
+
+
+def read_image(path: str | os.PathLike, fmt: str) -> np.ndarray:
+    """HxWxC uint8 image in ``fmt`` ("BGR"/"RGB"), EXIF orientation applied; errors name the file."""
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            im.load()
+            im = ImageOps.exif_transpose(im).convert("RGB")
+            arr = np.asarray(im)
+    except FileNotFoundError:
+        raise DemoError(f"input not found: {path}") from None
+    except (UnidentifiedImageError, OSError) as e:
+        raise DemoError(f"cannot read image {path}: {e}") from None
+    return arr[:, :, ::-1].copy() if fmt == "BGR" else arr.copy()
+
+
+# ---------------------------------------------------------------------------- config / model
+def _node_get(node: Any, key: str, default: Any = None) -> Any:
+    try:
+        return node[key] if key in node else default
+    except TypeError:
+        return getattr(node, key, default)
+
+
+def setup_cfg(config_file: str, opts: Sequence[str]):
+    from net_detr2.config import LazyConfig
+
+    if not os.path.isfile(config_file):
+        raise DemoError(f"config file not found: {config_file}")
+    cfg = LazyConfig.load(config_file)
+    LazyConfig.apply_overrides(cfg, list(opts))
+    return cfg
+
+
+def dataset_name_of(cfg) -> Optional[str]:
+    """The test dataset's name (for class names), from the evaluator or the test loader."""
+    dl = _node_get(cfg, "dataloader")
+    if dl is None:
+        return None
+    for path in (("evaluator", "dataset_name"), ("test", "dataset", "names"), ("test", "dataset_name")):
+        node = dl
+        for k in path:
+            node = _node_get(node, k)
+            if node is None:
+                break
+        if node:
+            return node if isinstance(node, str) else list(node)[0]
+    return None
+
+
+def get_test_augmentations(cfg) -> list:
+    """Instantiated ``cfg.dataloader.test.mapper.augmentations`` ([] when the config has none)."""
+    from net_detr2.config import instantiate
+
+    mapper = _node_get(_node_get(_node_get(cfg, "dataloader"), "test"), "mapper")
+    augs = _node_get(mapper, "augmentations") if mapper is not None else None
+    if not augs:
+        return []
+    return [instantiate(a) for a in augs]
+
+
+class DemoPredictor:
+    """Model + test-time resize for single images (like detectron2's DefaultPredictor)."""
+
+    def __init__(self, cfg, weights: Optional[str] = None, device: Optional[str] = None):
+        import torch
+
+        from net_detr2.config import instantiate
+
+        train = _node_get(cfg, "train")
+        device = device or _node_get(train, "device") or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.model = instantiate(cfg.model)
+        self.model.to(device)
+        self.model.eval()
+        weights = weights or _node_get(train, "init_checkpoint") or None
+        if weights:
+            from net_detr2.checkpoint import DetectionCheckpointer
+
+            if not (os.path.isfile(weights) or "://" in str(weights)):
+                raise DemoError(f"weights file not found: {weights}")
+            DetectionCheckpointer(self.model).load(weights)
+        else:
+            logger.warning("No --weights and no cfg.train.init_checkpoint: the model is randomly initialised")
+        self.augmentations = get_test_augmentations(cfg)
+        mapper = _node_get(_node_get(_node_get(cfg, "dataloader"), "test"), "mapper")
+        self.input_format = (_node_get(mapper, "image_format") if mapper is not None else None) or getattr(
+            self.model, "input_format", "BGR")
+
+    def __call__(self, original_image: np.ndarray):
+        """``original_image``: HxWx3 uint8 in ``self.input_format``; returns the image's ``Instances`` (CPU)."""
+        import torch
+
+        from net_detr2.data import transforms as T
+
+        h, w = original_image.shape[:2]
+        image = original_image
+        if self.augmentations:
+            aug_input = T.AugInput(original_image)
+            aug_input.apply_augmentations(self.augmentations)
+            image = aug_input.image
+        tensor = torch.as_tensor(np.ascontiguousarray(image.transpose(2, 0, 1)).astype("float32"))
+        with torch.no_grad():
+            out = self.model([{"image": tensor, "height": h, "width": w}])[0]
+        return out["instances"].to("cpu")
+
+
+# ---------------------------------------------------------------------------- main
+def run(args: argparse.Namespace) -> list[str]:
+    # Validate the inputs before the (slow) model build so that a typo fails at once.
+    metadata = None
+    if args.input:
+        files = collect_inputs(args.input)
+    else:
+        from net_detr2.data import DatasetCatalog, MetadataCatalog
+
+        try:
+            dicts = DatasetCatalog.get(args.dataset)
+        except KeyError as e:
+            raise DemoError(str(e.args[0] if e.args else e)) from None
+        files = [Path(d["file_name"]) for d in dicts]
+        metadata = MetadataCatalog.get(args.dataset)
+    if args.max_images is not None:
+        files = files[: args.max_images]
+
+    cfg = setup_cfg(args.config_file, args.opts)
+    if metadata is None:
+        name = dataset_name_of(cfg)
+        if name:
+            from net_detr2.data import MetadataCatalog
+
+            metadata = MetadataCatalog.get(name)
+    predictor = DemoPredictor(cfg, weights=args.weights, device=args.device)
+    from net_detr2.utils.visualizer import Visualizer
+
+    out_dir = Path(args.output)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written, used = [], {}
+    for f in files:
+        image = read_image(f, predictor.input_format)
+        instances = predictor(image)
+        if instances.has("scores"):
+            instances = instances[instances.scores >= args.confidence_threshold]
+        rgb = image[:, :, ::-1] if predictor.input_format == "BGR" else image
+        vis = Visualizer(rgb, metadata).draw_instance_predictions(instances)
+        k = used.get(f.stem, 0)
+        used[f.stem] = k + 1
+        path = out_dir / (f"{f.stem}.png" if k == 0 else f"{f.stem}_{k}.png")
+        vis.save(path)
+        logger.info("%s: %d detections -> %s", f, len(instances), path)
+        written.append(str(path))
+    return written
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="[%(asctime)s] %(name)s %(levelname)s: %(message)s")
+    args = get_parser().parse_args(argv)
+    try:
+        paths = run(args)
+    except DemoError as e:
+        print(f"demo.py: error: {e}", file=sys.stderr)
+        return 2
+    print(f"wrote {len(paths)} image(s) to {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

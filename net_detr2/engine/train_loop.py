@@ -1,0 +1,324 @@
+"""The training loop: ``TrainerBase`` runs hooks around ``run_step``; ``SimpleTrainer`` and
+``AMPTrainer`` implement one optimisation step."""
+from __future__ import annotations
+
+import logging
+import time
+import weakref
+from typing import Any, Iterable, Mapping
+
+import numpy as np
+import torch
+from torch import nn
+
+from net_detr2.utils import comm
+from net_detr2.utils.events import EventStorage, get_event_storage
+
+__all__ = ["HookBase", "TrainerBase", "SimpleTrainer", "AMPTrainer"]
+
+logger = logging.getLogger(__name__)
+
+
+class HookBase:
+    """Code run at fixed points of training. ``self.trainer`` is set by ``register_hooks``.
+
+    Order per iteration: ``before_step``, (the step, with ``after_backward`` inside it),
+    ``after_step``; ``before_train``/``after_train`` once. ``after_train`` also runs when training
+    stops with an exception.
+    """
+
+    trainer: "TrainerBase" = None
+
+    def before_train(self) -> None:
+        pass
+
+    def after_train(self) -> None:
+        pass
+
+    def before_step(self) -> None:
+        pass
+
+    def after_backward(self) -> None:
+        pass
+
+    def after_step(self) -> None:
+        pass
+
+    def state_dict(self) -> dict:
+        return {}
+
+
+class TrainerBase:
+    """Iteration loop with hooks. Attributes: ``iter``, ``start_iter``, ``max_iter``, ``storage``."""
+
+    def __init__(self) -> None:
+        self._hooks: list[HookBase] = []
+        self.iter: int = 0
+        self.start_iter: int = 0
+        self.max_iter: int = 0
+        self.storage: EventStorage | None = None
+
+    def register_hooks(self, hooks: Iterable[HookBase | None]) -> None:
+        """Append hooks (``None`` entries are ignored); they run in registration order."""
+        hooks = [h for h in hooks if h is not None]
+        for h in hooks:
+            if not isinstance(h, HookBase):
+                raise TypeError(f"register_hooks: {h!r} is not a HookBase")
+            # A weak proxy avoids a reference cycle trainer <-> hook.
+            h.trainer = weakref.proxy(self)
+        self._hooks.extend(hooks)
+
+    def train(self, start_iter: int, max_iter: int) -> None:
+        """Run iterations ``start_iter .. max_iter - 1``."""
+        logger.info(f"Starting training from iteration {start_iter}")
+        self.iter = self.start_iter = start_iter
+        self.max_iter = max_iter
+        with EventStorage(start_iter) as self.storage:
+            try:
+                self.before_train()
+                for self.iter in range(start_iter, max_iter):
+                    self.before_step()
+                    self.run_step()
+                    self.after_step()
+                # iter == max_iter tells after_train hooks that training finished normally.
+                self.iter += 1
+            except Exception:
+                logger.exception(f"Exception during training at iteration {self.iter}:")
+                raise
+            finally:
+                self.after_train()
+
+    def before_train(self) -> None:
+        for h in self._hooks:
+            h.before_train()
+
+    def after_train(self) -> None:
+        self.storage.iter = self.iter
+        for h in self._hooks:
+            h.after_train()
+
+    def before_step(self) -> None:
+        # Keep the storage's iteration in sync so metrics are recorded at the right step.
+        self.storage.iter = self.iter
+        for h in self._hooks:
+            h.before_step()
+
+    def after_backward(self) -> None:
+        for h in self._hooks:
+            h.after_backward()
+
+    def after_step(self) -> None:
+        for h in self._hooks:
+            h.after_step()
+
+    def run_step(self) -> None:
+        raise NotImplementedError
+
+    def state_dict(self) -> dict:
+        ret: dict[str, Any] = {"iteration": self.iter}
+        hooks_state = {}
+        for h in self._hooks:
+            sd = h.state_dict()
+            if sd:
+                name = type(h).__qualname__
+                if name in hooks_state:
+                    continue  # several hooks of one type: state is ambiguous, keep the first
+                hooks_state[name] = sd
+        if hooks_state:
+            ret["hooks"] = hooks_state
+        return ret
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.iter = state_dict["iteration"]
+        for key, value in state_dict.get("hooks", {}).items():
+            for h in self._hooks:
+                if type(h).__qualname__ == key and hasattr(h, "load_state_dict"):
+                    h.load_state_dict(value)
+                    break
+            else:
+                logger.warning(f"Cannot find the hook '{key}', its state_dict is ignored.")
+
+
+class SimpleTrainer(TrainerBase):
+    """One step = next batch -> model(batch) loss dict -> sum -> backward -> (clip) -> optimizer step.
+
+    Args:
+        model: returns ``dict[str, Tensor]`` of scalar losses in training mode.
+        data_loader: an iterable of batches (may be set later via the ``data_loader`` attribute,
+            before ``train()``; ``DefaultTrainer`` builds it after resuming).
+        optimizer: a torch optimizer.
+        gather_metric_period: write metrics every this many iterations (the non-finite check runs
+            on every step).
+        zero_grad_before_forward: call ``zero_grad`` before the forward (else after it).
+        clip_grad: ``None`` or kwargs of ``torch.nn.utils.clip_grad_norm_`` (e.g. ``{"max_norm": 1.0}``).
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        data_loader: Iterable | None,
+        optimizer: torch.optim.Optimizer,
+        gather_metric_period: int = 1,
+        zero_grad_before_forward: bool = False,
+        clip_grad: Mapping[str, Any] | None = None,
+    ):
+        super().__init__()
+        model.train()
+        self.model = model
+        self.data_loader = data_loader
+        self._data_loader_iter_obj = None
+        self.optimizer = optimizer
+        self.gather_metric_period = gather_metric_period
+        self.zero_grad_before_forward = zero_grad_before_forward
+        self.clip_grad = dict(clip_grad) if clip_grad else None
+
+    @property
+    def _data_loader_iter(self):
+        # Created lazily so the data loader can be (re)assigned before training starts.
+        if self._data_loader_iter_obj is None:
+            if self.data_loader is None:
+                raise RuntimeError("SimpleTrainer has no data_loader: assign one before train()")
+            self._data_loader_iter_obj = iter(self.data_loader)
+        return self._data_loader_iter_obj
+
+    def reset_data_loader(self, data_loader: Iterable) -> None:
+        self.data_loader = data_loader
+        self._data_loader_iter_obj = None
+
+    def _params_to_clip(self) -> list[torch.Tensor]:
+        return [p for g in self.optimizer.param_groups for p in g["params"] if p.grad is not None]
+
+    def run_step(self) -> None:
+        assert self.model.training, "[SimpleTrainer] model was changed to eval mode!"
+        start = time.perf_counter()
+        data = next(self._data_loader_iter)
+        data_time = time.perf_counter() - start
+        if self.zero_grad_before_forward:
+            self.optimizer.zero_grad()
+        loss_dict = self.model(data)
+        if isinstance(loss_dict, torch.Tensor):
+            loss_dict = {"total_loss": loss_dict}
+        losses = sum(loss_dict.values())
+        if not self.zero_grad_before_forward:
+            self.optimizer.zero_grad()
+        losses.backward()
+        self.after_backward()
+        if self.clip_grad:
+            torch.nn.utils.clip_grad_norm_(self._params_to_clip(), **self.clip_grad)
+        self._write_metrics(loss_dict, data_time)
+        self.optimizer.step()
+
+    def _write_metrics(self, loss_dict: Mapping[str, torch.Tensor], data_time: float, prefix: str = "") -> None:
+        """Check losses are finite (raises ``FloatingPointError``) and record them.
+
+        One device->host copy per step: all losses are stacked and moved to the CPU together.
+        """
+        write_metrics(loss_dict, data_time, self.iter, prefix=prefix,
+                      gather=(self.iter + 1) % self.gather_metric_period == 0)
+
+    def state_dict(self) -> dict:
+        ret = super().state_dict()
+        ret["optimizer"] = self.optimizer.state_dict()
+        return ret
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        super().load_state_dict(state_dict)
+        self.optimizer.load_state_dict(state_dict["optimizer"])
+
+
+def write_metrics(
+    loss_dict: Mapping[str, torch.Tensor], data_time: float, iteration: int, prefix: str = "", gather: bool = True
+) -> None:
+    """Raise ``FloatingPointError`` if the summed loss is not finite; put losses into the event storage.
+
+    Across ranks, the per-rank values are gathered so that every rank raises together and rank 0
+    logs the average.
+    """
+    names = list(loss_dict.keys())
+    values = torch.stack([v.detach().float().reshape(()) for v in loss_dict.values()]).cpu().numpy()
+    local = {"data_time": data_time, "values": values}
+    all_metrics = comm.all_gather(local) if comm.get_world_size() > 1 else [local]
+    stacked = np.stack([m["values"] for m in all_metrics])  # (world, num_losses)
+    total = stacked.sum(axis=1)
+    if not np.isfinite(total).all():
+        bad_ranks = [r for r, t in enumerate(total) if not np.isfinite(t)]
+        loss_str = {n: float(v) for n, v in zip(names, stacked[bad_ranks[0]])}
+        raise FloatingPointError(
+            f"Loss became infinite or NaN at iteration={iteration}!\nloss_dict = {loss_str}"
+            + (f" (rank {bad_ranks[0]})" if len(all_metrics) > 1 else "")
+        )
+    if not gather or not comm.is_main_process():
+        return
+    storage = get_event_storage()
+    mean = stacked.mean(axis=0)
+    storage.put_scalar("data_time", max(m["data_time"] for m in all_metrics))
+    storage.put_scalar(f"{prefix}total_loss", float(mean.sum()))
+    if len(names) > 1 or names[0] != "total_loss":
+        storage.put_scalars(**{f"{prefix}{n}": float(v) for n, v in zip(names, mean)})
+
+
+class AMPTrainer(SimpleTrainer):
+    """``SimpleTrainer`` with CUDA automatic mixed precision (autocast + ``GradScaler``).
+
+    On a CPU-only model it warns once and trains in full precision.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        data_loader: Iterable | None,
+        optimizer: torch.optim.Optimizer,
+        gather_metric_period: int = 1,
+        zero_grad_before_forward: bool = False,
+        grad_scaler: torch.amp.GradScaler | None = None,
+        precision: torch.dtype = torch.float16,
+        clip_grad: Mapping[str, Any] | None = None,
+    ):
+        super().__init__(model, data_loader, optimizer, gather_metric_period, zero_grad_before_forward, clip_grad)
+        try:
+            device = next(model.parameters()).device
+        except StopIteration:
+            device = torch.device("cpu")
+        self.enabled = device.type == "cuda" and torch.cuda.is_available()
+        if not self.enabled:
+            logger.warning("AMPTrainer: the model is not on a CUDA device; mixed precision is disabled, "
+                           "training in full precision.")
+        if grad_scaler is None:
+            grad_scaler = torch.amp.GradScaler("cuda", enabled=self.enabled)
+        self.grad_scaler = grad_scaler
+        self.precision = precision
+
+    def run_step(self) -> None:
+        if not self.enabled:
+            return super().run_step()
+        assert self.model.training, "[AMPTrainer] model was changed to eval mode!"
+        start = time.perf_counter()
+        data = next(self._data_loader_iter)
+        data_time = time.perf_counter() - start
+        if self.zero_grad_before_forward:
+            self.optimizer.zero_grad()
+        with torch.autocast("cuda", dtype=self.precision):
+            loss_dict = self.model(data)
+            if isinstance(loss_dict, torch.Tensor):
+                loss_dict = {"total_loss": loss_dict}
+            losses = sum(loss_dict.values())
+        if not self.zero_grad_before_forward:
+            self.optimizer.zero_grad()
+        self.grad_scaler.scale(losses).backward()
+        self.after_backward()
+        if self.clip_grad:
+            self.grad_scaler.unscale_(self.optimizer)
+            torch.nn.utils.clip_grad_norm_(self._params_to_clip(), **self.clip_grad)
+        self._write_metrics(loss_dict, data_time)
+        self.grad_scaler.step(self.optimizer)
+        self.grad_scaler.update()
+
+    def state_dict(self) -> dict:
+        ret = super().state_dict()
+        ret["grad_scaler"] = self.grad_scaler.state_dict()
+        return ret
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        super().load_state_dict(state_dict)
+        if "grad_scaler" in state_dict:
+            self.grad_scaler.load_state_dict(state_dict["grad_scaler"])

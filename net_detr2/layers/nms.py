@@ -1,0 +1,22 @@
+"""Non-maximum suppression (torchvision's kernels)."""
+import torch
+from torchvision.ops import boxes as box_ops
+from torchvision.ops import nms  # noqa: F401  re-exported: nms(boxes [N,4] XYXY, scores [N], iou) -> kept idx
+
+__all__ = ["nms", "batched_nms"]
+
+
+def batched_nms(boxes: torch.Tensor, scores: torch.Tensor, idxs: torch.Tensor, iou_threshold: float) -> torch.Tensor:
+    """NMS run independently per category `idxs`.
+
+    Args:
+        boxes: [N, 4] XYXY (computed in float32, as detectron2 does).
+        scores: [N].
+        idxs: [N] int64 category of each box; boxes of different categories never suppress each other.
+        iou_threshold: boxes overlapping a higher-scoring one by IoU > threshold are dropped.
+
+    Returns:
+        int64 indices of the kept boxes, sorted by decreasing score.
+    """
+    assert boxes.shape[-1] == 4, f"batched_nms expects [N, 4] boxes, got {tuple(boxes.shape)}"
+    return box_ops.batched_nms(boxes.float(), scores, idxs, iou_threshold)

@@ -1,0 +1,21 @@
+"""`ShapeSpec`: the static shape of a feature map, passed between model parts at construction time."""
+from dataclasses import dataclass
+from typing import Optional
+
+__all__ = ["ShapeSpec"]
+
+
+@dataclass
+class ShapeSpec:
+    """Shape of a tensor or feature map; every field is optional because producers often know only some.
+
+    Attributes:
+        channels: number of channels C.
+        height, width: spatial size, when fixed (e.g. a pooled ROI feature).
+        stride: the feature map's stride relative to the input image.
+    """
+
+    channels: Optional[int] = None
+    height: Optional[int] = None
+    width: Optional[int] = None
+    stride: Optional[int] = None

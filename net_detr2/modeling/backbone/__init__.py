@@ -1,0 +1,16 @@
+"""Backbones: ResNet, FPN (and VGG16 for NETNet)."""
+from .backbone import Backbone
+from .build import BACKBONE_REGISTRY, build_backbone
+from .fpn import FPN, LastLevelMaxPool, LastLevelP6P7, build_resnet_fpn_backbone, build_retinanet_resnet_fpn_backbone
+from .resnet import (
+    BasicBlock,
+    BasicStem,
+    BottleneckBlock,
+    CNNBlockBase,
+    ResNet,
+    build_resnet_backbone,
+    make_stage,
+)
+from .vgg import VGG16
+
+__all__ = [k for k in globals().keys() if not k.startswith("_")]

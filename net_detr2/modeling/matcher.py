@@ -1,0 +1,69 @@
+"""`Matcher`: assigns each prediction (anchor/proposal) to its best ground truth, with a label from IoU bands."""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import torch
+
+from net_detr2.layers import nonzero_tuple
+
+__all__ = ["Matcher"]
+
+
+class Matcher:
+    """Match predictions to ground truth by a quality matrix (usually IoU).
+
+    Every prediction takes its highest-quality ground truth; its label comes from the band of
+    ``thresholds`` that quality falls in: with thresholds [0.3, 0.7] and labels [0, -1, 1],
+    quality < 0.3 -> 0 (negative), [0.3, 0.7) -> -1 (ignored), >= 0.7 -> 1 (positive).
+
+    Args:
+        thresholds: increasing band limits.
+        labels: one label per band (len(thresholds) + 1), each in {-1, 0, 1}.
+        allow_low_quality_matches: also label positive, for each ground truth, the predictions
+            with its highest quality (ties included), so that no ground truth goes unmatched.
+    """
+
+    def __init__(self, thresholds: Sequence[float], labels: Sequence[int], allow_low_quality_matches: bool = False):
+        thresholds = list(thresholds)
+        if thresholds[0] < 0:
+            raise ValueError(f"Matcher: thresholds must be >= 0, got {thresholds}")
+        if any(lo > hi for lo, hi in zip(thresholds[:-1], thresholds[1:])):
+            raise ValueError(f"Matcher: thresholds must be increasing, got {thresholds}")
+        if any(label not in (-1, 0, 1) for label in labels):
+            raise ValueError(f"Matcher: labels must be in {{-1, 0, 1}}, got {list(labels)}")
+        if len(labels) != len(thresholds) + 1:
+            raise ValueError(f"Matcher: need len(thresholds) + 1 labels, got {len(labels)} for {len(thresholds)} thresholds")
+        self.thresholds = [-math.inf] + thresholds + [math.inf]
+        self.labels = list(labels)
+        self.allow_low_quality_matches = allow_low_quality_matches
+
+    def __call__(self, match_quality_matrix: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """match_quality_matrix [M gt, N predictions] -> (matches int64 [N], match_labels int8 [N])."""
+        if match_quality_matrix.dim() != 2:
+            raise ValueError(f"Matcher: expected a 2-D [M, N] matrix, got shape {tuple(match_quality_matrix.shape)}")
+        n = match_quality_matrix.size(1)
+        if match_quality_matrix.numel() == 0:
+            # no ground truth (or no prediction): everything gets the lowest band's label
+            matches = match_quality_matrix.new_full((n,), 0, dtype=torch.int64)
+            labels = match_quality_matrix.new_full((n,), self.labels[0], dtype=torch.int8)
+            return matches, labels
+        matched_vals, matches = match_quality_matrix.max(dim=0)
+        match_labels = matches.new_full(matches.size(), 1, dtype=torch.int8)
+        for label, low, high in zip(self.labels, self.thresholds[:-1], self.thresholds[1:]):
+            band = (matched_vals >= low) & (matched_vals < high)
+            match_labels[band] = label
+        if self.allow_low_quality_matches:
+            self.set_low_quality_matches_(match_labels, match_quality_matrix)
+        return matches, match_labels
+
+    @staticmethod
+    def set_low_quality_matches_(match_labels: torch.Tensor, match_quality_matrix: torch.Tensor) -> None:
+        """Mark positive every prediction that is (one of) the best for some ground truth.
+
+        Such a prediction keeps its own argmax ground truth in ``matches`` (detectron2's behaviour).
+        """
+        best_per_gt, _ = match_quality_matrix.max(dim=1)
+        _, pred_inds = nonzero_tuple(match_quality_matrix == best_per_gt[:, None])
+        match_labels[pred_inds] = 1

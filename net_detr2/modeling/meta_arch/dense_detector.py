@@ -1,0 +1,103 @@
+"""`DenseDetector`: base of one-stage detectors that predict at every anchor of every level."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from net_detr2.structures import Boxes, ImageList, Instances
+
+from .base import DetectorBase
+
+__all__ = ["DenseDetector", "permute_to_N_HWA_K"]
+
+
+def permute_to_N_HWA_K(tensor: torch.Tensor, K: int) -> torch.Tensor:
+    """[N, A*K, H, W] head output -> [N, H*W*A, K], matching the anchor order (y, x, a)."""
+    if tensor.dim() != 4:
+        raise ValueError(f"permute_to_N_HWA_K: expected [N, A*K, H, W], got {tuple(tensor.shape)}")
+    n, _, h, w = tensor.shape
+    return tensor.view(n, -1, K, h, w).permute(0, 3, 4, 1, 2).reshape(n, -1, K)
+
+
+class DenseDetector(DetectorBase):
+    """backbone -> features of ``head_in_features`` -> head -> per level predictions.
+
+    Subclasses implement `forward_training` and `forward_inference`.
+
+    Args:
+        backbone, pixel_mean, pixel_std, input_format: see `DetectorBase`.
+        head: module taking the list of features and returning a list (one entry per prediction kind)
+            of per-level tensors.
+        head_in_features: feature names fed to the head, finest first.
+    """
+
+    def __init__(self, *, backbone: nn.Module, head: nn.Module, head_in_features: Sequence[str],
+                 pixel_mean: Sequence[float], pixel_std: Sequence[float], input_format: str = "BGR"):
+        super().__init__(backbone=backbone, pixel_mean=pixel_mean, pixel_std=pixel_std, input_format=input_format)
+        self.head = head
+        self.head_in_features = list(head_in_features)
+
+    def forward(self, batched_inputs: list[dict]):
+        images = self.preprocess_image(batched_inputs)
+        features = self.backbone(images.tensor)
+        features = [features[f] for f in self.head_in_features]
+        predictions = self.head(features)
+        if self.training:
+            return self.forward_training(images, features, predictions, self._get_gt_instances(batched_inputs))
+        results = self.forward_inference(images, features, predictions)
+        return self._postprocess(results, batched_inputs, images.image_sizes)
+
+    def forward_training(self, images: ImageList, features: list[torch.Tensor], predictions,
+                         gt_instances: list[Instances]) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def forward_inference(self, images: ImageList, features: list[torch.Tensor], predictions) -> list[Instances]:
+        raise NotImplementedError
+
+    @staticmethod
+    def _transpose_dense_predictions(predictions: list[list[torch.Tensor]], dims_per_anchor: list[int]):
+        """Each kind's per level [N, A*K, H, W] -> [N, H*W*A, K] (K from ``dims_per_anchor``)."""
+        if len(predictions) != len(dims_per_anchor):
+            raise ValueError(f"{len(predictions)} prediction kinds but {len(dims_per_anchor)} dims_per_anchor")
+        return [[permute_to_N_HWA_K(x, k) for x in pred] for pred, k in zip(predictions, dims_per_anchor)]
+
+    def _decode_per_level_predictions(
+        self,
+        anchors: Boxes,
+        pred_scores: torch.Tensor,
+        pred_deltas: torch.Tensor,
+        score_thresh: float,
+        topk_candidates: int,
+        image_size: tuple[int, int],
+    ) -> Instances:
+        """One level of one image: (anchor, class) pairs scoring above ``score_thresh``, best ``topk_candidates``.
+
+        Args:
+            anchors: Boxes [R, 4]; pred_scores: [R, K] probabilities; pred_deltas: [R, 4].
+        """
+        keep = pred_scores > score_thresh
+        scores = pred_scores[keep]
+        pairs = keep.nonzero()  # [M, 2] (anchor, class), same order as ``scores``
+        k = min(topk_candidates, pairs.size(0))
+        scores, idx = scores.topk(k)
+        anchor_idx, class_idx = pairs[idx].unbind(dim=1)
+        boxes = self.box2box_transform.apply_deltas(pred_deltas[anchor_idx], anchors.tensor[anchor_idx])
+        return Instances(image_size, pred_boxes=Boxes(boxes), scores=scores, pred_classes=class_idx)
+
+    def _decode_multi_level_predictions(
+        self,
+        anchors: list[Boxes],
+        pred_scores: list[torch.Tensor],
+        pred_deltas: list[torch.Tensor],
+        score_thresh: float,
+        topk_candidates: int,
+        image_size: tuple[int, int],
+    ) -> Instances:
+        """All levels of one image, concatenated (no NMS yet)."""
+        per_level = [
+            self._decode_per_level_predictions(a, s, d, score_thresh, topk_candidates, image_size)
+            for a, s, d in zip(anchors, pred_scores, pred_deltas)
+        ]
+        return Instances.cat(per_level)

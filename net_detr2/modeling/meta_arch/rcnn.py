@@ -1,0 +1,98 @@
+"""R-CNN meta-architectures: backbone -> proposal generator -> ROI heads."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from net_detr2.structures import Instances
+
+from ..registry import META_ARCH_REGISTRY
+from .base import DetectorBase
+
+__all__ = ["GeneralizedRCNN", "ProposalNetwork"]
+
+
+@META_ARCH_REGISTRY.register()
+class GeneralizedRCNN(DetectorBase):
+    """Faster R-CNN style detector.
+
+    Args:
+        backbone: image -> dict of features.
+        proposal_generator: e.g. RPN (None: proposals come from the inputs' ``"proposals"``).
+        roi_heads: e.g. StandardROIHeads.
+        pixel_mean, pixel_std, input_format: see `DetectorBase`.
+        vis_period: kept for config compatibility; training visualisation is not drawn here.
+
+    Input: ``list[dict]`` with "image" [C, H, W], optional "height"/"width", "instances" in training.
+    Output: training -> dict of losses; eval -> ``[{"instances": Instances}]`` in each height/width frame.
+    """
+
+    def __init__(
+        self,
+        *,
+        backbone: nn.Module,
+        proposal_generator: nn.Module | None,
+        roi_heads: nn.Module,
+        pixel_mean: Sequence[float],
+        pixel_std: Sequence[float],
+        input_format: str = "BGR",
+        vis_period: int = 0,
+    ):
+        super().__init__(backbone=backbone, pixel_mean=pixel_mean, pixel_std=pixel_std, input_format=input_format)
+        self.proposal_generator = proposal_generator
+        self.roi_heads = roi_heads
+        self.vis_period = vis_period
+
+    def forward(self, batched_inputs: list[dict]):
+        if not self.training:
+            return self.inference(batched_inputs)
+        images = self.preprocess_image(batched_inputs)
+        gt_instances = self._get_gt_instances(batched_inputs)
+        features = self.backbone(images.tensor)
+        proposals, proposal_losses = self._get_proposals(images, features, batched_inputs, gt_instances)
+        _, detector_losses = self.roi_heads(images, features, proposals, gt_instances)
+        return {**detector_losses, **proposal_losses}
+
+    def _get_proposals(self, images, features, batched_inputs, gt_instances=None):
+        if self.proposal_generator is not None:
+            return self.proposal_generator(images, features, gt_instances)
+        if "proposals" not in batched_inputs[0]:
+            raise KeyError("GeneralizedRCNN without a proposal_generator needs 'proposals' in every input")
+        return [x["proposals"].to(self.device) for x in batched_inputs], {}
+
+    def inference(self, batched_inputs: list[dict], detected_instances: list[Instances] | None = None,
+                  do_postprocess: bool = True):
+        """Detections per image; with ``do_postprocess=False`` they stay in the network's input frame."""
+        if self.training:
+            raise RuntimeError("GeneralizedRCNN.inference called in training mode")
+        images = self.preprocess_image(batched_inputs)
+        features = self.backbone(images.tensor)
+        if detected_instances is None:
+            proposals, _ = self._get_proposals(images, features, batched_inputs)
+            results, _ = self.roi_heads(images, features, proposals, None)
+        else:
+            results = self.roi_heads.forward_with_given_boxes(features, [x.to(self.device) for x in detected_instances])
+        if do_postprocess:
+            return self._postprocess(results, batched_inputs, images.image_sizes)
+        return results
+
+
+@META_ARCH_REGISTRY.register()
+class ProposalNetwork(DetectorBase):
+    """Backbone + proposal generator only. Eval output: ``[{"proposals": Instances}]`` per image."""
+
+    def __init__(self, *, backbone: nn.Module, proposal_generator: nn.Module, pixel_mean: Sequence[float],
+                 pixel_std: Sequence[float], input_format: str = "BGR"):
+        super().__init__(backbone=backbone, pixel_mean=pixel_mean, pixel_std=pixel_std, input_format=input_format)
+        self.proposal_generator = proposal_generator
+
+    def forward(self, batched_inputs: list[dict]):
+        images = self.preprocess_image(batched_inputs)
+        features = self.backbone(images.tensor)
+        gt = self._get_gt_instances(batched_inputs) if self.training else None
+        proposals, losses = self.proposal_generator(images, features, gt)
+        if self.training:
+            return losses
+        return self._postprocess(proposals, batched_inputs, images.image_sizes, key="proposals")

@@ -1,0 +1,16 @@
+"""Optimizers' parameter groups and LR schedules."""
+from .build import build_optimizer, freeze_parameters, get_default_optimizer_params, reduce_param_groups
+from .lr_scheduler import (
+    CosineParamScheduler,
+    LRMultiplier,
+    MultiStepParamScheduler,
+    WarmupParamScheduler,
+    cosine_with_warmup,
+    multistep_with_warmup,
+)
+
+__all__ = [
+    "build_optimizer", "freeze_parameters", "get_default_optimizer_params", "reduce_param_groups",
+    "CosineParamScheduler", "LRMultiplier", "MultiStepParamScheduler", "WarmupParamScheduler",
+    "cosine_with_warmup", "multistep_with_warmup",
+]

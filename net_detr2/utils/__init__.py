@@ -1,0 +1,1 @@
+"""Small shared utilities: distributed helpers, event storage and writers, logging, environment."""

@@ -1,0 +1,7 @@
+"""Table 2, row 3: RetinaNet R50-FPN COCO 1x + IAC score + DC loss (paper: 37.1 AP); otherwise retinanet_R50_FPN_1x_baseline.py."""
+from projects.DCRetinaNet.dc_retinanet.config_utils import use_dc_retinanet
+
+from .retinanet_R50_FPN_1x_baseline import dataloader, lr_multiplier, model, optimizer, train
+
+use_dc_retinanet(model, iac_assignment=True, dc_loss=True, cl_nms=False)
+train.output_dir = "./output/dc_retinanet/coco_R50_1x_iac_dc"

@@ -1,0 +1,11 @@
+"""Table 2 on `shapes`, row 1 (baseline): configs/shapes/retinanet_R18_FPN.py (same model, data, seed and
+3000-iteration schedule) as `DCRetinaNet` with every switch off (numerically `RetinaNet`).
+
+    OMP_NUM_THREADS=2 python train_net.py --config-file projects/DCRetinaNet/configs/shapes/retinanet_R18_FPN_baseline.py
+"""
+from projects.DCRetinaNet.dc_retinanet.config_utils import use_dc_retinanet
+
+from .....configs.shapes.retinanet_R18_FPN import dataloader, lr_multiplier, model, optimizer, train
+
+use_dc_retinanet(model, iac_assignment=False, dc_loss=False, cl_nms=False)
+train.output_dir = "./output/dc_retinanet/shapes_baseline"

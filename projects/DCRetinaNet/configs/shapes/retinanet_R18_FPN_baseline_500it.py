@@ -1,0 +1,18 @@
+"""`retinanet_R18_FPN_baseline.py` (Table 2 on `shapes`, row 1 (baseline)) on a 500-iteration schedule: the same model, data and
+seed, LR x0.1 at 75% and 92% of the run, 50 warm-up iterations. The runs in projects/DCRetinaNet/README.md
+use this length because they shared a busy 2-core machine with other trainings.
+
+    OMP_NUM_THREADS=2 python train_net.py --config-file projects/DCRetinaNet/configs/shapes/retinanet_R18_FPN_baseline_500it.py
+"""
+from net_detr2.solver import multistep_with_warmup
+
+from .retinanet_R18_FPN_baseline import dataloader, model, optimizer, train
+
+MAX_ITER = 500
+train.max_iter = MAX_ITER
+train.eval_period = MAX_ITER
+train.checkpointer.period = MAX_ITER
+train.output_dir = "./output/dc_retinanet/shapes_baseline_500it"
+lr_multiplier = multistep_with_warmup(
+    max_iter=MAX_ITER, steps=(int(MAX_ITER * 0.75), int(MAX_ITER * 0.92)), warmup_iters=50, warmup_factor=0.001
+)

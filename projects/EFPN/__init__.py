@@ -1,0 +1,1 @@
+"""EFPN: Extended Feature Pyramid Network for small object detection (Deng et al.)."""

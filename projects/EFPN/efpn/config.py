@@ -1,0 +1,119 @@
+"""Turn a Faster R-CNN FPN LazyConfig model tree into the EFPN one (same widths, same checkpoint keys)."""
+import copy
+
+from omegaconf import DictConfig, ListConfig
+
+from net_detr2.config import LazyCall as L
+from net_detr2.modeling import ResNet, ROIPooler, build_resnet_backbone
+
+from .backbone import ResNetC2Prime, build_resnet_c2prime_backbone
+from .meta_arch import EFPNRCNN
+from .neck import EFPN
+from .roi_heads import EFPNROIHeads
+
+__all__ = ["efpn_model_from_fpn", "freeze_bottom_up_batchnorm", "set_stage"]
+
+_BOTTOM_UP = {build_resnet_backbone: build_resnet_c2prime_backbone, ResNet: ResNetC2Prime}
+
+
+def efpn_model_from_fpn(model: DictConfig, *, small_roi_threshold: float = 112.0) -> DictConfig:
+    """A copy of ``model`` (a ``L(GeneralizedRCNN)`` with ``L(FPN)`` on a ResNet) made into EFPN.
+
+    Backbone -> `EFPN` on a `ResNetC2Prime`, ROI heads -> `EFPNROIHeads` with a P2' pooler like the
+    base one at scale 1/2, meta-architecture -> `EFPNRCNN` (detection losses only; the stage
+    configs switch distillation on). Every other value (widths, RPN, matcher, ...) is kept.
+    """
+    model = copy.deepcopy(model)
+    bottom_up = model.backbone.bottom_up
+    target = bottom_up._target_
+    if target not in _BOTTOM_UP:
+        raise ValueError(
+            f"efpn_model_from_fpn: model.backbone.bottom_up._target_ = {target!r}; expected "
+            "build_resnet_backbone or ResNet"
+        )
+    bottom_up._target_ = _BOTTOM_UP[target]
+    model.backbone._target_ = EFPN
+    model.backbone.sr_module = "ftt"
+    model.backbone.ftt_input = "output"
+
+    heads = model.roi_heads
+    heads._target_ = EFPNROIHeads
+    pooler = heads.box_pooler
+    heads.p2_prime_pooler = L(ROIPooler)(
+        output_size=pooler.output_size, scales=(0.5,), sampling_ratio=pooler.sampling_ratio,
+        pooler_type=pooler.pooler_type,
+    )
+    heads.small_roi_threshold = small_roi_threshold
+    heads.duplicate_small_rois = False
+    heads.train_base_head = True
+    heads.train_p2_head = True
+    heads.p2_ohem = False
+
+    model._target_ = EFPNRCNN
+    model.distillation = False
+    model.distill_p2 = True
+    model.distill_p3 = True
+    model.fbb_lambda = 1.0
+    model.detection_losses = True
+    model.train_rpn = True
+    return model
+
+
+_TRAINABLE_NORMS = ("BN", "SyncBN", "naiveSyncBN")
+
+
+def freeze_bottom_up_batchnorm(model: DictConfig) -> int:
+    """In place: every ``norm="BN"`` (or SyncBN) under ``model.backbone.bottom_up`` becomes "FrozenBN".
+
+    Stages 2 and 3 freeze the backbone; a trainable BN would still move its running statistics in
+    train mode and normalise the student by batch statistics but the (eval-mode) teacher by the
+    running ones. FrozenBN loads the BN checkpoint entries unchanged and computes eval-mode BN.
+    Returns the number of nodes changed.
+    """
+
+    def walk(node) -> int:
+        changed = 0
+        if isinstance(node, DictConfig):
+            for key in list(node.keys()):
+                value = node[key]
+                if key == "norm" and isinstance(value, str) and value in _TRAINABLE_NORMS:
+                    node[key] = "FrozenBN"
+                    changed += 1
+                else:
+                    changed += walk(value)
+        elif isinstance(node, (list, tuple, ListConfig)):
+            for item in node:
+                changed += walk(item)
+        return changed
+
+    return walk(model.backbone.bottom_up)
+
+
+def set_stage(stage: int, *, model: DictConfig, dataloader: DictConfig, train: DictConfig) -> None:
+    """In place: the losses, data and trainable parameters of stage 2 (distillation) or 3 (P2' head).
+
+    Stage 2: distillation losses only (``L_fbb`` on P3' and P2'), the mapper adds ``"image_2x"``,
+    only the extension trains. Stage 3: only the P2' head's losses, with OHEM, only that head
+    trains. In both, BN in the bottom-up network is frozen (see `freeze_bottom_up_batchnorm`).
+    """
+    from .stages import STAGE2_TRAINABLE_PARAMS, STAGE3_TRAINABLE_PARAMS
+
+    freeze_bottom_up_batchnorm(model)
+    if stage == 2:
+        model.distillation = True
+        model.detection_losses = False
+        dataloader.train.mapper.teacher_scale = 2
+        train.trainable_params = list(STAGE2_TRAINABLE_PARAMS)
+    elif stage == 3:
+        model.distillation = False
+        model.detection_losses = True
+        model.train_rpn = False
+        model.roi_heads.train_base_head = False
+        model.roi_heads.train_p2_head = True
+        model.roi_heads.p2_ohem = True
+        model.roi_heads.ohem_positive_fraction = 0.25
+        if "teacher_scale" in dataloader.train.mapper:
+            dataloader.train.mapper.teacher_scale = None
+        train.trainable_params = list(STAGE3_TRAINABLE_PARAMS)
+    else:
+        raise ValueError(f"set_stage: stage must be 2 or 3 (stage 1 is the plain FPN config), got {stage}")

@@ -1,0 +1,1 @@
+"""NETNet project (importable as projects.NETNet.netnet)."""

@@ -1,0 +1,6 @@
+"""NETNet300, VGG-16, PASCAL VOC 07+12 -> VOC2007 test."""
+from .common.netnet import to_netnet
+from .ssd300_vgg16_voc import dataloader, lr_multiplier, model, optimizer, train
+
+model = to_netnet(model)
+train.output_dir = "./output/netnet/netnet300_vgg16_voc"

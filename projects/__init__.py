@@ -1,0 +1,1 @@
+"""Paper reproductions built on net_detr2, one sub-package per paper."""
