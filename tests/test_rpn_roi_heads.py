@@ -221,3 +221,37 @@ def test_registries():
     assert META_ARCH_REGISTRY.get("ProposalNetwork") is not None
     assert PROPOSAL_GENERATOR_REGISTRY.get("RPN") is RPN
     assert ROI_HEADS_REGISTRY.get("StandardROIHeads") is StandardROIHeads
+
+
+REPO = __import__("pathlib").Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("path,max_iter,lr,steps", [
+    ("configs/COCO-Detection/faster_rcnn_R_50_FPN_1x.py", 90000, 0.02, [60000, 80000]),
+    ("configs/COCO-Detection/faster_rcnn_R_50_FPN_3x.py", 270000, 0.02, [210000, 250000]),
+    ("configs/COCO-Detection/retinanet_R_50_FPN_1x.py", 90000, 0.01, [60000, 80000]),
+    ("configs/COCO-Detection/retinanet_R_50_FPN_3x.py", 270000, 0.01, [210000, 250000]),
+    ("configs/PascalVOC-Detection/faster_rcnn_R_50_FPN.py", 18000, 0.02, [12000, 16000]),
+])
+def test_detectron2_schedules(path, max_iter, lr, steps):
+    from net_detr2.config import LazyConfig
+
+    cfg = LazyConfig.load(str(REPO / path))
+    assert cfg.train.max_iter == max_iter and cfg.optimizer.lr == lr
+    assert list(cfg.lr_multiplier.scheduler.milestones) == steps
+    assert cfg.dataloader.train.total_batch_size == 16
+    assert cfg.train.init_checkpoint.endswith("R-50.pkl")
+    if "PascalVOC" in path:
+        assert cfg.model.roi_heads.num_classes == 20 and cfg.model.roi_heads.box_predictor.num_classes == 20
+
+
+def test_shapes_faster_rcnn_config_builds_and_trains_a_step():
+    from net_detr2.config import LazyConfig, instantiate
+
+    cfg = LazyConfig.load(str(REPO / "configs/shapes/faster_rcnn_R18_FPN.py"))
+    torch.manual_seed(0)
+    model = instantiate(cfg.model).train()
+    assert model.roi_heads.num_classes == 6 and model.proposal_generator.anchor_generator.num_anchors == [2] * 5
+    losses = model(_inputs())
+    sum(losses.values()).backward()
+    assert model.roi_heads.box_predictor.cls_score.weight.grad.abs().sum() > 0

@@ -285,10 +285,13 @@ class DefaultTrainer(TrainerBase):
     def build_train_loader(cfg: DictConfig, start_iter: int = 0):
         """Instantiate ``cfg.dataloader.train``; with ``start_iter > 0`` it is passed to loaders that
         take it (they skip the first ``start_iter`` batches), else a warning says the order differs."""
-        node = cfg.dataloader.train
+        node = copy.deepcopy(cfg.dataloader.train)
+        seed = int(_get(cfg.train, "seed", -1))
+        # the loader's shuffling follows train.seed, so a resumed run replays the same order
+        if seed >= 0 and _target_accepts(node, "seed") and _get(node, "seed", None) is None:
+            node.seed = seed
         if start_iter > 0:
             if _target_accepts(node, "start_iter"):
-                node = copy.deepcopy(node)
                 node.start_iter = int(start_iter)
             else:
                 logger.warning("cfg.dataloader.train does not accept start_iter: the resumed run will not see "

@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Sequence
 
 import torch
+from fvcore.common.registry import Registry
 from torch import nn
 from torch.nn import functional as F
 
@@ -17,8 +18,6 @@ from ..sampling import subsample_labels
 from .proposal_utils import find_top_rpn_proposals
 
 __all__ = ["RPN_HEAD_REGISTRY", "StandardRPNHead", "RPN"]
-
-from fvcore.common.registry import Registry
 
 RPN_HEAD_REGISTRY = Registry("RPN_HEAD")
 RPN_HEAD_REGISTRY.__doc__ = "RPN heads: per level features -> objectness logits and anchor deltas."

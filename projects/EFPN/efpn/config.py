@@ -98,6 +98,8 @@ def set_stage(stage: int, *, model: DictConfig, dataloader: DictConfig, train: D
     """
     from .stages import STAGE2_TRAINABLE_PARAMS, STAGE3_TRAINABLE_PARAMS
 
+    if stage not in (2, 3):
+        raise ValueError(f"set_stage: stage must be 2 or 3 (stage 1 is the plain FPN config), got {stage}")
     freeze_bottom_up_batchnorm(model)
     if stage == 2:
         model.distillation = True
@@ -115,5 +117,3 @@ def set_stage(stage: int, *, model: DictConfig, dataloader: DictConfig, train: D
         if "teacher_scale" in dataloader.train.mapper:
             dataloader.train.mapper.teacher_scale = None
         train.trainable_params = list(STAGE3_TRAINABLE_PARAMS)
-    else:
-        raise ValueError(f"set_stage: stage must be 2 or 3 (stage 1 is the plain FPN config), got {stage}")

@@ -13,7 +13,7 @@ state dict without P2'-head entries is loaded (e.g. the stage-1 FPN checkpoint),
 """
 import copy
 import logging
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import torch
 from torch import nn
@@ -27,7 +27,8 @@ from net_detr2.structures import Boxes, Instances, pairwise_iou
 
 __all__ = ["EFPNROIHeads", "small_roi_mask", "ohem_select"]
 
-logger = logging.getLogger(__name__)
+# under "net_detr2" so that the trainer's log handlers record it
+logger = logging.getLogger("net_detr2.projects.efpn")
 
 
 def small_roi_mask(boxes: Boxes, threshold: float) -> torch.Tensor:

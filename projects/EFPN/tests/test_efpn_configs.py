@@ -88,3 +88,11 @@ def test_shapes_stage2_step_with_the_real_mapper(tmp_path):
     for k, v in model.state_dict().items():  # a forward in train mode moved no statistics
         if k in frozen:
             assert torch.equal(v, frozen[k]), k
+
+
+def test_set_stage_rejects_unknown_stage():
+    from projects.EFPN.efpn import set_stage
+
+    cfg = _load("shapes_stage1_fpn")
+    with pytest.raises(ValueError, match="stage must be 2 or 3"):
+        set_stage(1, model=cfg.model, dataloader=cfg.dataloader, train=cfg.train)

@@ -1,8 +1,9 @@
-"""`retinanet_R18_FPN_baseline.py` (Table 2 on `shapes`, row 1 (baseline)) on a 500-iteration schedule: the same model, data and
-seed, LR x0.1 at 75% and 92% of the run, 50 warm-up iterations. The runs in projects/DCRetinaNet/README.md
-use this length because they shared a busy 2-core machine with other trainings.
+"""`retinanet_R18_FPN_baseline.py` (Table 2 on `shapes`: row 1, baseline) on a 500-iteration
+schedule: the same model, data, seed and optimizer, LR x0.1 at 75% and 92% of the run, 50 warm-up
+iterations. The runs in projects/DCRetinaNet/README.md use this length because they shared a busy 2-core
+machine with other trainings.
 
-    OMP_NUM_THREADS=2 python train_net.py --config-file projects/DCRetinaNet/configs/shapes/retinanet_R18_FPN_baseline_500it.py
+    OMP_NUM_THREADS=1 python train_net.py --config-file projects/DCRetinaNet/configs/shapes/retinanet_R18_FPN_baseline_500it.py
 """
 from net_detr2.solver import multistep_with_warmup
 
