@@ -86,10 +86,9 @@ def build_from_model_zoo_config(cfg_yaml: str) -> torch.nn.Module:
 
 
 def build_from_compat(cfg_yaml: str) -> torch.nn.Module:
-    compat = pytest.importorskip("net_detr2.compat")
-    if not hasattr(compat, "d2_config_to_lazy"):
-        pytest.skip("net_detr2.compat.d2_config_to_lazy is not available yet")
-    return instantiate(compat.d2_config_to_lazy(cfg_yaml))
+    from net_detr2.compat import d2_config_to_lazy
+
+    return instantiate(d2_config_to_lazy(cfg_yaml))
 
 
 BUILDERS = {"model_zoo_config": build_from_model_zoo_config, "compat": build_from_compat}

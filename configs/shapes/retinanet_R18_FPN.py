@@ -68,3 +68,4 @@ optimizer.weight_decay = 0.05
 lr_multiplier = multistep_with_warmup(
     max_iter=MAX_ITER, steps=(int(MAX_ITER * 0.75), int(MAX_ITER * 0.92)), warmup_iters=100, warmup_factor=0.001
 )
+train.num_vis_images = 8  # prediction pictures of validation images after training

@@ -8,9 +8,9 @@ import torch
 from fvcore.common.registry import Registry
 from torch import nn
 
-from net_detr2.layers import Conv2d, ShapeSpec, get_norm
+from net_detr2.layers import Conv2d, ShapeSpec, c2_msra_fill, c2_xavier_fill, get_norm
 
-__all__ = ["ROI_BOX_HEAD_REGISTRY", "FastRCNNConvFCHead", "c2_msra_fill", "c2_xavier_fill", "as_shape_spec"]
+__all__ = ["ROI_BOX_HEAD_REGISTRY", "FastRCNNConvFCHead", "as_shape_spec"]
 
 ROI_BOX_HEAD_REGISTRY = Registry("ROI_BOX_HEAD")
 ROI_BOX_HEAD_REGISTRY.__doc__ = "Box heads: pooled RoI features [R, C, h, w] -> [R, D] (or maps)."
@@ -28,20 +28,6 @@ def as_shape_spec(x, what: str) -> ShapeSpec:
             raise ValueError(f"{what}: unknown ShapeSpec fields {sorted(unknown)}")
         return ShapeSpec(**{k: x[k] for k in x.keys()})
     raise TypeError(f"{what}: expected a ShapeSpec, got {x!r}")
-
-
-def c2_msra_fill(module: nn.Module) -> None:
-    """He-normal weights (fan_out, ReLU gain), zero bias: Caffe2's MSRAFill."""
-    nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
-    if module.bias is not None:
-        nn.init.constant_(module.bias, 0)
-
-
-def c2_xavier_fill(module: nn.Module) -> None:
-    """Uniform weights with bound sqrt(3 / fan_in), zero bias: Caffe2's XavierFill."""
-    nn.init.kaiming_uniform_(module.weight, a=1)
-    if module.bias is not None:
-        nn.init.constant_(module.bias, 0)
 
 
 @ROI_BOX_HEAD_REGISTRY.register()

@@ -1,11 +1,11 @@
-"""SSD300 on the synthetic `shapes` dataset, from scratch on CPU in ~10 minutes (one thread, 300 iterations).
+"""SSD300 on the synthetic `shapes` dataset, from scratch on CPU (one thread, 1000 iterations, ~12 minutes).
 
 Same architecture as SSD300-VGG16 (conv4_3 + L2Norm, pool5 3x3/1, dilated fc6, 1x1 fc7, 4 extra layers,
 8732 COCO default boxes) but 1/8 of VGG's width and BatchNorm after every conv, since nothing is pretrained.
 `netnet300_shapes.py` is this config plus the NETNet neck, with the identical schedule.
 """
 from ....configs.common.data.shapes_ssd import dataloader
-from ....configs.common.optim import SGD as optimizer
+from ....configs.common.optim import AdamW as optimizer
 from ....configs.common.train import train
 from net_detr2.solver import multistep_with_warmup
 
@@ -13,7 +13,7 @@ from projects.NETNet.netnet.config_utils import set_vgg16_width
 from .common.ssd_vgg16 import model
 
 WIDTH = 0.125
-MAX_ITER = 300
+MAX_ITER = 1000
 
 model.num_classes = 6
 model.head.num_classes = 6
@@ -27,16 +27,18 @@ model.pixel_std = [57.375, 57.12, 58.395]
 dataloader.train.total_batch_size = 8
 dataloader.train.num_workers = 1  # overlap the SSD augmentation with the step
 
-optimizer.lr = 0.005  # 0.02 diverges from scratch (loss normalised by #positives gives large gradients)
-optimizer.momentum = 0.9
-optimizer.weight_decay = 5e-4
+# From scratch, AdamW converges far faster than the paper's SGD (which needs ImageNet weights and 160 epochs):
+# SGD at lr 0.005 had learnt next to nothing after 300 iterations.
+optimizer.lr = 1e-3
+optimizer.weight_decay = 0.05
 train.max_iter = MAX_ITER
-lr_multiplier = multistep_with_warmup(max_iter=MAX_ITER, steps=(225, 270), warmup_iters=25, warmup_factor=0.01)
+lr_multiplier = multistep_with_warmup(max_iter=MAX_ITER, steps=(750, 900), warmup_iters=50, warmup_factor=0.01)
 train.device = "cpu"
 train.seed = 0
 train.init_checkpoint = ""
 train.eval_period = 0  # evaluate once at the end
-train.checkpointer.period = 300
-train.log_period = 10
+train.checkpointer.period = MAX_ITER
+train.log_period = 20
 train.tensorboard = False
 train.output_dir = "./output/netnet/ssd300_shapes"
+train.num_vis_images = 8  # prediction pictures of validation images after training

@@ -156,7 +156,7 @@ def test_vgg16_ssd_levels_l2norm_and_freeze():
 
 
 def test_convert_torchvision_vgg16():
-    torchvision = pytest.importorskip("torchvision")
+    import torchvision
     from net_detr2.compat.vgg_weights import convert_torchvision_vgg16_to_ssd
 
     tv = torchvision.models.vgg16(weights=None).state_dict()
