@@ -208,9 +208,6 @@ SHAPES_ROWS = {
     "dc_retinanet_R18_FPN_iac.py": (True, False, False),
     "dc_retinanet_R18_FPN_iac_dc.py": (True, True, False),
     "dc_retinanet_R18_FPN_iac_dc_cl.py": (True, True, True),
-    "retinanet_R18_FPN_baseline_500it.py": (False, False, False),
-    "dc_retinanet_R18_FPN_iac_500it.py": (True, False, False),
-    "dc_retinanet_R18_FPN_iac_dc_cl_500it.py": (True, True, True),
 }
 FULL_SIZE = {
     "COCO/retinanet_R50_FPN_1x_baseline.py": ((False, False, False), 80, 50),
@@ -240,7 +237,7 @@ def test_shapes_configs_build_with_their_switches(name):
     assert (model.iac_assignment, model.dc_loss, model.cl_nms) == SHAPES_ROWS[name]
     assert (model.iac_alpha, model.iac_score_threshold, model.cl_nms_beta) == (0.5, 0.6, 1.0)
     heads = _load(REPO / "configs" / "shapes" / "retinanet_R18_FPN.py")
-    assert cfg.train.max_iter == (500 if name.endswith("_500it.py") else heads.train.max_iter)
+    assert cfg.train.max_iter == heads.train.max_iter
     assert cfg.optimizer == heads.optimizer
     assert cfg.train.output_dir.startswith("./output/dc_retinanet/shapes_")
     instantiate(cfg.lr_multiplier)  # the schedule fits max_iter

@@ -23,7 +23,6 @@ PAIRS = [
     ("VOC/faster_rcnn_R101_FPN_voc07.py", "VOC/ia_faster_rcnn_R101_FPN_voc07.py"),
     ("VOC/faster_rcnn_R101_FPN_voc0712.py", "VOC/ia_faster_rcnn_R101_FPN_voc0712.py"),
     (str(REPO / "configs/shapes/faster_rcnn_R18_FPN.py"), "shapes/ia_faster_rcnn_R18_FPN_shapes.py"),
-    ("shapes/faster_rcnn_R18_FPN_shapes_short.py", "shapes/ia_faster_rcnn_R18_FPN_shapes_short.py"),
 ]
 
 
