@@ -13,7 +13,7 @@ from projects.EFPN.efpn import (
     small_roi_mask,
 )
 
-from _efpn_tiny import NUM_CLASSES, WIDTH, tiny_efpn_rcnn, tiny_inputs
+from ._efpn_tiny import NUM_CLASSES, WIDTH, tiny_efpn_rcnn, tiny_inputs
 
 
 def _snapshot(model):
