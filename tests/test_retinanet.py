@@ -125,3 +125,23 @@ def test_retinanet_head_prior_and_shape_check():
     with pytest.raises(ValueError, match="same channels"):
         RetinaNetHead(input_shape=[ShapeSpec(channels=4), ShapeSpec(channels=8)], num_classes=5, num_anchors=2,
                       conv_dims=[4])
+
+
+def test_shapes_retinanet_config_predicts_on_p2_to_p6_and_trains_a_step():
+    from pathlib import Path
+
+    from net_detr2.config import LazyConfig, instantiate
+
+    cfg = LazyConfig.load(str(Path(__file__).resolve().parents[1] / "configs/shapes/retinanet_R18_FPN.py"))
+    torch.manual_seed(0)
+    model = instantiate(cfg.model).train()
+    strides = {k: s.stride for k, s in model.backbone.output_shape().items()}
+    assert [strides[f] for f in model.head_in_features] == [4, 8, 16, 32, 64]
+    assert model.anchor_generator.strides == [4, 8, 16, 32, 64]
+    # anchors twice the stride, two per location, as many as the head predicts
+    assert model.anchor_generator.num_anchors == [2] * 5
+    assert [float(a[:, 2].sub(a[:, 0]).min()) for a in model.anchor_generator.cell_anchors] == [8, 16, 32, 64, 128]
+    losses = model(_inputs())
+    sum(losses.values()).backward()
+    assert model.head.cls_score.weight.grad.abs().sum() > 0
+    assert model.backbone.fpn_output2.weight.grad.abs().sum() > 0

@@ -1,15 +1,19 @@
 """RetinaNet with a narrow ResNet-18-style FPN backbone, trained from scratch on the synthetic `shapes`
 dataset (6 classes) in about 10 minutes on 2 CPU cores.
 
-Same backbone recipe as faster_rcnn_R18_FPN.py (BatchNorm ResNet, GroupNorm FPN); GroupNorm in the two
-head towers (2 convs each instead of 4); anchors scaled down to the 6..200 px objects.
+Same backbone recipe as faster_rcnn_R18_FPN.py (BatchNorm ResNet, GroupNorm FPN). Unlike the COCO model
+it predicts on P2-P6 (strides 4..64, P6 by max-pool) with anchors twice the stride: on P3-P7 an object is
+matched on a level where it covers about one cell, and the classifier then had too little to see
+(AP 3.5 after 1000 iterations, against 10 on P2-P6). The two-conv head towers have no norm (GroupNorm of
+32 channels in 32 groups gave no better loss and cost 2x the time), and a dense head learns the classes
+far more slowly than the Faster R-CNN's RoI head, so the schedule is 2000 iterations at a higher LR.
 
     OMP_NUM_THREADS=2 python train_net.py --config-file configs/shapes/retinanet_R18_FPN.py \\
         train.output_dir=output/shapes_retinanet
 """
 from net_detr2.config import LazyCall as L
 from net_detr2.layers import ShapeSpec
-from net_detr2.modeling import BasicBlock, BasicStem, ResNet
+from net_detr2.modeling import BasicBlock, BasicStem, LastLevelMaxPool, ResNet
 from net_detr2.solver import multistep_with_warmup
 
 from ..common.data.shapes import dataloader
@@ -21,7 +25,7 @@ NUM_CLASSES = 6
 STEM = 16
 WIDTHS = [16, 32, 64, 128]  # res2..res5 output channels
 FPN_CHANNELS = 32
-MAX_ITER = 1000
+MAX_ITER = 2000
 
 
 def _stage(index):
@@ -39,13 +43,13 @@ def _stage(index):
 model.backbone.bottom_up = L(ResNet)(
     stem=L(BasicStem)(in_channels=3, out_channels=STEM, norm="BN"),
     stages=[_stage(i) for i in range(4)],
-    out_features=["res3", "res4", "res5"],
+    out_features=["res2", "res3", "res4", "res5"],
     freeze_at=0,
 )
+model.backbone.in_features = ["res2", "res3", "res4", "res5"]
+model.backbone.top_block = L(LastLevelMaxPool)()
 model.backbone.out_channels = FPN_CHANNELS
 model.backbone.norm = "GN"
-model.backbone.top_block.in_channels = WIDTHS[-1]
-model.backbone.top_block.out_channels = FPN_CHANNELS
 model.pixel_std = [57.375, 57.120, 58.395]
 
 model.num_classes = NUM_CLASSES
@@ -53,7 +57,8 @@ model.head.input_shape = [L(ShapeSpec)(channels=FPN_CHANNELS)] * 5
 model.head.num_classes = NUM_CLASSES
 model.head.num_anchors = 2
 model.head.conv_dims = [FPN_CHANNELS, FPN_CHANNELS]
-model.head.norm = "GN"
+model.head_in_features = ["p2", "p3", "p4", "p5", "p6"]
+model.anchor_generator.strides = [4, 8, 16, 32, 64]
 model.anchor_generator.sizes = [[s, s * 1.5] for s in (8, 16, 32, 64, 128)]
 model.anchor_generator.aspect_ratios = [1.0]
 
@@ -63,7 +68,7 @@ train.checkpointer.period = MAX_ITER
 train.log_period = 50
 train.device = "cpu"
 train.seed = 0
-optimizer.lr = 1e-3  # AdamW: converges much faster than SGD when training from scratch
+optimizer.lr = 3e-3  # AdamW: converges much faster than SGD when training from scratch
 optimizer.weight_decay = 0.05
 lr_multiplier = multistep_with_warmup(
     max_iter=MAX_ITER, steps=(int(MAX_ITER * 0.75), int(MAX_ITER * 0.92)), warmup_iters=100, warmup_factor=0.001
