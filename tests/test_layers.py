@@ -226,3 +226,30 @@ def test_frozen_bn_converts_back_to_trainable_bn():
     FrozenBatchNorm2d.convert_frozenbatchnorm2d_to_batchnorm(net)
     assert type(net[1]) is nn.BatchNorm2d and net[1].weight.requires_grad
     torch.testing.assert_close(net.eval()(x), expected, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("shape,args,kwargs", [
+    ((2, 8, 15, 17), (2, 2), {"ceil_mode": True}),  # SSD's VGG pools (odd sizes)
+    ((1, 4, 20, 21), (3, 2, 1), {}),                 # ResNet stem
+    ((1, 4, 9, 9), (3, 1, 1), {}),                   # VGG pool5
+])
+def test_max_pool2d_equals_torch_in_value_layout_and_gradient(shape, args, kwargs):
+    from net_detr2.layers import max_pool2d
+
+    x = torch.randn(*shape, requires_grad=True)  # continuous values: no ties, so one argmax per window
+    ours = max_pool2d(x, *args, **kwargs)
+    ref = F.max_pool2d(x, *args, **kwargs)
+    assert torch.equal(ours, ref) and ours.is_contiguous()
+    g = torch.randn_like(ref)
+    (grad_ours,) = torch.autograd.grad(ours, x, g)
+    (grad_ref,) = torch.autograd.grad(ref, x, g)
+    torch.testing.assert_close(grad_ours, grad_ref, rtol=0, atol=1e-6)
+
+
+def test_adaptive_max_pool2d_equals_torch():
+    from net_detr2.layers import adaptive_max_pool2d
+
+    x = torch.randn(1, 6, 38, 38)
+    for size in [(10, 10), (5, 5), (19, 19)]:
+        ours = adaptive_max_pool2d(x, size)
+        assert torch.equal(ours, F.adaptive_max_pool2d(x, size)) and ours.is_contiguous()

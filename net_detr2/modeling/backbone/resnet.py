@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from net_detr2.layers import weight_init
 from torch import nn
 
-from net_detr2.layers import Conv2d, FrozenBatchNorm2d, ShapeSpec, get_norm
+from net_detr2.layers import Conv2d, FrozenBatchNorm2d, ShapeSpec, get_norm, max_pool2d
 
 from ..registry import BACKBONE_REGISTRY
 from .backbone import Backbone
@@ -126,7 +126,7 @@ class BasicStem(CNNBlockBase):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = F.relu_(self.conv1(x))
-        return F.max_pool2d(x, kernel_size=3, stride=2, padding=1)
+        return max_pool2d(x, kernel_size=3, stride=2, padding=1)
 
 
 class ResNet(Backbone):

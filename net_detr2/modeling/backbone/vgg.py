@@ -13,10 +13,9 @@ SSD releases; `net_detr2.compat.vgg_weights` maps a torchvision ``vgg16`` state 
 from typing import Dict, List, Optional, Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from ...layers import Conv2d, L2Norm, ShapeSpec, get_norm
+from ...layers import Conv2d, L2Norm, ShapeSpec, get_norm, max_pool2d
 from ..registry import BACKBONE_REGISTRY
 from .backbone import Backbone
 
@@ -144,7 +143,7 @@ class VGG16(Backbone):
         outputs: Dict[str, torch.Tensor] = {}
         for stage_idx, stage in enumerate(self.stage_names):
             if stage_idx > 0:
-                x = F.max_pool2d(x, kernel_size=2, stride=2, ceil_mode=self.ceil_mode)
+                x = max_pool2d(x, kernel_size=2, stride=2, ceil_mode=self.ceil_mode)
             depth = VGG16_STAGES[stage_idx][1]
             for i in range(1, depth + 1):
                 x = getattr(self, f"{stage}_{i}")(x)
@@ -155,7 +154,7 @@ class VGG16(Backbone):
                 else:
                     outputs[feat] = x
         if self.has_fc:
-            x = F.max_pool2d(x, kernel_size=3, stride=1, padding=1)  # pool5: keeps stride 16
+            x = max_pool2d(x, kernel_size=3, stride=1, padding=1)  # pool5: keeps stride 16
             x = self.fc7(self.fc6(x))
             outputs["fc7"] = x
         return outputs

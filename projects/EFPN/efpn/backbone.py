@@ -9,7 +9,7 @@ from typing import Dict
 import torch
 from torch.nn import functional as F
 
-from net_detr2.layers import ShapeSpec
+from net_detr2.layers import ShapeSpec, max_pool2d
 from net_detr2.modeling.backbone import ResNet
 
 __all__ = ["ResNetC2Prime", "build_resnet_c2prime_backbone"]
@@ -67,7 +67,7 @@ class ResNetC2Prime(ResNet):
         pre_pool = self.stem_without_pool(x)
         if with_c2_prime:
             outputs[self.c2_prime_name] = self.res2(pre_pool)
-        x = F.max_pool2d(pre_pool, kernel_size=3, stride=2, padding=1)
+        x = max_pool2d(pre_pool, kernel_size=3, stride=2, padding=1)
         if "stem" in self._out_features:
             outputs["stem"] = x
         for name, stage in zip(self.stage_names, self.stages):

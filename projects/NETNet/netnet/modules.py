@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from net_detr2.layers import Conv2d, get_norm
+from net_detr2.layers import Conv2d, adaptive_max_pool2d, get_norm, max_pool2d
 
 __all__ = [
     "ConvGate",
@@ -189,7 +189,7 @@ class NTM(nn.Module):
 
     def transfer(self, p_es: torch.Tensor, p_deep: torch.Tensor) -> torch.Tensor:
         """The term added to p_deep."""
-        return self.conv(F.adaptive_max_pool2d(p_es, p_deep.shape[-2:]))
+        return self.conv(adaptive_max_pool2d(p_es, p_deep.shape[-2:]))
 
     def forward(self, p_es: torch.Tensor, p_deep: torch.Tensor) -> torch.Tensor:
         return p_deep + self.transfer(p_es, p_deep)
@@ -219,9 +219,9 @@ class NNFM(nn.Module):
 
     @staticmethod
     def _pool_to(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-        y = F.max_pool2d(x, kernel_size=2, stride=2, ceil_mode=True)
+        y = max_pool2d(x, kernel_size=2, stride=2, ceil_mode=True)
         if y.shape[-2:] != like.shape[-2:]:
-            y = F.adaptive_max_pool2d(x, like.shape[-2:])
+            y = adaptive_max_pool2d(x, like.shape[-2:])
         return y
 
     def forward(self, features: List[torch.Tensor]) -> List[torch.Tensor]:
