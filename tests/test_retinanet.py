@@ -140,6 +140,7 @@ def test_shapes_retinanet_config_predicts_on_p2_to_p6_and_trains_a_step():
     assert model.anchor_generator.strides == [4, 8, 16, 32, 64]
     # anchors twice the stride, two per location, as many as the head predicts
     assert model.anchor_generator.num_anchors == [2] * 5
+    assert model.head.cls_score.out_channels == 2 * 6
     assert [float(a[:, 2].sub(a[:, 0]).min()) for a in model.anchor_generator.cell_anchors] == [8, 16, 32, 64, 128]
     losses = model(_inputs())
     sum(losses.values()).backward()
