@@ -8,40 +8,19 @@ and sampled RoIs than COCO to keep the CPU step short.
     OMP_NUM_THREADS=2 python train_net.py --config-file configs/shapes/faster_rcnn_R18_FPN.py \\
         train.output_dir=output/shapes_frcnn
 """
-from net_detr2.config import LazyCall as L
-from net_detr2.modeling import BasicBlock, BasicStem, ResNet
 from net_detr2.solver import multistep_with_warmup
 
 from ..common.data.shapes import dataloader
+from ..common.models.narrow_resnet18 import bottom_up
 from ..common.models.faster_rcnn_fpn import model
 from ..common.optim import AdamW as optimizer
 from ..common.train import train
 
 NUM_CLASSES = 6
-STEM = 16
-WIDTHS = [16, 32, 64, 128]  # res2..res5 output channels (ResNet-18 has 64..512)
 FPN_CHANNELS = 32
 MAX_ITER = 1000
 
-
-def _stage(index):
-    in_ch = STEM if index == 0 else WIDTHS[index - 1]
-    return L(ResNet.make_stage)(
-        block_class=BasicBlock,
-        num_blocks=2,
-        in_channels=in_ch,
-        out_channels=WIDTHS[index],
-        stride_per_block=[1 if index == 0 else 2, 1],
-        norm="BN",
-    )
-
-
-model.backbone.bottom_up = L(ResNet)(
-    stem=L(BasicStem)(in_channels=3, out_channels=STEM, norm="BN"),
-    stages=[_stage(i) for i in range(4)],
-    out_features=["res2", "res3", "res4", "res5"],
-    freeze_at=0,
-)
+model.backbone.bottom_up = bottom_up
 model.backbone.out_channels = FPN_CHANNELS
 model.backbone.norm = "GN"
 # ImageNet BGR statistics: unit-std inputs for a network trained from scratch

@@ -14,39 +14,20 @@ higher LR.
 """
 from net_detr2.config import LazyCall as L
 from net_detr2.layers import ShapeSpec
-from net_detr2.modeling import BasicBlock, BasicStem, LastLevelMaxPool, ResNet
+from net_detr2.modeling import LastLevelMaxPool
 from net_detr2.solver import multistep_with_warmup
 
 from ..common.data.shapes import dataloader
+from ..common.models.narrow_resnet18 import bottom_up
 from ..common.models.retinanet import model
 from ..common.optim import AdamW as optimizer
 from ..common.train import train
 
 NUM_CLASSES = 6
-STEM = 16
-WIDTHS = [16, 32, 64, 128]  # res2..res5 output channels
 FPN_CHANNELS = 32
 MAX_ITER = 2000
 
-
-def _stage(index):
-    in_ch = STEM if index == 0 else WIDTHS[index - 1]
-    return L(ResNet.make_stage)(
-        block_class=BasicBlock,
-        num_blocks=2,
-        in_channels=in_ch,
-        out_channels=WIDTHS[index],
-        stride_per_block=[1 if index == 0 else 2, 1],
-        norm="BN",
-    )
-
-
-model.backbone.bottom_up = L(ResNet)(
-    stem=L(BasicStem)(in_channels=3, out_channels=STEM, norm="BN"),
-    stages=[_stage(i) for i in range(4)],
-    out_features=["res2", "res3", "res4", "res5"],
-    freeze_at=0,
-)
+model.backbone.bottom_up = bottom_up
 model.backbone.in_features = ["res2", "res3", "res4", "res5"]
 model.backbone.top_block = L(LastLevelMaxPool)()
 model.backbone.out_channels = FPN_CHANNELS

@@ -124,9 +124,17 @@ class BasicStem(CNNBlockBase):
                             norm=get_norm(norm, out_channels))
         weight_init.c2_msra_fill(self.conv1)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = F.relu_(self.conv1(x))
+    def forward_before_pool(self, x: torch.Tensor) -> torch.Tensor:
+        """[N, C_in, H, W] -> [N, C, H/2, W/2]: conv + norm + ReLU (EFPN's stride-2 C2' branch starts here)."""
+        return F.relu_(self.conv1(x))
+
+    @staticmethod
+    def pool(x: torch.Tensor) -> torch.Tensor:
+        """The stem's 3x3/2 max-pool: [N, C, H, W] -> [N, C, ceil(H/2), ceil(W/2)]."""
         return max_pool2d(x, kernel_size=3, stride=2, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.pool(self.forward_before_pool(x))
 
 
 class ResNet(Backbone):
@@ -192,8 +200,11 @@ class ResNet(Backbone):
         """x: [N, C, H, W] -> {name: feature} for every name in out_features."""
         if x.dim() != 4:
             raise ValueError(f"ResNet takes an input of shape [N, C, H, W]; got {tuple(x.shape)}")
+        return self.forward_after_stem(self.stem(x))
+
+    def forward_after_stem(self, x: torch.Tensor) -> Dict[str, torch.Tensor]:
+        """The stem's output [N, C, H/4, W/4] -> {name: feature} for every name in out_features."""
         outputs = {}
-        x = self.stem(x)
         if "stem" in self._out_features:
             outputs["stem"] = x
         for name, stage in zip(self.stage_names, self.stages):

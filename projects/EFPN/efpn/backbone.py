@@ -7,9 +7,8 @@ output feeds C2' directly and C2 after the stem's 3x3/2 max-pool.
 from typing import Dict
 
 import torch
-from torch.nn import functional as F
 
-from net_detr2.layers import ShapeSpec, max_pool2d
+from net_detr2.layers import ShapeSpec
 from net_detr2.modeling.backbone import ResNet
 
 __all__ = ["ResNetC2Prime", "build_resnet_c2prime_backbone"]
@@ -52,10 +51,6 @@ class ResNetC2Prime(ResNet):
         shapes[name] = ShapeSpec(channels=self._out_feature_channels[name], stride=self._out_feature_strides[name])
         return shapes
 
-    def stem_without_pool(self, x: torch.Tensor) -> torch.Tensor:
-        """[N, 3, H, W] -> [N, C_stem, H/2, W/2]: the stem before its max-pool."""
-        return F.relu(self.stem.conv1(x))
-
     def forward(self, x: torch.Tensor, with_c2_prime: bool = True) -> Dict[str, torch.Tensor]:
         """x: [N, C, H, W] -> {"res2": stride 4, ..., c2_prime_name: stride 2 (if with_c2_prime)}.
 
@@ -63,19 +58,11 @@ class ResNetC2Prime(ResNet):
         """
         if x.dim() != 4:
             raise ValueError(f"ResNetC2Prime takes [N, C, H, W] inputs, got shape {tuple(x.shape)}")
-        outputs: Dict[str, torch.Tensor] = {}
-        pre_pool = self.stem_without_pool(x)
+        pre_pool = self.stem.forward_before_pool(x)
+        outputs = self.forward_after_stem(self.stem.pool(pre_pool))
         if with_c2_prime:
             outputs[self.c2_prime_name] = self.res2(pre_pool)
-        x = max_pool2d(pre_pool, kernel_size=3, stride=2, padding=1)
-        if "stem" in self._out_features:
-            outputs["stem"] = x
-        for name, stage in zip(self.stage_names, self.stages):
-            x = stage(x)
-            if name in self._out_features:
-                outputs[name] = x
         return outputs
-
 
 def build_resnet_c2prime_backbone(*, c2_prime_name: str = "res2_prime", **resnet_kwargs) -> ResNetC2Prime:
     """`build_resnet_backbone` (same keyword arguments: depth, norm, num_groups, ...) as a `ResNetC2Prime`."""
