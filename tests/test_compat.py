@@ -1,7 +1,11 @@
-"""Tests of net_detr2.compat: detectron2 yaml -> LazyConfig conversion and torchvision weight conversion."""
+"""Tests of net_detr2.compat: detectron2 yaml -> LazyConfig conversion, torchvision weight conversion, and
+ImageNet backbone checkpoints (torchvision, Caffe2) renamed on load."""
+import logging
+import re
 import textwrap
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import torchvision
@@ -9,6 +13,8 @@ import torchvision
 from net_detr2.compat import (
     TORCHVISION_PIXEL_MEAN,
     TORCHVISION_PIXEL_STD,
+    adapt_backbone_checkpoint,
+    convert_c2_resnet,
     convert_torchvision_resnet,
     d2_config_to_lazy,
     d2_input_config,
@@ -286,3 +292,107 @@ def test_torchvision_conversion_names_and_shapes_for_resnet101_and_resnext(arch,
         ours = build_resnet_backbone(stride_in_1x1=False, out_features=["res5"], **kwargs).state_dict()
     converted = convert_torchvision_resnet(tv)
     assert {k: tuple(v.shape) for k, v in converted.items()} == {k: tuple(v.shape) for k, v in ours.items()}
+
+
+class _Detector(torch.nn.Module):
+    """A ResNet-18 at ``backbone.bottom_up`` (as in an FPN detector) next to a head the checkpoint lacks."""
+
+    def __init__(self, norm="FrozenBN"):
+        super().__init__()
+        self.backbone = torch.nn.Module()
+        self.backbone.bottom_up = build_resnet_backbone(depth=18, res2_out_channels=64, stride_in_1x1=False,
+                                                        norm=norm, out_features=["res5"])
+        self.head = torch.nn.Linear(4, 2)
+
+
+def test_init_checkpoint_converts_a_torchvision_resnet_on_load(tmp_path, caplog):
+    from net_detr2.checkpoint import DetectionCheckpointer
+
+    torch.manual_seed(0)
+    tv = torchvision.models.resnet18(weights=None)
+    _randomise_bn(tv)
+    tv.eval()
+    torch.save(tv.state_dict(), tmp_path / "resnet18.pth")
+    model = _Detector().eval()
+    with caplog.at_level(logging.INFO):
+        DetectionCheckpointer(model).load(str(tmp_path / "resnet18.pth"))
+    assert "a torchvision ResNet, loaded under 'backbone.bottom_up.'" in caplog.text
+    torch.testing.assert_close(model.backbone.bottom_up.res3[0].shortcut.weight, tv.layer2[0].downsample[0].weight)
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        ref = tv.layer4(tv.layer3(tv.layer2(tv.layer1(tv.maxpool(tv.relu(tv.bn1(tv.conv1(x))))))))
+        out = model.backbone.bottom_up(x)["res5"]
+    torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-4 * ref.abs().max().item())
+
+
+def _to_c2(sd: dict) -> dict:
+    """Our ResNet names -> Caffe2 blob names as numpy arrays (the inverse of the conversion under test)."""
+    branch = {"conv1": "branch2a", "conv2": "branch2b", "conv3": "branch2c", "shortcut": "branch1"}
+    out = {}
+    for k, v in sd.items():
+        if k.endswith(("running_mean", "running_var", "num_batches_tracked")):
+            continue
+        kind = {"weight": "w", "norm.weight": "bn_s", "norm.bias": "bn_b"}
+        if k.startswith("stem."):
+            name = {"stem.conv1.weight": "conv1_w", "stem.conv1.norm.weight": "res_conv1_bn_s",
+                    "stem.conv1.norm.bias": "res_conv1_bn_b"}[k]
+        else:
+            stage, block, layer, rest = re.fullmatch(r"res(\d)\.(\d+)\.(\w+?)\.(.+)", k).groups()
+            name = f"res{stage}_{block}_{branch[layer]}_{kind[rest]}"
+        out[name] = v.numpy()
+    out["fc1000_w"] = np.zeros((1000, 512), np.float32)
+    return out
+
+
+def test_init_checkpoint_converts_a_caffe2_resnet_pkl_on_load(tmp_path):
+    import pickle
+
+    from net_detr2.checkpoint import DetectionCheckpointer
+
+    torch.manual_seed(0)
+    source = build_resnet_backbone(depth=18, res2_out_channels=64, stride_in_1x1=False, out_features=["res5"])
+    for m in source.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):  # Caffe2 BN is a folded affine: mean 0, var 1 - eps
+            m.weight.data.uniform_(0.5, 1.5)
+            m.bias.data.uniform_(-0.2, 0.2)
+            m.running_var.fill_(1 - m.eps)
+    source.eval()
+    with open(tmp_path / "R-18.pkl", "wb") as f:
+        pickle.dump({"blobs": _to_c2(source.state_dict())}, f)
+    model = _Detector().eval()
+    DetectionCheckpointer(model).load(str(tmp_path / "R-18.pkl"))
+    bn = model.backbone.bottom_up.res2[0].conv1.norm
+    assert torch.equal(bn.running_mean, torch.zeros(64)) and torch.allclose(bn.running_var, torch.full((64,), 1 - 1e-5))
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(model.backbone.bottom_up(x)["res5"], source(x)["res5"], rtol=1e-4, atol=1e-4)
+
+    with pytest.raises(ValueError, match="unexpected blob 'res2_0_branch3_w'"):
+        convert_c2_resnet({"conv1_w": torch.zeros(1), "res2_0_branch3_w": torch.zeros(1)})
+
+
+def test_backbone_checkpoint_without_prefix_and_models_without_a_resnet():
+    r18 = build_resnet_backbone(depth=18, res2_out_channels=64, out_features=["res5"]).state_dict()
+    model_keys = _Detector().state_dict().keys()
+    renamed, what = adapt_backbone_checkpoint(dict(r18), model_keys)
+    assert what == "a ResNet state dict, loaded under 'backbone.bottom_up.'"
+    assert set(renamed) == {k for k in model_keys if k.startswith("backbone.bottom_up.")} | {
+        k for k in renamed if k.endswith("num_batches_tracked")}
+    # a detector checkpoint (names already match) passes through untouched
+    full = _Detector().state_dict()
+    assert adapt_backbone_checkpoint(full, model_keys) == (full, None)
+    with pytest.raises(ValueError, match="torchvision ResNet.*the model has no ResNet"):
+        adapt_backbone_checkpoint(torchvision.models.resnet18(weights=None).state_dict(), ["head.weight"])
+
+
+def test_torchvision_vgg16_is_renamed_into_an_ssd_backbone():
+    from net_detr2.modeling.backbone import VGG16
+
+    with torch.device("meta"):  # names and shapes only: a real VGG-16 is 500 MB
+        tv = torchvision.models.vgg16(weights=None).state_dict()
+        model_keys = {"backbone.bottom_up." + k: v for k, v in VGG16().state_dict().items()}
+    renamed, what = adapt_backbone_checkpoint(tv, model_keys)
+    assert what == "a torchvision VGG-16 (BGR input), loaded under 'backbone.bottom_up.'"
+    # everything but SSD's own L2Norm scale of conv4_3, which ImageNet does not train
+    assert {k: tuple(v.shape) for k, v in renamed.items()} == {
+        k: tuple(v.shape) for k, v in model_keys.items() if not k.endswith("conv4_3_norm.weight")}

@@ -188,3 +188,18 @@ def test_instantiate_unknown_argument_message():
         instantiate(DictConfig({"model": L(Model)(roi_heads=L(Head)())}, flags={"allow_objects": True}).model)
     with pytest.raises(ImportError, match=r"model._target_: Cannot locate 'no_such_pkg.Thing'"):
         instantiate(DictConfig({"model": {"_target_": "no_such_pkg.Thing"}}).model)
+
+
+def test_saved_config_keeps_classes_given_as_arguments(tmp_path):
+    """``block_class=BasicBlock`` (a class as a value, not a ``_target_``) loads back as the class itself."""
+    from net_detr2.modeling import BasicBlock, ResNet
+
+    cfg = DictConfig({"stage": L(ResNet.make_stage)(block_class=BasicBlock, num_blocks=1, in_channels=4,
+                                                    out_channels=4, norm="")}, flags={"allow_objects": True})
+    LazyConfig.save(cfg, str(tmp_path / "config.yaml"))
+    text = (tmp_path / "config.yaml").read_text()
+    assert "name: net_detr2.modeling.BasicBlock" in text
+    loaded = LazyConfig.load(str(tmp_path / "config.yaml"))
+    blocks = instantiate(loaded.stage)
+    assert len(blocks) == 1 and type(blocks[0]) is BasicBlock
+    assert "block_class=net_detr2.modeling.BasicBlock," in LazyConfig.to_py(loaded)

@@ -20,7 +20,6 @@ from net_detr2.data.datasets.tt100k import register_tt100k
 from net_detr2.structures import BoxMode
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO / ".." / "shared"
 
 
 @pytest.fixture
@@ -228,15 +227,19 @@ def test_tt100k_conversion_and_registration(tmp_path, unique_name):
     assert json.loads((root / "annotations" / "tt100k_test_45.json").read_text())["images"][0]["id"] == 12
 
 
-@pytest.mark.skipif(not (SHARED / "data" / "aquarium" / "data.yaml").exists(),
-                    reason="../shared/data/aquarium (the Aquarium photo set) is not present")
-def test_aquarium_labels():
+def test_aquarium_labels(aquarium_root, caplog):
     meta = MetadataCatalog.get("aquarium_train")
     assert meta.thing_classes == ["fish", "jellyfish", "penguin", "puffin", "shark", "starfish", "stingray"]
     dicts = DatasetCatalog.get("aquarium_valid")
     assert len(dicts) == 127
-    dicts = DatasetCatalog.get("aquarium_train")
+    with caplog.at_level(logging.INFO, logger="net_detr2.data.datasets.yolo"):
+        dicts = DatasetCatalog.get("aquarium_train")
     assert len(dicts) == 448
+    # 3324 label lines; the one 1x1-px box is dropped and logged with its file and line
+    assert sum(len(d["annotations"]) for d in dicts) == 3323
+    assert "Dropped 1 boxes degenerate" in caplog.text and "IMG_8580_jpg" in caplog.text
+    empty = [d for d in dicts if not d["annotations"]]
+    assert [Path(d["file_name"]).stem for d in empty] == ["IMG_3133_jpeg_jpg.rf.f439b9d382fd153b96f0a88cdf169172"]
     by_name = {Path(d["file_name"]).name: d for d in dicts}
     d = by_name["IMG_2274_jpeg_jpg.rf.2f319e949748145fb22dcb52bb325a0c.jpg"]
     assert (d["height"], d["width"]) == (1024, 768)
@@ -255,3 +258,96 @@ def test_aquarium_labels():
     assert d2["annotations"][-1]["bbox"] == pytest.approx(
         [(float(cx) - float(w) / 2) * W, (float(cy) - float(h) / 2) * H,
          (float(cx) + float(w) / 2) * W, (float(cy) + float(h) / 2) * H])
+
+
+def _yolo_tree(root, labels: dict, names="names: [fish, shark]\nnc: 2\n", sizes=None):
+    """``root/{data.yaml, train/images/*.jpg, train/labels/*.txt}``; ``labels`` maps stem -> text (None: no file)."""
+    from PIL import Image
+
+    (root / "train" / "images").mkdir(parents=True)
+    (root / "train" / "labels").mkdir(parents=True)
+    if names is not None:
+        (root / "data.yaml").write_text(names)
+    for stem, text in labels.items():
+        w, h = (sizes or {}).get(stem, (200, 100))
+        Image.new("RGB", (w, h), (40, 80, 120)).save(root / "train" / "images" / f"{stem}.jpg")
+        if text is not None:
+            (root / "train" / "labels" / f"{stem}.txt").write_text(text)
+
+
+def test_yolo_loader_boxes_empty_files_and_dropped_boxes(tmp_path, unique_name, caplog):
+    from net_detr2.data.datasets import register_yolo_dataset
+
+    _yolo_tree(tmp_path, {
+        "a": "1 0.5 0.5 0.2 0.4\n\n0 0.1 0.2 0.0 0.3\n0 0.95 0.5 0.2 0.2\n0 0.25 0.25 0.5 0.5\n",
+        "b": "",       # empty label file: an image without objects
+        "c": None,     # no label file: the same
+        "d": "0 0.5 0.5 0.004 0.5\n0 0.5 0.5 1.0004 0.5\n",  # a 0.8-px-wide box; an overshoot within rounding
+    })
+    register_yolo_dataset(unique_name, str(tmp_path), "train")
+    assert MetadataCatalog.get(unique_name).thing_classes == ["fish", "shark"]
+    with caplog.at_level(logging.INFO, logger="net_detr2.data.datasets.yolo"):
+        dicts = DatasetCatalog.get(unique_name)
+    assert [Path(d["file_name"]).stem for d in dicts] == ["a", "b", "c", "d"]
+    assert [d["image_id"] for d in dicts] == [0, 1, 2, 3] and (dicts[0]["height"], dicts[0]["width"]) == (100, 200)
+    a = dicts[0]["annotations"]
+    assert [x["category_id"] for x in a] == [1, 0]
+    assert a[0]["bbox"] == pytest.approx([80.0, 30.0, 120.0, 70.0]) and a[0]["bbox_mode"] == BoxMode.XYXY_ABS
+    assert a[1]["bbox"] == pytest.approx([0.0, 0.0, 100.0, 50.0])
+    assert dicts[1]["annotations"] == [] and dicts[2]["annotations"] == []
+    assert [x["bbox"] for x in dicts[3]["annotations"]] == [pytest.approx([0.0, 25.0, 200.0, 75.0])]  # clipped
+    assert "Loaded 4 images with 3 boxes" in caplog.text
+    assert "Dropped 1 boxes outside the image" in caplog.text and "a.txt:4" in caplog.text
+    assert "Dropped 2 boxes degenerate" in caplog.text and "a.txt:3" in caplog.text
+    # the dicts pass the loaders' own checks, and COCO evaluation of them needs nothing else
+    assert len(get_detection_dataset_dicts(unique_name, filter_empty=True)) == 2
+
+
+def test_yolo_loader_errors_name_file_and_line(tmp_path):
+    from net_detr2.data.datasets import load_yolo_instances, read_yolo_class_names
+
+    cases = {
+        "short": ("0 0.5 0.5 0.2\n", r"short\.txt:1: expected 5 fields"),
+        "word": ("0 0.5 0.5 0.2 0.2\n0 0.5 x 0.2 0.2\n", r"word\.txt:2: not a number"),
+        "frac": ("0.5 0.5 0.5 0.2 0.2\n", r"frac\.txt:1: class must be an integer"),
+        "nan": ("0 nan 0.5 0.2 0.2\n", r"nan\.txt:1: .*finite"),
+        "beyond": ("0 0.5 0.5 0.2 0.2\n\n2 0.5 0.5 0.2 0.2\n", r"beyond\.txt:3: class id 2 is not one of the 2 classes"),
+        "negative": ("-1 0.5 0.5 0.2 0.2\n", r"negative\.txt:1: class id -1"),
+    }
+    for stem, (text, message) in cases.items():
+        root = tmp_path / stem
+        _yolo_tree(root, {stem: text})
+        with pytest.raises(ValueError, match=message):
+            load_yolo_instances(str(root / "train" / "images"), str(root / "train" / "labels"), ["fish", "shark"])
+
+    root = tmp_path / "corrupt"
+    _yolo_tree(root, {"bad": "0 0.5 0.5 0.2 0.2\n"})
+    (root / "train" / "images" / "bad.jpg").write_bytes(b"not a jpeg")
+    with pytest.raises(OSError, match=r"bad\.jpg"):
+        load_yolo_instances(str(root / "train" / "images"), str(root / "train" / "labels"), ["fish"])
+    with pytest.raises(FileNotFoundError, match="nowhere"):
+        load_yolo_instances(str(tmp_path / "nowhere"), str(tmp_path), ["fish"])
+
+    (tmp_path / "n.yaml").write_text("nc: 3\nnames: [a, b]\n")
+    with pytest.raises(ValueError, match=r"n\.yaml: nc=3 but 2 names"):
+        read_yolo_class_names(str(tmp_path / "n.yaml"))
+    (tmp_path / "d.yaml").write_text("names: {1: shark, 0: fish}\n")
+    assert read_yolo_class_names(str(tmp_path / "d.yaml")) == ["fish", "shark"]
+
+
+def test_register_yolo_dataset_explicit_class_names(tmp_path, unique_name):
+    from net_detr2.data.datasets import register_yolo_dataset
+
+    _yolo_tree(tmp_path, {"a": "2 0.5 0.5 0.2 0.2\n"}, names=None)
+    register_yolo_dataset(unique_name, str(tmp_path), "train", class_names=["x", "y", "z"])
+    assert MetadataCatalog.get(unique_name).thing_classes == ["x", "y", "z"]
+    assert DatasetCatalog.get(unique_name)[0]["annotations"][0]["category_id"] == 2
+
+    other = unique_name + "_no_yaml"
+    register_yolo_dataset(other, str(tmp_path), "train")
+    try:
+        with pytest.raises(FileNotFoundError, match=r"data\.yaml not found.*give class_names"):
+            DatasetCatalog.get(other)
+    finally:
+        DatasetCatalog.remove(other)
+        MetadataCatalog.remove(other)

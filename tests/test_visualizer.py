@@ -174,3 +174,28 @@ def test_save_prediction_images_missing_file(tmp_path):
     loader = [[{"file_name": str(tmp_path / "nope.jpg"), "image_id": 0, "height": 8, "width": 8}]]
     with pytest.raises(FileNotFoundError, match="nope.jpg"):
         save_prediction_images(_FixedModel(), loader, None, tmp_path / "o")
+
+
+def test_image_grid_tiles_in_rows_keeping_aspect(tmp_path):
+    from net_detr2.utils.visualizer import make_image_grid, save_image_grid
+
+    red = np.zeros((50, 100, 3), np.uint8)
+    red[..., 0] = 255
+    tall = np.zeros((200, 100, 3), np.uint8)
+    tall[..., 2] = 255
+    grid = make_image_grid([red, tall, red], columns=2, cell_width=40, gap=2)
+    # row 1: 20-px-high red and 80-px-high blue cells; row 2: one red cell; gaps of 2 px, white
+    assert grid.shape == (2 + 80 + 2 + 20 + 2, 2 * 40 + 3 * 2, 3)
+    assert (grid[2:22, 2:42] == [255, 0, 0]).all() and (grid[2:82, 44:84] == [0, 0, 255]).all()
+    assert (grid[22:82, 2:42] == 255).all()  # below the short cell of the first row
+    assert (grid[84:104, 2:42] == [255, 0, 0]).all() and (grid[84:104, 44:84] == 255).all()
+    assert make_image_grid([red], columns=4, cell_width=40, gap=0).shape == (20, 40, 3)  # fewer columns
+    with pytest.raises(ValueError, match="no images"):
+        make_image_grid([])
+
+    import cv2
+
+    for i, img in enumerate((red, tall)):
+        cv2.imwrite(str(tmp_path / f"{i}.png"), img[:, :, ::-1])
+    out = save_image_grid([tmp_path / "0.png", tmp_path / "1.png"], tmp_path / "grid.png", columns=2, cell_width=40)
+    assert cv2.imread(out)[..., ::-1].shape == (4 + 80 + 4, 2 * 40 + 3 * 4, 3)

@@ -1,6 +1,7 @@
 """``DetectionCheckpointer``: fvcore's ``Checkpointer`` with atomic saves and safe loading."""
 from __future__ import annotations
 
+import logging
 import os
 from typing import Any, Callable
 
@@ -14,6 +15,8 @@ from net_detr2.utils import comm
 from .safe_load import CheckpointLoadError, atomic_write, load_pkl, load_pth
 
 __all__ = ["DetectionCheckpointer", "register_state_dict_converter"]
+
+logger = logging.getLogger(__name__)
 
 # Functions (state_dict, checkpoint) -> state_dict applied to loaded weights, in order (e.g. the
 # torchvision -> net_detr2 name conversion the modeling code registers).
@@ -38,6 +41,8 @@ class DetectionCheckpointer(Checkpointer):
       checkpoint intact.
     * ``.pth`` files load with ``weights_only=True``; ``.pkl`` files (detectron2 model zoo) through a
       restricted unpickler; a corrupt file raises ``CheckpointLoadError`` naming it.
+    * ImageNet ResNet checkpoints (torchvision ``.pth``, detectron2/Caffe2 ``.pkl``) are renamed to the
+      model's backbone keys on load (`net_detr2.compat.backbone_weights`).
     * Missing / unexpected keys and shape mismatches are logged by name; mismatched shapes are
       skipped. The last result is kept in ``self.last_incompatible``.
     """
@@ -110,6 +115,12 @@ class DetectionCheckpointer(Checkpointer):
                 state_dict[k] = torch.from_numpy(np.array(v))
             elif not isinstance(v, torch.Tensor):
                 state_dict[k] = torch.as_tensor(v)
+        from net_detr2.compat.backbone_weights import adapt_backbone_checkpoint
+
+        state_dict, converted = adapt_backbone_checkpoint(state_dict, self.model.state_dict().keys())
+        if converted:
+            logger.info(f"{filename} is {converted}; the model's config must match how it was trained "
+                             "(stride_in_1x1, input format, pixel mean/std: see net_detr2/compat/backbone_weights.py)")
         meta = {k: v for k, v in checkpoint.items() if k != "model"}
         for fn in _STATE_DICT_CONVERTERS:
             state_dict = fn(state_dict, meta)

@@ -294,6 +294,11 @@ class LazyConfig:
         def fmt(v: Any, indent: int) -> str:
             pad = " " * (indent + 4)
             if isinstance(v, dict):
+                if v.get("_target_") == _LOCATE and set(v) == {"_target_", "name"}:
+                    mod = v["name"].rsplit(".", 1)[0]
+                    if mod:
+                        modules.add(mod)
+                    return v["name"]
                 if "_target_" in v:
                     target = v["_target_"]
                     mod = target.rsplit(".", 1)[0] if "." in target else ""
@@ -360,9 +365,14 @@ def difflib_names(name: str, keys) -> list[str]:
     return nearest_names(name, list(keys))
 
 
-def _callables_to_names(obj: Any) -> Any:
+# A class or function given as an argument value (not as ``_target_``), e.g. ``block_class=BasicBlock``, is
+# saved as a node that instantiates back to the object, so that a saved config builds the same model.
+_LOCATE = "net_detr2.config.locate"
+
+
+def _callables_to_names(obj: Any, key: Any = None) -> Any:
     if isinstance(obj, dict):
-        return {k: _callables_to_names(v) for k, v in obj.items()}
+        return {k: _callables_to_names(v, k) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
         return [_callables_to_names(v) for v in obj]
     if obj is None or isinstance(obj, (str, int, float, bool)):
@@ -372,6 +382,6 @@ def _callables_to_names(obj: Any) -> Any:
         name = callable_name(obj)
         if "<locals>" in name or "<lambda>" in name:
             logger.warning(f"Config value {obj!r} has no importable name; saved as '{name}', which will not load back")
-        return name
+        return name if key == "_target_" else {"_target_": _LOCATE, "name": name}
     logger.warning(f"Config value {obj!r} of type {type(obj).__name__} is not serializable; saved as its repr")
     return repr(obj)

@@ -176,7 +176,7 @@ class DefaultTrainer(TrainerBase):
     data loader — *after* resuming, passing ``start_iter`` to loaders that accept it so a resumed
     run sees the same data order — and runs the loop. After training: the final evaluation (when
     ``cfg.dataloader.evaluator`` exists), ``curves.png`` and ``train.num_vis_images`` prediction
-    images.
+    images (``predictions/*.png``, tiled in ``predictions_grid.png``).
     """
 
     def __init__(self, cfg: DictConfig):
@@ -350,10 +350,32 @@ class DefaultTrainer(TrainerBase):
         if _get(_get(cfg, "dataloader", {}), "evaluator", None) is None:
             logger.warning("cfg.dataloader.evaluator is not set: skipping evaluation")
             return {}
-        results = inference_on_dataset(model, instantiate(cfg.dataloader.test), instantiate(cfg.dataloader.evaluator))
+        results = inference_on_dataset(model, instantiate(cfg.dataloader.test),
+                                       instantiate(cls._evaluator_writing_to_output_dir(cfg)))
         if comm.is_main_process() and results:
             print_csv_format(results)
         return results
+
+    @staticmethod
+    def _evaluator_writing_to_output_dir(cfg: DictConfig):
+        """``cfg.dataloader.evaluator``, with ``output_dir=train.output_dir`` when the evaluator takes an
+        ``output_dir`` the config leaves unset (so the predictions, e.g. ``coco_instances_results.json``,
+        are kept next to the checkpoints)."""
+        node = cfg.dataloader.evaluator
+        output_dir = _get(cfg.train, "output_dir", "")
+        target = _get(node, "_target_", None)
+        if not output_dir or target is None or "output_dir" in node:
+            return node
+        target = locate(target) if isinstance(target, str) else target
+        try:
+            takes_output_dir = "output_dir" in inspect.signature(target).parameters
+        except (TypeError, ValueError):
+            return node
+        if not takes_output_dir:
+            return node
+        node = copy.deepcopy(node)
+        node.output_dir = output_dir
+        return node
 
     @staticmethod
     def _dataset_name(cfg: DictConfig) -> str | None:
@@ -371,7 +393,7 @@ class DefaultTrainer(TrainerBase):
     def visualize(cls, cfg: DictConfig, model: torch.nn.Module, max_images: int) -> list[str]:
         """Draw the predictions on the first ``max_images`` test images into ``output_dir/predictions``."""
         try:
-            from net_detr2.utils.visualizer import save_prediction_images
+            from net_detr2.utils.visualizer import save_image_grid, save_prediction_images
         except ImportError as e:
             raise ImportError("train.num_vis_images > 0 needs net_detr2.utils.visualizer.save_prediction_images, "
                               f"which is not available: {e}") from e
@@ -397,5 +419,7 @@ class DefaultTrainer(TrainerBase):
                                            score_threshold=0.3)
         finally:
             model.train(was_training)
-        logger.info(f"Saved {len(paths)} prediction images to {out_dir}")
+        if paths:
+            grid = save_image_grid(paths, os.path.join(_get(cfg.train, "output_dir", "."), "predictions_grid.png"))
+            logger.info(f"Saved {len(paths)} prediction images to {out_dir} and tiled them in {grid}")
         return paths

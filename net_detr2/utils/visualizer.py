@@ -410,3 +410,44 @@ def save_prediction_images(model: torch.nn.Module, data_loader: Iterable[list[di
                 if len(written) >= max_images:
                     return written
     return written
+
+
+def make_image_grid(images: Sequence[np.ndarray], columns: int = 4, cell_width: int = 480,
+                    gap: int = 4) -> np.ndarray:
+    """Tile RGB uint8 images into one picture, row-major, each resized to ``cell_width`` wide (aspect kept).
+
+    Every row is as tall as its tallest cell; the background (and the gap between cells) is white.
+
+    Returns:
+        an HxWx3 uint8 RGB image, ``W = columns * cell_width + (columns + 1) * gap`` (fewer columns when
+        there are fewer images).
+    """
+    if not images:
+        raise ValueError("make_image_grid: no images")
+    if columns < 1 or cell_width < 1:
+        raise ValueError(f"make_image_grid: columns and cell_width must be >= 1, got {columns}, {cell_width}")
+    cells = []
+    for img in images:
+        h, w = img.shape[:2]
+        height = max(int(round(h * cell_width / w)), 1)
+        interp = cv2.INTER_AREA if cell_width < w else cv2.INTER_LINEAR
+        cells.append(cv2.resize(np.ascontiguousarray(img), (cell_width, height), interpolation=interp))
+    columns = min(columns, len(cells))
+    rows = [cells[i:i + columns] for i in range(0, len(cells), columns)]
+    row_heights = [max(c.shape[0] for c in row) for row in rows]
+    grid = np.full((sum(row_heights) + gap * (len(rows) + 1), columns * cell_width + gap * (columns + 1), 3),
+                   255, dtype=np.uint8)
+    y = gap
+    for row, row_height in zip(rows, row_heights):
+        for j, cell in enumerate(row):
+            x = gap + j * (cell_width + gap)
+            grid[y:y + cell.shape[0], x:x + cell_width] = cell
+        y += row_height + gap
+    return grid
+
+
+def save_image_grid(paths: Sequence[str | os.PathLike], output: str | os.PathLike, columns: int = 4,
+                    cell_width: int = 480) -> str:
+    """Read pictures (e.g. the files of `save_prediction_images`) and save them tiled by `make_image_grid`."""
+    VisImage(make_image_grid([_read_rgb(str(p)) for p in paths], columns, cell_width)).save(output)
+    return str(output)

@@ -1,14 +1,12 @@
 """Registration of the built-in datasets (done on ``import net_detr2.data``).
 
-Real datasets live under ``$NET_DETR2_DATASETS`` (default ``./datasets``; layouts in datasets/README.md);
-the Aquarium photo set under ``$NET_DETR2_SHARED/data/aquarium`` (default ``<repo>/../shared``); the
-synthetic ``shapes`` set is generated on first use into ``$NET_DETR2_CACHE``. Nothing is read at import:
+Real datasets, the Aquarium photo set included, live under ``$NET_DETR2_DATASETS`` (default ``./datasets``;
+layouts in datasets/README.md); the synthetic ``shapes`` set is generated on first use into ``$NET_DETR2_CACHE``. Nothing is read at import:
 asking for a dataset whose files are missing raises naming the path that was looked for.
 """
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 from ..catalog import DatasetCatalog
 from .builtin_meta import get_builtin_metadata
@@ -16,9 +14,9 @@ from .coco import register_coco_instances
 from .pascal_voc import register_pascal_voc
 from .shapes import register_shapes
 from .tt100k import register_tt100k
-from .yolo import register_yolo_instances
+from .yolo import register_yolo_dataset
 
-__all__ = ["register_all_builtin", "datasets_root", "shared_root"]
+__all__ = ["register_all_builtin", "datasets_root"]
 
 _COCO_SPLITS = {
     "coco_2014_train": ("coco/train2014", "coco/annotations/instances_train2014.json"),
@@ -51,14 +49,6 @@ def datasets_root() -> str:
     return os.path.expanduser(os.environ.get("NET_DETR2_DATASETS", "datasets"))
 
 
-def shared_root() -> Path:
-    """``$NET_DETR2_SHARED`` or ``<repo>/../shared`` (the repo is the folder holding the net_detr2 package)."""
-    env = os.environ.get("NET_DETR2_SHARED")
-    if env:
-        return Path(env).expanduser()
-    return Path(__file__).resolve().parents[3].parent / "shared"
-
-
 def register_all_builtin(root: str | None = None) -> None:
     """Register every built-in dataset name not registered yet."""
     root = datasets_root() if root is None else root
@@ -72,10 +62,9 @@ def register_all_builtin(root: str | None = None) -> None:
     for name, (image_root, json_file) in _TT100K_SPLITS.items():
         if name not in DatasetCatalog:
             register_tt100k(name, os.path.join(root, json_file), os.path.join(root, image_root))
-    aquarium = shared_root() / "data" / "aquarium"
     for split in ("train", "valid"):
         name = f"aquarium_{split}"
         if name not in DatasetCatalog:
-            register_yolo_instances(name, str(aquarium), split)
+            register_yolo_dataset(name, os.path.join(root, "aquarium"), split)
     if "shapes_train" not in DatasetCatalog:
         register_shapes()

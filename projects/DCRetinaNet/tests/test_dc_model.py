@@ -226,7 +226,19 @@ FULL_SIZE = {
 def test_every_config_is_listed_here():
     found = {str(p.relative_to(CONFIGS)) for p in CONFIGS.rglob("*.py")}
     listed = {f"shapes/{n}" for n in SHAPES_ROWS} | set(FULL_SIZE) | {"drop_in/faster_rcnn_R50_FPN_1x_cl_nms.py"}
+    # the Aquarium config is built and stepped on photos by tests/test_aquarium.py
+    listed |= {"aquarium/dc_retinanet_R18_FPN_aquarium.py"}
     assert found == listed
+
+
+def test_aquarium_config_is_the_full_method_on_the_aquarium_retinanet():
+    cfg = _load(CONFIGS / "aquarium" / "dc_retinanet_R18_FPN_aquarium.py")
+    base = _load(REPO / "configs" / "aquarium" / "retinanet_R18_FPN.py")
+    assert cfg.model._target_ is DCRetinaNet
+    assert (cfg.model.iac_assignment, cfg.model.dc_loss, cfg.model.cl_nms) == (True, True, True)
+    assert cfg.model.iac_score_threshold == 0.8
+    assert cfg.train.max_iter == base.train.max_iter and cfg.optimizer == base.optimizer
+    assert cfg.dataloader.train.dataset.names == base.dataloader.train.dataset.names == "aquarium_train"
 
 
 @pytest.mark.parametrize("name", sorted(SHAPES_ROWS))
