@@ -1,8 +1,9 @@
 """Registration of the built-in datasets (done on ``import net_detr2.data``).
 
-Real datasets, the Aquarium photo set included, live under ``$NET_DETR2_DATASETS`` (default ``./datasets``;
-layouts in datasets/README.md); the synthetic ``shapes`` set is generated on first use into ``$NET_DETR2_CACHE``. Nothing is read at import:
-asking for a dataset whose files are missing raises naming the path that was looked for.
+Real datasets, the Aquarium photo set included, live under ``$NET_DETR2_DATASETS`` (default
+``./datasets``; layouts in datasets/README.md); the synthetic ``shapes`` set is generated on first use
+into ``$NET_DETR2_CACHE``. No dataset is read at import (only Aquarium's small ``data.yaml``, for its
+class names): asking for a dataset whose files are missing raises naming the path that was looked for.
 """
 from __future__ import annotations
 

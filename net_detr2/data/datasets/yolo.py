@@ -136,7 +136,6 @@ def register_yolo_dataset(name: str, root: str, split: str, class_names: Sequenc
     data_yaml = os.path.join(root, "data.yaml")
     image_dir = os.path.join(root, split, "images")
     label_dir = os.path.join(root, split, "labels")
-    meta = MetadataCatalog.get(name).set(evaluator_type=evaluator_type, image_root=image_dir, dirname=root, split=split)
 
     def names() -> list[str]:
         return list(class_names) if class_names is not None else read_yolo_class_names(data_yaml)
@@ -147,5 +146,7 @@ def register_yolo_dataset(name: str, root: str, split: str, class_names: Sequenc
         return load_yolo_instances(image_dir, label_dir, thing_classes)
 
     DatasetCatalog.register(name, load)
+    meta = MetadataCatalog.get(name).set(evaluator_type=evaluator_type, image_root=image_dir, dirname=root, split=split)
+    # class names are wanted before the dataset is (by evaluators, the Visualizer): read the small yaml now
     if class_names is not None or os.path.isfile(data_yaml):
         meta.thing_classes = names()
