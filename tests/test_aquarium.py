@@ -128,3 +128,32 @@ def test_aquarium_recipe_trains_and_evaluates_on_a_valid_slice(tmp_path, aquariu
     # the reloaded checkpoint reproduces the trainer's numbers; the VOC evaluator reads the same dicts
     assert coco["AP50"] == pytest.approx(bbox["AP50"], nan_ok=True)
     assert {"AP50-fish", "AP50_11pt", "AP50_area"} <= set(voc) and 0.0 <= voc["AP50-fish"] <= 100.0
+
+
+def test_peer_benchmark_trains_and_evaluates_the_torchvision_model(aquarium_root, tmp_path):
+    """benchmarks/bench_aquarium_peer.py's pieces, with a seconds-long budget and 3 validation photos."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_aquarium_peer", REPO / "benchmarks" / "bench_aquarium_peer.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    torch.manual_seed(0)
+    model = bench.build_peer(7, our_sampling=True)
+    assert model.roi_heads.fg_bg_sampler.batch_size_per_image == 128
+    dicts = [d for d in DatasetCatalog.get("aquarium_train") if d["annotations"]][:8]
+    run = bench.train_peer(model, dicts, budget_s=2.0, log_period=100, seed=0)
+    assert run["iterations"] >= 1 and run["images"] == 4 * run["iterations"]
+    name = "_aquarium_valid_first3"
+    DatasetCatalog.register(name, lambda: DatasetCatalog.get("aquarium_valid")[:3])
+    MetadataCatalog.get(name).set(thing_classes=MetadataCatalog.get("aquarium_valid").thing_classes,
+                                  evaluator_type="coco")
+    try:
+        bbox = bench.evaluate_peer(model, name)
+    finally:
+        DatasetCatalog.remove(name)
+        MetadataCatalog.remove(name)
+    assert {"AP", "AP50", "APs"} <= set(bbox)
+    assert model.transform.min_size == (384,) and model.transform.max_size == 512
+    with pytest.raises(ValueError, match="no evaluation result"):
+        (tmp_path / "metrics.json").write_text('{"iteration": 3, "total_loss": 1.0}\n')
+        bench.read_our_run(tmp_path)

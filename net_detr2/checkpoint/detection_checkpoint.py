@@ -41,8 +41,8 @@ class DetectionCheckpointer(Checkpointer):
       checkpoint intact.
     * ``.pth`` files load with ``weights_only=True``; ``.pkl`` files (detectron2 model zoo) through a
       restricted unpickler; a corrupt file raises ``CheckpointLoadError`` naming it.
-    * ImageNet ResNet checkpoints (torchvision ``.pth``, detectron2/Caffe2 ``.pkl``) are renamed to the
-      model's backbone keys on load (`net_detr2.compat.backbone_weights`).
+    * ImageNet backbone checkpoints (torchvision ResNet/VGG-16 ``.pth``, detectron2/Caffe2 ``.pkl``) are
+      renamed to the model's backbone keys on load (`net_detr2.compat.backbone_weights`).
     * Missing / unexpected keys and shape mismatches are logged by name; mismatched shapes are
       skipped. The last result is kept in ``self.last_incompatible``.
     """
@@ -120,7 +120,7 @@ class DetectionCheckpointer(Checkpointer):
         state_dict, converted = adapt_backbone_checkpoint(state_dict, self.model.state_dict().keys())
         if converted:
             logger.info(f"{filename} is {converted}; the model's config must match how it was trained "
-                             "(stride_in_1x1, input format, pixel mean/std: see net_detr2/compat/backbone_weights.py)")
+                        "(stride_in_1x1, input format, pixel mean/std: see net_detr2/compat/backbone_weights.py)")
         meta = {k: v for k, v in checkpoint.items() if k != "model"}
         for fn in _STATE_DICT_CONVERTERS:
             state_dict = fn(state_dict, meta)
