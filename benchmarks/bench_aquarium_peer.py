@@ -36,6 +36,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 
+import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -68,13 +69,15 @@ def _to_tensor(file_name: str) -> torch.Tensor:
 
 
 def _sample(d: dict, flip: bool) -> tuple[torch.Tensor, dict]:
+    from net_detr2.data.transforms import HFlipTransform
+
     image = _to_tensor(d["file_name"])
-    boxes = torch.tensor([a["bbox"] for a in d["annotations"]], dtype=torch.float32).reshape(-1, 4)
+    boxes = np.array([a["bbox"] for a in d["annotations"]], dtype=np.float32).reshape(-1, 4)
     labels = torch.tensor([a["category_id"] + 1 for a in d["annotations"]], dtype=torch.int64)
     if flip:
         image = image.flip(-1)
-        boxes = torch.stack([d["width"] - boxes[:, 2], boxes[:, 1], d["width"] - boxes[:, 0], boxes[:, 3]], dim=1)
-    return image, {"boxes": boxes, "labels": labels}
+        boxes = HFlipTransform(d["width"]).apply_box(boxes)
+    return image, {"boxes": torch.as_tensor(boxes, dtype=torch.float32), "labels": labels}
 
 
 def train_peer(model, dicts: list[dict], budget_s: float, log_period: int, seed: int) -> dict:

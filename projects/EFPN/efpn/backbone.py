@@ -64,6 +64,7 @@ class ResNetC2Prime(ResNet):
             outputs[self.c2_prime_name] = self.res2(pre_pool)
         return outputs
 
+
 def build_resnet_c2prime_backbone(*, c2_prime_name: str = "res2_prime", **resnet_kwargs) -> ResNetC2Prime:
     """`build_resnet_backbone` (same keyword arguments: depth, norm, num_groups, ...) as a `ResNetC2Prime`."""
     from net_detr2.modeling.backbone import build_resnet_backbone
