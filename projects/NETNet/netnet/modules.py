@@ -339,7 +339,13 @@ class NETNeck(nn.Module):
         """features: pyramid levels shallow -> deep (N, c_l, H_l, W_l); returns the same shapes."""
         if len(features) != len(self.in_channels):
             raise ValueError(f"NETNeck: expected {len(self.in_channels)} levels, got {len(features)}")
-        p = list(features)
+        # On CPU the neck runs in channels-last layout: PyTorch's bilinear upsampling is ~15x faster
+        # there (512 channels, 19 -> 38: 2.2 -> 0.12 ms) and the 1x1 convs no slower, so the whole
+        # SSD300 neck takes 39 instead of 44 ms with 2 threads, layout copies included; the values
+        # are the same. The heads get NCHW maps back (VGG levels 2+ are faster in NCHW there).
+        channels_last = features[0].device.type == "cpu"
+        memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        p = [f.contiguous(memory_format=memory_format) for f in features]
         if self.fusion is not None:
             p = self.fusion(p)
         out = list(p)
@@ -352,7 +358,7 @@ class NETNeck(nn.Module):
                 transfers.append((d, self.ntms[i].transfer(erased, p[d])))
         for d, t in transfers:
             out[d] = out[d] + t
-        return out
+        return [o.contiguous() for o in out] if channels_last else out
 
     def gates(self, features: List[torch.Tensor]) -> List[torch.Tensor]:
         """The gate of every pair (for tests and visualisation), computed as in `forward`."""

@@ -40,6 +40,8 @@ def test_netneck_preserves_shapes_and_gates_per_pair(size):
     neck = NETNeck(in_channels=CHANNELS[size])
     out = neck(feats)
     assert [o.shape for o in out] == [f.shape for f in feats]
+    # The neck computes in channels-last on CPU; the heads get contiguous NCHW maps back.
+    assert all(o.is_contiguous() for o in out)
     gates = neck.gates(feats)
     assert [tuple(g.shape[1:]) for g in gates] == [(16, SIZES[size][0], SIZES[size][0]), (24, SIZES[size][1], SIZES[size][1])]
     # p5, p6 (and p7) are untouched by the default NETNet.
