@@ -1,4 +1,5 @@
 """launch: two CPU (gloo) processes train a small model under DDP and end with identical weights."""
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -65,7 +66,10 @@ def _train_worker(out_dir: str):
 
 @pytest.mark.timeout(120)
 def test_launch_two_gloo_processes(tmp_path):
+    rendezvous_dirs = lambda: set(Path(tempfile.gettempdir()).glob("net_detr2_dist_*"))  # noqa: E731
+    before = rendezvous_dirs()
     launch(_train_worker, num_gpus_per_machine=2, backend="gloo", args=(str(tmp_path),))
+    assert rendezvous_dirs() == before  # the 'auto' rendezvous file's folder is removed
     r0 = torch.load(tmp_path / "rank0.pt", weights_only=True)
     r1 = torch.load(tmp_path / "rank1.pt", weights_only=True)
     assert r0["world_size"] == r1["world_size"] == 2 and (r0["rank"], r1["rank"]) == (0, 1)

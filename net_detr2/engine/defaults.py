@@ -50,8 +50,8 @@ def default_argument_parser(epilog: str | None = None) -> argparse.ArgumentParse
     parser.add_argument("--num-machines", type=int, default=1, help="total number of machines")
     parser.add_argument("--machine-rank", type=int, default=0, help="the rank of this machine (unique per machine)")
     parser.add_argument("--dist-url", default="auto",
-                        help="initialization URL for torch.distributed (tcp://<machine 0>:<port>); 'auto' picks a "
-                             "free local port (single machine)")
+                        help="initialization URL for torch.distributed (tcp://<machine 0>:<port>); 'auto' meets in a "
+                             "temporary rendezvous file (single machine)")
     parser.add_argument("opts", default=None, nargs=argparse.REMAINDER,
                         help="config overrides 'path.key=value', e.g. train.max_iter=100 model.num_classes=5")
     return parser

@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import logging
-import socket
+import shutil
+import tempfile
 from datetime import timedelta
 from typing import Any, Callable
 
@@ -16,14 +17,6 @@ __all__ = ["DEFAULT_TIMEOUT", "launch"]
 
 DEFAULT_TIMEOUT = timedelta(minutes=30)
 logger = logging.getLogger(__name__)
-
-
-def _find_free_port() -> int:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    sock.close()
-    return port
 
 
 def launch(
@@ -43,8 +36,8 @@ def launch(
             without CUDA they are CPU processes talking over gloo (``--num-gpus 2`` on a laptop
             runs 2 CPU workers).
         num_machines, machine_rank: multi-node jobs; every machine runs this with its rank.
-        dist_url: ``"tcp://host:port"`` of machine 0; ``None``/``"auto"`` picks a free local port
-            (single machine only).
+        dist_url: ``"tcp://host:port"`` of machine 0; ``None``/``"auto"`` (single machine only)
+            meets in a rendezvous file in a fresh temporary folder.
         backend: ``"nccl"``/``"gloo"``; default NCCL when CUDA is available, else gloo.
     A single process (world size 1) calls ``main_func`` directly, without ``torch.distributed``.
     """
@@ -52,10 +45,14 @@ def launch(
     if world_size <= 1:
         main_func(*args)
         return
+    rendezvous_dir = None
     if dist_url in (None, "auto"):
         if num_machines != 1:
             raise ValueError("dist_url='auto' only works on a single machine; give tcp://<machine 0>:<port>")
-        dist_url = f"tcp://127.0.0.1:{_find_free_port()}"
+        # A file, not a free TCP port: a port found free here can be taken by another process
+        # before rank 0 binds it.
+        rendezvous_dir = tempfile.mkdtemp(prefix="net_detr2_dist_")
+        dist_url = f"file://{rendezvous_dir}/rendezvous"
     if num_machines > 1 and dist_url.startswith("file://"):
         logger.warning("file:// rendezvous across machines needs a shared file system")
     if backend is None:
@@ -65,13 +62,17 @@ def launch(
             f"launch: {num_gpus_per_machine} processes per machine requested with NCCL but only "
             f"{torch.cuda.device_count()} GPUs are visible"
         )
-    mp.start_processes(
-        _distributed_worker,
-        nprocs=num_gpus_per_machine,
-        args=(main_func, world_size, num_gpus_per_machine, machine_rank, dist_url, args, timeout, backend),
-        daemon=False,
-        start_method="spawn",
-    )
+    try:
+        mp.start_processes(
+            _distributed_worker,
+            nprocs=num_gpus_per_machine,
+            args=(main_func, world_size, num_gpus_per_machine, machine_rank, dist_url, args, timeout, backend),
+            daemon=False,
+            start_method="spawn",
+        )
+    finally:
+        if rendezvous_dir is not None:
+            shutil.rmtree(rendezvous_dir, ignore_errors=True)
 
 
 def _distributed_worker(
