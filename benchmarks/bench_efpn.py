@@ -21,7 +21,8 @@ with its own mmap and returns it to the OS on free: RSS then follows the live te
 Where ``clear_refs`` cannot be written the script falls back to ``ru_maxrss`` of the fresh process
 (then including weights) and says so.
 
-Usage: ``OMP_NUM_THREADS=2 python benchmarks/bench_efpn.py [--size 512] [--runs 3] [--threads 2]``.
+Usage: ``OMP_NUM_THREADS=2 python benchmarks/bench_efpn.py [--size 512] [--runs 3] [--threads 2]``;
+``--depth 101 --groups 32 --width-per-group 8`` measures a ResNeXt-101 (the paper's Table III backbone).
 """
 import argparse
 import json
@@ -45,7 +46,7 @@ def _status_kb(field: str) -> int:
     raise RuntimeError(f"/proc/self/status has no {field}")
 
 
-def _build(kind: str, depth: int):
+def _build(kind: str, depth: int, groups: int = 1, width_per_group: int = 64):
     import torch
 
     from net_detr2.config import LazyConfig, instantiate
@@ -53,6 +54,10 @@ def _build(kind: str, depth: int):
 
     cfg = LazyConfig.load(str(ROOT / "configs/common/models/faster_rcnn_fpn.py"))
     cfg.model.backbone.bottom_up.depth = depth
+    cfg.model.backbone.bottom_up.num_groups = groups
+    cfg.model.backbone.bottom_up.width_per_group = width_per_group
+    if groups > 1:  # ResNeXt: stride on the 3x3 conv, as detectron2's X-101 models
+        cfg.model.backbone.bottom_up.stride_in_1x1 = False
     torch.manual_seed(0)
     fpn = instantiate(cfg.model)
     if kind == "fpn":
@@ -104,7 +109,7 @@ def run_one(kind: str, scale: int, args) -> dict:
     import torch
 
     torch.set_num_threads(args.threads)
-    model = _build(kind, args.depth)
+    model = _build(kind, args.depth, args.groups, args.width_per_group)
     images = _images(args.size * scale, args.runs)
     inputs = [[{"image": im}] for im in images]
     with torch.no_grad():
@@ -135,6 +140,9 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--size", type=int, default=512, help="1x input side (square)")
     parser.add_argument("--depth", type=int, default=50, help="ResNet depth")
+    parser.add_argument("--groups", type=int, default=1, help="ResNeXt cardinality (32 with "
+                        "--width-per-group 8 and --depth 101: X-101-32x8d, the paper's backbone family)")
+    parser.add_argument("--width-per-group", type=int, default=64, help="ResNeXt width per group")
     parser.add_argument("--runs", type=int, default=3, help="timed forward passes per configuration")
     parser.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", "2")))
     parser.add_argument("--json", type=str, default="", help="also write the results to this file")
@@ -148,7 +156,8 @@ def main():
 
     results = {}
     for kind, scale in [("fpn", 1), ("efpn", 1), ("fpn", 2)]:
-        cmd = [sys.executable, __file__, "--size", str(args.size), "--depth", str(args.depth), "--runs",
+        cmd = [sys.executable, __file__, "--size", str(args.size), "--depth", str(args.depth),
+               "--groups", str(args.groups), "--width-per-group", str(args.width_per_group), "--runs",
                str(args.runs), "--threads", str(args.threads), "--_child", f"{kind}:{scale}"]
         # A fixed glibc mmap threshold (which also switches off its dynamic growth) makes every block
         # >= 128 KiB an mmap that is returned to the OS on free, so RSS tracks the live tensors.
@@ -171,7 +180,8 @@ def main():
         "peak memory EFPN-1x / FPN-2x": e1["peak_mb"] / f2["peak_mb"],
         "peak memory EFPN-1x / FPN-1x": e1["peak_mb"] / f1["peak_mb"],
     }
-    print(f"R{args.depth}-FPN, {args.size}px 1x, {args.threads} thread(s), memory: {e1['memory_method']}")
+    backbone = f"X{args.depth}-{args.groups}x{args.width_per_group}d" if args.groups > 1 else f"R{args.depth}"
+    print(f"{backbone}-FPN, {args.size}px 1x, {args.threads} thread(s), memory: {e1['memory_method']}")
     goals = {"latency EFPN-1x / FPN-1x": ("<= 2.0", lambda r: r <= 2.0),
              "latency EFPN-1x / FPN-2x": ("< 1.0", lambda r: r < 1.0),
              "peak memory EFPN-1x / FPN-2x": ("< 1.0", lambda r: r < 1.0)}
