@@ -46,7 +46,7 @@ def _status_kb(field: str) -> int:
     raise RuntimeError(f"/proc/self/status has no {field}")
 
 
-def _build(kind: str, depth: int, groups: int = 1, width_per_group: int = 64):
+def _build(kind: str, depth: int, groups: int = 1, width_per_group: int = 64, sr_module: str = "ftt"):
     import torch
 
     from net_detr2.config import LazyConfig, instantiate
@@ -62,7 +62,9 @@ def _build(kind: str, depth: int, groups: int = 1, width_per_group: int = 64):
     fpn = instantiate(cfg.model)
     if kind == "fpn":
         return fpn.eval()
-    efpn = instantiate(efpn_model_from_fpn(cfg.model, small_roi_threshold=112.0))
+    efpn_cfg = efpn_model_from_fpn(cfg.model, small_roi_threshold=112.0)
+    efpn_cfg.backbone.sr_module = sr_module
+    efpn = instantiate(efpn_cfg)
     # Same weights for the common part; the extension keeps its own init, the P2' head copies the base head.
     efpn.load_state_dict(fpn.state_dict(), strict=False)
     return efpn.eval()
@@ -109,7 +111,7 @@ def run_one(kind: str, scale: int, args) -> dict:
     import torch
 
     torch.set_num_threads(args.threads)
-    model = _build(kind, args.depth, args.groups, args.width_per_group)
+    model = _build(kind, args.depth, args.groups, args.width_per_group, args.sr_module)
     images = _images(args.size * scale, args.runs)
     inputs = [[{"image": im}] for im in images]
     with torch.no_grad():
@@ -143,6 +145,8 @@ def main():
     parser.add_argument("--groups", type=int, default=1, help="ResNeXt cardinality (32 with "
                         "--width-per-group 8 and --depth 101: X-101-32x8d, the paper's backbone family)")
     parser.add_argument("--width-per-group", type=int, default=64, help="ResNeXt width per group")
+    parser.add_argument("--sr-module", default="ftt", choices=["ftt", "nearest", "espcn"],
+                        help="how EFPN makes P3' (nearest: the paper's 'EFPN w/o FTT' row)")
     parser.add_argument("--runs", type=int, default=3, help="timed forward passes per configuration")
     parser.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", "2")))
     parser.add_argument("--json", type=str, default="", help="also write the results to this file")
@@ -157,7 +161,8 @@ def main():
     results = {}
     for kind, scale in [("fpn", 1), ("efpn", 1), ("fpn", 2)]:
         cmd = [sys.executable, __file__, "--size", str(args.size), "--depth", str(args.depth),
-               "--groups", str(args.groups), "--width-per-group", str(args.width_per_group), "--runs",
+               "--groups", str(args.groups), "--width-per-group", str(args.width_per_group),
+               "--sr-module", args.sr_module, "--runs",
                str(args.runs), "--threads", str(args.threads), "--_child", f"{kind}:{scale}"]
         # A fixed glibc mmap threshold (which also switches off its dynamic growth) makes every block
         # >= 128 KiB an mmap that is returned to the OS on free, so RSS tracks the live tensors.
@@ -181,7 +186,7 @@ def main():
         "peak memory EFPN-1x / FPN-1x": e1["peak_mb"] / f1["peak_mb"],
     }
     backbone = f"X{args.depth}-{args.groups}x{args.width_per_group}d" if args.groups > 1 else f"R{args.depth}"
-    print(f"{backbone}-FPN, {args.size}px 1x, {args.threads} thread(s), memory: {e1['memory_method']}")
+    print(f"{backbone}-FPN, EFPN's P3' by {args.sr_module}, {args.size}px 1x, {args.threads} thread(s), memory: {e1['memory_method']}")
     goals = {"latency EFPN-1x / FPN-1x": ("<= 2.0", lambda r: r <= 2.0),
              "latency EFPN-1x / FPN-2x": ("< 1.0", lambda r: r < 1.0),
              "peak memory EFPN-1x / FPN-2x": ("< 1.0", lambda r: r < 1.0)}
