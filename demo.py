@@ -11,14 +11,16 @@ resized like the config's test mapper (``cfg.dataloader.test.mapper.augmentation
 and the detections, which the model returns in the original image frame, are drawn on the
 original picture: ``<output>/<image stem>.png``.
 """
+
 from __future__ import annotations
 
 import argparse
 import logging
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -40,8 +42,9 @@ def get_parser() -> argparse.ArgumentParser:
     src.add_argument("--input", nargs="+", metavar="PATH", help="image files and/or directories of images")
     src.add_argument("--dataset", metavar="NAME", help="a registered dataset: draw on its images")
     p.add_argument("--output", required=True, metavar="DIR", help="directory for the PNGs")
-    p.add_argument("--weights", default=None, metavar="PATH", help="checkpoint (.pth/.pkl); default: "
-                   "cfg.train.init_checkpoint")
+    p.add_argument(
+        "--weights", default=None, metavar="PATH", help="checkpoint (.pth/.pkl); default: cfg.train.init_checkpoint"
+    )
     p.add_argument("--confidence-threshold", type=float, default=0.5, help="minimum score to draw")
     p.add_argument("--max-images", type=int, default=None, help="stop after this many images")
     p.add_argument("--device", default=None, help="cpu / cuda (default: cfg.train.device, else cuda if available)")
@@ -101,7 +104,7 @@ def setup_cfg(config_file: str, opts: Sequence[str]):
     return cfg
 
 
-def dataset_name_of(cfg) -> Optional[str]:
+def dataset_name_of(cfg) -> str | None:
     """The test dataset's name (for class names), from the evaluator or the test loader."""
     dl = _node_get(cfg, "dataloader")
     if dl is None:
@@ -131,7 +134,7 @@ def get_test_augmentations(cfg) -> list:
 class DemoPredictor:
     """Model + test-time resize for single images (like detectron2's DefaultPredictor)."""
 
-    def __init__(self, cfg, weights: Optional[str] = None, device: Optional[str] = None):
+    def __init__(self, cfg, weights: str | None = None, device: str | None = None):
         import torch
 
         from net_detr2.config import instantiate
@@ -153,7 +156,8 @@ class DemoPredictor:
         self.augmentations = get_test_augmentations(cfg)
         mapper = _node_get(_node_get(_node_get(cfg, "dataloader"), "test"), "mapper")
         self.input_format = (_node_get(mapper, "image_format") if mapper is not None else None) or getattr(
-            self.model, "input_format", "BGR")
+            self.model, "input_format", "BGR"
+        )
 
     def __call__(self, original_image: np.ndarray):
         """``original_image``: HxWx3 uint8 in ``self.input_format``; returns the image's ``Instances`` (CPU)."""
@@ -220,7 +224,7 @@ def run(args: argparse.Namespace) -> list[str]:
     return written
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s] %(name)s %(levelname)s: %(message)s")
     args = get_parser().parse_args(argv)
     try:

@@ -10,6 +10,7 @@ config.yaml, seeding), then either evaluate ``train.init_checkpoint`` (``--eval-
 ``train.num_vis_images`` prediction images. ``--num-gpus N`` starts N processes (N CPU processes
 when CUDA is unavailable).
 """
+
 import logging
 
 from net_detr2.checkpoint import DetectionCheckpointer

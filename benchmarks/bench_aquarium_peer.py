@@ -24,6 +24,7 @@ comparison costs one peer training, not three:
 ``--budget-min`` defaults to the longest training time among ``--ours``. Use ``--budget-min 0.5`` for a
 smoke run.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -55,11 +56,19 @@ def build_peer(num_classes: int, our_sampling: bool):
     """torchvision's model; with ``our_sampling`` its training-time proposal and RoI counts are our recipe's."""
     from torchvision.models.detection import fasterrcnn_mobilenet_v3_large_fpn
 
-    sampling = dict(rpn_pre_nms_top_n_train=1000, rpn_post_nms_top_n_train=500, box_batch_size_per_image=128) \
-        if our_sampling else {}
+    sampling = (
+        dict(rpn_pre_nms_top_n_train=1000, rpn_post_nms_top_n_train=500, box_batch_size_per_image=128)
+        if our_sampling
+        else {}
+    )
     return fasterrcnn_mobilenet_v3_large_fpn(
-        weights=None, weights_backbone=None, num_classes=num_classes + 1,
-        min_size=TRAIN_SHORT_EDGES, max_size=TRAIN_MAX_SIZE, **sampling)
+        weights=None,
+        weights_backbone=None,
+        num_classes=num_classes + 1,
+        min_size=TRAIN_SHORT_EDGES,
+        max_size=TRAIN_MAX_SIZE,
+        **sampling,
+    )
 
 
 def _to_tensor(file_name: str) -> torch.Tensor:
@@ -92,7 +101,9 @@ def train_peer(model, dicts: list[dict], budget_s: float, log_period: int, seed:
             order += rng.sample(dicts, len(dicts))
         batch, order = order[:BATCH_SIZE], order[BATCH_SIZE:]
         images, targets = zip(*(_sample(d, rng.random() < 0.5) for d in batch))
-        factor = min(1.0, 0.001 + (1 - 0.001) * it / WARMUP_ITERS) * 0.1 ** sum(elapsed >= f * budget_s for f in LR_STEPS)
+        factor = min(1.0, 0.001 + (1 - 0.001) * it / WARMUP_ITERS) * 0.1 ** sum(
+            elapsed >= f * budget_s for f in LR_STEPS
+        )
         for group in optimizer.param_groups:
             group["lr"] = LR * factor
         losses = model(list(images), list(targets))
@@ -103,9 +114,12 @@ def train_peer(model, dicts: list[dict], budget_s: float, log_period: int, seed:
         it += 1
         if it % log_period == 0:
             left = budget_s - (time.perf_counter() - start)
-            print(f"peer iter {it}: total_loss {loss.item():.3f} "
-                  + " ".join(f"{k} {v.item():.3f}" for k, v in losses.items())
-                  + f" lr {LR * factor:.2e} time left {left / 60:.1f} min", flush=True)
+            print(
+                f"peer iter {it}: total_loss {loss.item():.3f} "
+                + " ".join(f"{k} {v.item():.3f}" for k, v in losses.items())
+                + f" lr {LR * factor:.2e} time left {left / 60:.1f} min",
+                flush=True,
+            )
     seconds = time.perf_counter() - start
     return {"iterations": it, "images": it * BATCH_SIZE, "seconds": seconds}
 
@@ -145,24 +159,42 @@ def read_our_run(output_dir: Path) -> dict:
 
     batch = yaml.safe_load((output_dir / "config.yaml").read_text())["dataloader"]["train"]["total_batch_size"]
     h, mi, s = (int(v) for v in total.groups())
-    return {"bbox": {k[5:]: v for k, v in results[-1].items() if k.startswith("bbox/")},
-            "seconds": h * 3600 + mi * 60 + s, "images_per_s": batch / float(speed.group(1))}
+    return {
+        "bbox": {k[5:]: v for k, v in results[-1].items() if k.startswith("bbox/")},
+        "seconds": h * 3600 + mi * 60 + s,
+        "images_per_s": batch / float(speed.group(1)),
+    }
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--ours", action="append", default=[], metavar="NAME=OUTPUT_DIR",
-                        help="a finished run of one of our recipes (repeatable)")
-    parser.add_argument("--budget-min", type=float, default=None,
-                        help="peer training budget in minutes (default: the longest of --ours)")
+    parser.add_argument(
+        "--ours",
+        action="append",
+        default=[],
+        metavar="NAME=OUTPUT_DIR",
+        help="a finished run of one of our recipes (repeatable)",
+    )
+    parser.add_argument(
+        "--budget-min",
+        type=float,
+        default=None,
+        help="peer training budget in minutes (default: the longest of --ours)",
+    )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--log-period", type=int, default=20)
-    parser.add_argument("--our-sampling", action="store_true",
-                        help="train the peer with our recipe's proposal/RoI counts (1000/500 proposals, 128 RoIs per "
-                             "image) instead of torchvision's (2000/2000, 512)")
-    parser.add_argument("--output", default=None,
-                        help="where the peer's results go (default: output/aquarium/peer_mobilenet_v3[_our_sampling])")
+    parser.add_argument(
+        "--our-sampling",
+        action="store_true",
+        help="train the peer with our recipe's proposal/RoI counts (1000/500 proposals, 128 RoIs per "
+        "image) instead of torchvision's (2000/2000, 512)",
+    )
+    parser.add_argument(
+        "--output",
+        default=None,
+        help="where the peer's results go (default: output/aquarium/peer_mobilenet_v3[_our_sampling])",
+    )
     args = parser.parse_args(argv)
 
     logging.basicConfig(level=logging.WARNING)
@@ -183,8 +215,11 @@ def main(argv=None) -> int:
     dicts = [d for d in DatasetCatalog.get("aquarium_train") if d["annotations"]]
     num_classes = len(MetadataCatalog.get("aquarium_train").thing_classes)
     model = build_peer(num_classes, args.our_sampling)
-    print(f"{datetime.now():%H:%M:%S} training the peer for {budget_s / 60:.1f} min "
-          f"on {len(dicts)} images with {args.threads} threads", flush=True)
+    print(
+        f"{datetime.now():%H:%M:%S} training the peer for {budget_s / 60:.1f} min "
+        f"on {len(dicts)} images with {args.threads} threads",
+        flush=True,
+    )
     run = train_peer(model, dicts, budget_s, args.log_period, args.seed)
     bbox = evaluate_peer(model, "aquarium_valid")
     out = Path(args.output or "output/aquarium/peer_mobilenet_v3" + ("_our_sampling" if args.our_sampling else ""))
@@ -193,8 +228,7 @@ def main(argv=None) -> int:
 
     rows = [(name, r["bbox"], r["seconds"], r["images_per_s"]) for name, r in ours.items()]
     peer = "torchvision fasterrcnn_mobilenet_v3_large_fpn" + (" (our sampling)" if args.our_sampling else "")
-    rows.append((peer, bbox, run["seconds"],
-                 run["images"] / run["seconds"]))
+    rows.append((peer, bbox, run["seconds"], run["images"] / run["seconds"]))
     print(f"\nAquarium valid, trained from scratch, {args.threads} threads, peer budget {budget_s / 60:.1f} min")
     print(f"{'model':62s} {'train min':>9s} {'img/s':>6s} {'AP':>6s} {'AP50':>6s} {'APs':>6s}")
     for name, b, seconds, ips in rows:

@@ -14,11 +14,13 @@ Latency: median over ``--runs`` passes after ``--warmup`` passes, with ``torch.s
 for all models; the models are interleaved pass by pass so that other load on a shared machine hits them
 alike. Also reported: the median process CPU time of a pass, and the number of proposals/detections.
 Ours' Fast R-CNN predictor is re-initialised like torchvision's (nn.Linear default), so that similar
-numbers of boxes pass the score threshold. Note: torchvision without pretrained weights uses plain BatchNorm2d in eval mode; ours uses FrozenBN
-folded into the convolutions (detectron2's layout for ImageNet-initialised backbones).
+numbers of boxes pass the score threshold. Note: torchvision without pretrained weights uses plain
+BatchNorm2d in eval mode; ours uses FrozenBN folded into the convolutions (detectron2's layout for
+ImageNet-initialised backbones).
 
 Usage: ``OMP_NUM_THREADS=2 python benchmarks/bench_baselines.py [--threads 2] [--runs 3] [--warmup 1]``.
 """
+
 import argparse
 import statistics
 import sys
@@ -44,7 +46,7 @@ def _image() -> torch.Tensor:
     for _ in range(15):
         x0, y0 = int(torch.randint(0, W - 200, (1,), generator=g)), int(torch.randint(0, H - 200, (1,), generator=g))
         w, h = int(torch.randint(20, 200, (1,), generator=g)), int(torch.randint(20, 200, (1,), generator=g))
-        img[:, y0:y0 + h, x0:x0 + w] = torch.randint(0, 256, (3, 1, 1), generator=g).float()
+        img[:, y0 : y0 + h, x0 : x0 + w] = torch.randint(0, 256, (3, 1, 1), generator=g).float()
     return img.clamp(0, 255).to(torch.uint8)  # BGR
 
 
@@ -76,12 +78,20 @@ def build_torchvision(kind: str):
     common = dict(weights=None, weights_backbone=None, min_size=H, max_size=W)
     if kind == "faster_rcnn_fpn":
         m = detection.fasterrcnn_resnet50_fpn(
-            **common, rpn_pre_nms_top_n_test=1000, rpn_post_nms_top_n_test=1000,
-            box_score_thresh=SCORE_THRESH, box_nms_thresh=0.5, box_detections_per_img=DETS,
+            **common,
+            rpn_pre_nms_top_n_test=1000,
+            rpn_post_nms_top_n_test=1000,
+            box_score_thresh=SCORE_THRESH,
+            box_nms_thresh=0.5,
+            box_detections_per_img=DETS,
         )
     else:
         m = detection.retinanet_resnet50_fpn(
-            **common, score_thresh=SCORE_THRESH, nms_thresh=0.5, detections_per_img=DETS, topk_candidates=1000,
+            **common,
+            score_thresh=SCORE_THRESH,
+            nms_thresh=0.5,
+            detections_per_img=DETS,
+            topk_candidates=1000,
         )
     return m.eval()
 
@@ -91,16 +101,19 @@ def main(argv=None):
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--warmup", type=int, default=1)
-    p.add_argument("--models", nargs="+", default=["faster_rcnn_fpn", "retinanet"],
-                   choices=["faster_rcnn_fpn", "retinanet"])
+    p.add_argument(
+        "--models", nargs="+", default=["faster_rcnn_fpn", "retinanet"], choices=["faster_rcnn_fpn", "retinanet"]
+    )
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
 
     bgr = _image()
     ours_in = [{"image": bgr, "height": H, "width": W}]
     tv_in = [bgr.flip(0).float() / 255.0]
-    print(f"input {H}x{W}, threads {torch.get_num_threads()}, warm-up {args.warmup}, runs {args.runs}, "
-          f"torch {torch.__version__}")
+    print(
+        f"input {H}x{W}, threads {torch.get_num_threads()}, warm-up {args.warmup}, runs {args.runs}, "
+        f"torch {torch.__version__}"
+    )
     rows = []
     for kind in args.models:
         models = {"ours": (build_ours(kind), ours_in), "torchvision": (build_torchvision(kind), tv_in)}
@@ -120,10 +133,12 @@ def main(argv=None):
         med = {k: statistics.median(v) for k, v in wall.items()}
         cmed = {k: statistics.median(v) for k, v in cpu.items()}
         rows.append((kind, med, cmed, ndet))
-        print(f"{kind:16s} ours {med['ours']:.3f} s (cpu {cmed['ours']:.2f} s, {ndet['ours']} dets) | "
-              f"torchvision {med['torchvision']:.3f} s (cpu {cmed['torchvision']:.2f} s, {ndet['torchvision']} dets) | "
-              f"ratio ours/tv {med['ours'] / med['torchvision']:.2f} (cpu {cmed['ours'] / cmed['torchvision']:.2f})",
-              flush=True)
+        print(
+            f"{kind:16s} ours {med['ours']:.3f} s (cpu {cmed['ours']:.2f} s, {ndet['ours']} dets) | "
+            f"torchvision {med['torchvision']:.3f} s (cpu {cmed['torchvision']:.2f} s, {ndet['torchvision']} dets) | "
+            f"ratio ours/tv {med['ours'] / med['torchvision']:.2f} (cpu {cmed['ours'] / cmed['torchvision']:.2f})",
+            flush=True,
+        )
         del models
     return rows
 

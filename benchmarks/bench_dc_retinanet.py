@@ -17,6 +17,7 @@ large sorts/reductions of both variants wait on each other and the ratios meanin
 
 Usage: ``OMP_NUM_THREADS=1 python benchmarks/bench_dc_retinanet.py [--runs 15] [--threads 1] [--model shapes]``
 """
+
 import argparse
 import statistics
 import sys
@@ -70,7 +71,8 @@ def bench_nms(args) -> None:
             "batched_nms": lambda: batched_nms(boxes, scores, classes, 0.5),
             "cl_balanced_nms": lambda: cl_balanced_nms(boxes, scores, classes, 0.5, beta=1.0),
         },
-        args.runs, args.warmup,
+        args.runs,
+        args.warmup,
     )
     print(f"NMS on {args.boxes} boxes / {args.classes} classes (IoU 0.5), median of {args.runs}:")
     for k in t:
@@ -87,8 +89,11 @@ def _train_inputs(model_kind: str, batch: int):
     for _ in range(n):
         xy = torch.rand(objects, 2, generator=g) * torch.tensor([w * 0.7, h * 0.7])
         wh = 10 + torch.rand(objects, 2, generator=g) * torch.tensor([w * 0.3, h * 0.3])
-        inst = Instances((h, w), gt_boxes=Boxes(torch.cat([xy, xy + wh], dim=1)),
-                         gt_classes=torch.randint(0, 6, (objects,), generator=g))
+        inst = Instances(
+            (h, w),
+            gt_boxes=Boxes(torch.cat([xy, xy + wh], dim=1)),
+            gt_classes=torch.randint(0, 6, (objects,), generator=g),
+        )
         out.append({"image": torch.randint(0, 256, (3, h, w), generator=g, dtype=torch.uint8), "instances": inst})
     return out
 
@@ -117,12 +122,15 @@ def bench_training(args) -> None:
             model.zero_grad(set_to_none=True)
             losses = model(inputs)
             sum(losses.values()).backward()
+
         return run
 
     t = _median_times({"RetinaNet": step(plain), "DCRetinaNet": step(dc)}, args.runs, args.warmup)
     n = len(inputs)
-    print(f"Training iteration (forward + backward), {args.model} model, {n} image(s) of "
-          f"{inputs[0]['image'].shape[1]}x{inputs[0]['image'].shape[2]}, median of {args.runs}:")
+    print(
+        f"Training iteration (forward + backward), {args.model} model, {n} image(s) of "
+        f"{inputs[0]['image'].shape[1]}x{inputs[0]['image'].shape[2]}, median of {args.runs}:"
+    )
     for k in t:
         print(f"  {k:<16} {t[k] * 1e3:8.1f} ms")
     print(f"  ratio DCRetinaNet / RetinaNet: {t['DCRetinaNet'] / t['RetinaNet']:.3f}x (goal <= 1.10x)")

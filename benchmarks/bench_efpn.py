@@ -24,6 +24,7 @@ Where ``clear_refs`` cannot be written the script falls back to ``ru_maxrss`` of
 Usage: ``OMP_NUM_THREADS=2 python benchmarks/bench_efpn.py [--size 512] [--runs 3] [--threads 2]``;
 ``--depth 101 --groups 32 --width-per-group 8`` measures a ResNeXt-101 (the paper's Table III backbone).
 """
+
 import argparse
 import json
 import os
@@ -97,8 +98,9 @@ def count_gmacs(model, inputs) -> float:
         else:
             total[0] += output.numel() * module.in_features
 
-    handles = [m.register_forward_hook(hook) for m in model.modules()
-               if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
+    handles = [
+        m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))
+    ]
     with torch.no_grad():
         model(inputs)
     for h in handles:
@@ -133,20 +135,36 @@ def run_one(kind: str, scale: int, args) -> dict:
             model(inputs[0])
             peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     gmacs = count_gmacs(model, inputs[0])
-    return {"kind": kind, "scale": scale, "median_s": statistics.median(times), "times_s": times, "gmacs": gmacs,
-            "median_cpu_s": statistics.median(cpu),
-            "peak_mb": peak_kb / 1024.0, "memory_method": method}
+    return {
+        "kind": kind,
+        "scale": scale,
+        "median_s": statistics.median(times),
+        "times_s": times,
+        "gmacs": gmacs,
+        "median_cpu_s": statistics.median(cpu),
+        "peak_mb": peak_kb / 1024.0,
+        "memory_method": method,
+    }
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--size", type=int, default=512, help="1x input side (square)")
     parser.add_argument("--depth", type=int, default=50, help="ResNet depth")
-    parser.add_argument("--groups", type=int, default=1, help="ResNeXt cardinality (32 with "
-                        "--width-per-group 8 and --depth 101: X-101-32x8d, the paper's backbone family)")
+    parser.add_argument(
+        "--groups",
+        type=int,
+        default=1,
+        help="ResNeXt cardinality (32 with "
+        "--width-per-group 8 and --depth 101: X-101-32x8d, the paper's backbone family)",
+    )
     parser.add_argument("--width-per-group", type=int, default=64, help="ResNeXt width per group")
-    parser.add_argument("--sr-module", default="ftt", choices=["ftt", "nearest", "espcn"],
-                        help="how EFPN makes P3' (nearest: the paper's 'EFPN w/o FTT' row)")
+    parser.add_argument(
+        "--sr-module",
+        default="ftt",
+        choices=["ftt", "nearest", "espcn"],
+        help="how EFPN makes P3' (nearest: the paper's 'EFPN w/o FTT' row)",
+    )
     parser.add_argument("--runs", type=int, default=3, help="timed forward passes per configuration")
     parser.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", "2")))
     parser.add_argument("--json", type=str, default="", help="also write the results to this file")
@@ -160,19 +178,38 @@ def main():
 
     results = {}
     for kind, scale in [("fpn", 1), ("efpn", 1), ("fpn", 2)]:
-        cmd = [sys.executable, __file__, "--size", str(args.size), "--depth", str(args.depth),
-               "--groups", str(args.groups), "--width-per-group", str(args.width_per_group),
-               "--sr-module", args.sr_module, "--runs",
-               str(args.runs), "--threads", str(args.threads), "--_child", f"{kind}:{scale}"]
+        cmd = [
+            sys.executable,
+            __file__,
+            "--size",
+            str(args.size),
+            "--depth",
+            str(args.depth),
+            "--groups",
+            str(args.groups),
+            "--width-per-group",
+            str(args.width_per_group),
+            "--sr-module",
+            args.sr_module,
+            "--runs",
+            str(args.runs),
+            "--threads",
+            str(args.threads),
+            "--_child",
+            f"{kind}:{scale}",
+        ]
         # A fixed glibc mmap threshold (which also switches off its dynamic growth) makes every block
         # >= 128 KiB an mmap that is returned to the OS on free, so RSS tracks the live tensors.
         env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), MALLOC_MMAP_THRESHOLD_="131072")
         out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env, cwd=str(ROOT))
         res = json.loads(out.stdout.strip().splitlines()[-1])
         results[f"{kind}_{scale}x"] = res
-        print(f"{kind.upper():4s} {scale}x ({args.size * scale}px): median {res['median_s']:.3f} s "
-              f"(runs {', '.join(f'{t:.3f}' for t in res['times_s'])}), CPU time {res['median_cpu_s']:.3f} s, "
-              f"peak {res['peak_mb']:.0f} MB, {res['gmacs']:.1f} GMAC", flush=True)
+        print(
+            f"{kind.upper():4s} {scale}x ({args.size * scale}px): median {res['median_s']:.3f} s "
+            f"(runs {', '.join(f'{t:.3f}' for t in res['times_s'])}), CPU time {res['median_cpu_s']:.3f} s, "
+            f"peak {res['peak_mb']:.0f} MB, {res['gmacs']:.1f} GMAC",
+            flush=True,
+        )
 
     f1, e1, f2 = results["fpn_1x"], results["efpn_1x"], results["fpn_2x"]
     ratios = {
@@ -186,10 +223,15 @@ def main():
         "peak memory EFPN-1x / FPN-1x": e1["peak_mb"] / f1["peak_mb"],
     }
     backbone = f"X{args.depth}-{args.groups}x{args.width_per_group}d" if args.groups > 1 else f"R{args.depth}"
-    print(f"{backbone}-FPN, EFPN's P3' by {args.sr_module}, {args.size}px 1x, {args.threads} thread(s), memory: {e1['memory_method']}")
-    goals = {"latency EFPN-1x / FPN-1x": ("<= 2.0", lambda r: r <= 2.0),
-             "latency EFPN-1x / FPN-2x": ("< 1.0", lambda r: r < 1.0),
-             "peak memory EFPN-1x / FPN-2x": ("< 1.0", lambda r: r < 1.0)}
+    print(
+        f"{backbone}-FPN, EFPN's P3' by {args.sr_module}, {args.size}px 1x, {args.threads} thread(s), "
+        f"memory: {e1['memory_method']}"
+    )
+    goals = {
+        "latency EFPN-1x / FPN-1x": ("<= 2.0", lambda r: r <= 2.0),
+        "latency EFPN-1x / FPN-2x": ("< 1.0", lambda r: r < 1.0),
+        "peak memory EFPN-1x / FPN-2x": ("< 1.0", lambda r: r < 1.0),
+    }
     for name, r in ratios.items():
         goal = goals.get(name)
         verdict = f"  goal {goal[0]}: {'met' if goal[1](r) else 'NOT met'}" if goal else ""

@@ -14,6 +14,7 @@ out). Goals (paper, Table 1 / Sec. 3): training <= 1.10x, inference 1.00x.
     OMP_NUM_THREADS=2 python benchmarks/bench_inverted_attention.py \\
         --config projects/InvertedAttention/configs/shapes/ia_faster_rcnn_R18_FPN_shapes.py --size 320 416
 """
+
 from __future__ import annotations
 
 import argparse
@@ -124,7 +125,8 @@ def main(argv=None) -> int:
     batch = make_batch(args.images, tuple(args.size), ia.roi_heads.num_classes, args.device)
     print(f"config: {args.config}")
     print(
-        f"device: {args.device}, threads: {torch.get_num_threads()}, batch: {args.images} x {args.size[0]}x{args.size[1]}, "
+        f"device: {args.device}, threads: {torch.get_num_threads()}, "
+        f"batch: {args.images} x {args.size[0]}x{args.size[1]}, "
         f"median of {args.repeats} (after {args.warmup} warm-up), RoIs/image: {ia.roi_heads.batch_size_per_image}, "
         f"clock: {'wall' if args.device.startswith('cuda') else 'process CPU time'}"
     )

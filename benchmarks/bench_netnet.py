@@ -14,6 +14,7 @@ share the post-processing code).
 
     OMP_NUM_THREADS=2 python benchmarks/bench_netnet.py --threads 2 --repeats 10
 """
+
 import argparse
 import statistics
 import time
@@ -22,10 +23,9 @@ import torch
 
 
 def build_ours(netnet: bool, num_classes: int = 90):
-    from net_detr2.config import instantiate
-    from net_detr2.config import LazyConfig
-
     from pathlib import Path
+
+    from net_detr2.config import LazyConfig, instantiate
 
     root = Path(__file__).resolve().parents[1]
     name = "netnet300_vgg16_coco.py" if netnet else "ssd300_vgg16_coco.py"
@@ -39,8 +39,13 @@ def build_torchvision():
     from torchvision.models.detection import ssd300_vgg16
 
     return ssd300_vgg16(
-        weights=None, weights_backbone=None, num_classes=91,
-        score_thresh=0.01, nms_thresh=0.45, detections_per_img=200, topk_candidates=400,
+        weights=None,
+        weights_backbone=None,
+        num_classes=91,
+        score_thresh=0.01,
+        nms_thresh=0.45,
+        detections_per_img=200,
+        topk_candidates=400,
     ).eval()
 
 
@@ -103,11 +108,16 @@ def main() -> None:
     tv_net = lambda: tv.head(list(tv.backbone(tv_norm(image_rgb01)).values()))  # noqa: E731
     rounds = time_interleaved(
         {
-            "ssd": lambda: ssd(ours_in), "netnet": lambda: netnet(ours_in), "tv": lambda: tv([image_rgb01]),
-            "ssd_net": lambda: our_net(ssd), "netnet_net": lambda: our_net(netnet), "tv_net": tv_net,
+            "ssd": lambda: ssd(ours_in),
+            "netnet": lambda: netnet(ours_in),
+            "tv": lambda: tv([image_rgb01]),
+            "ssd_net": lambda: our_net(ssd),
+            "netnet_net": lambda: our_net(netnet),
+            "tv_net": tv_net,
             "post": lambda: ssd.inference(*ssd_post_inputs),
         },
-        args.warmup, args.repeats,
+        args.warmup,
+        args.repeats,
     )
     t = {k: statistics.median(v) for k, v in rounds.items()}
     params = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
@@ -123,15 +133,21 @@ def main() -> None:
     print(f"{'model':<26}{'full (ms)':>12}{'network (ms)':>15}{'params (M)':>12}")
     for name, full, net, params in rows:
         print(f"{name:<26}{full:>12.1f}{net:>15.1f}{params / 1e6:>12.2f}")
-    print(f"post-processing on SSD300's head outputs: {t['post']:.1f} ms; (box, class) candidates above the "
-          f"score threshold: SSD300 {candidates(ssd)}, NETNet300 {candidates(netnet)}")
+    print(
+        f"post-processing on SSD300's head outputs: {t['post']:.1f} ms; (box, class) candidates above the "
+        f"score threshold: SSD300 {candidates(ssd)}, NETNet300 {candidates(netnet)}"
+    )
     with_post = {k: [a + b for a, b in zip(rounds[k], rounds["post"])] for k in ("ssd_net", "netnet_net")}
     print("ratios: median over the rounds of the per-round ratio (each pair ran back to back)")
-    print(f"NETNet300 / SSD300 (ours): full {paired_ratio(rounds['netnet'], rounds['ssd']):.3f}, "
-          f"network {paired_ratio(rounds['netnet_net'], rounds['ssd_net']):.3f}, "
-          f"network + same post {paired_ratio(with_post['netnet_net'], with_post['ssd_net']):.3f}  (goal <= 1.10)")
-    print(f"SSD300 ours / torchvision: full {paired_ratio(rounds['ssd'], rounds['tv']):.3f}, "
-          f"network {paired_ratio(rounds['ssd_net'], rounds['tv_net']):.3f}  (goal <= 1.0)")
+    print(
+        f"NETNet300 / SSD300 (ours): full {paired_ratio(rounds['netnet'], rounds['ssd']):.3f}, "
+        f"network {paired_ratio(rounds['netnet_net'], rounds['ssd_net']):.3f}, "
+        f"network + same post {paired_ratio(with_post['netnet_net'], with_post['ssd_net']):.3f}  (goal <= 1.10)"
+    )
+    print(
+        f"SSD300 ours / torchvision: full {paired_ratio(rounds['ssd'], rounds['tv']):.3f}, "
+        f"network {paired_ratio(rounds['ssd_net'], rounds['tv_net']):.3f}  (goal <= 1.0)"
+    )
     print(f"detections on the random-weight input: ours {n_ours}, torchvision {n_tv}")
 
 

@@ -6,6 +6,7 @@
 The source must have the Roboflow YOLO layout (``data.yaml``, ``{train,valid}/{images,labels}``). When it
 carries a ``SHA256SUMS`` file, every listed file is checked first and a mismatch stops with the file's name.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -41,8 +42,11 @@ def verify(source: Path) -> int:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--source", required=True, help="the Aquarium folder (with data.yaml)")
-    parser.add_argument("--root", default=os.environ.get("NET_DETR2_DATASETS", "datasets"),
-                        help="datasets root (default: $NET_DETR2_DATASETS or ./datasets)")
+    parser.add_argument(
+        "--root",
+        default=os.environ.get("NET_DETR2_DATASETS", "datasets"),
+        help="datasets root (default: $NET_DETR2_DATASETS or ./datasets)",
+    )
     parser.add_argument("--copy", action="store_true", help="copy instead of linking")
     args = parser.parse_args(argv)
     source = Path(args.source).expanduser().resolve()

@@ -4,6 +4,7 @@
 Writes to ``$NET_DETR2_CACHE/shapes_v1`` (default ``~/.cache/net_detr2/shapes_v1``), or ``--out``.
 Usage: ``python datasets/prepare_shapes.py [--out DIR]``
 """
+
 from __future__ import annotations
 
 import argparse

@@ -15,6 +15,7 @@ Output::
 registered as ``tt100k_train`` / ``tt100k_test`` (image root ``tt100k/data``).
 Usage: ``python datasets/prepare_tt100k.py [--root PATH]``
 """
+
 from __future__ import annotations
 
 import argparse

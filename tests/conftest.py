@@ -1,4 +1,5 @@
 """Shared pytest set-up (keep small): one intra-op thread so parallel test runs share the 2 CPU cores."""
+
 import pytest
 import torch
 

@@ -1,4 +1,5 @@
 """Anchors, box coding, matching, sampling, RoI pooling levels and detector_postprocess on hand cases."""
+
 import math
 
 import pytest
@@ -20,11 +21,13 @@ from net_detr2.structures import Boxes, Instances
 def test_cell_anchors_hand_values_and_not_rounded():
     gen = DefaultAnchorGenerator(sizes=[[32]], aspect_ratios=[[0.5, 1.0, 2.0]], strides=[4])
     w_half = math.sqrt(1024 / 0.5) / 2  # 22.627..., h/w = 0.5
-    expected = torch.tensor([
-        [-w_half, -w_half / 2, w_half, w_half / 2],
-        [-16.0, -16.0, 16.0, 16.0],
-        [-w_half / 2, -w_half, w_half / 2, w_half],
-    ])
+    expected = torch.tensor(
+        [
+            [-w_half, -w_half / 2, w_half, w_half / 2],
+            [-16.0, -16.0, 16.0, 16.0],
+            [-w_half / 2, -w_half, w_half / 2, w_half],
+        ]
+    )
     torch.testing.assert_close(gen.cell_anchors[0], expected)
     assert gen.cell_anchors[0][0, 0] != round(gen.cell_anchors[0][0, 0].item())
     # non-persistent: not in the state dict, but visible as named buffers
@@ -144,9 +147,13 @@ def test_pooler_takes_each_box_from_its_level():
 
 def test_detector_postprocess_scales_clips_and_drops_empty():
     r = Instances((100, 200))
-    r.pred_boxes = Boxes(torch.tensor([[10.0, 10.0, 50.0, 50.0], [190.0, 90.0, 210.0, 110.0], [300.0, 0.0, 400.0, 10.0]]))
+    r.pred_boxes = Boxes(
+        torch.tensor([[10.0, 10.0, 50.0, 50.0], [190.0, 90.0, 210.0, 110.0], [300.0, 0.0, 400.0, 10.0]])
+    )
     r.scores = torch.tensor([0.9, 0.8, 0.7])
     out = detector_postprocess(r, 200, 400)
     assert out.image_size == (200, 400)
-    torch.testing.assert_close(out.pred_boxes.tensor, torch.tensor([[20.0, 20.0, 100.0, 100.0], [380.0, 180.0, 400.0, 200.0]]))
+    torch.testing.assert_close(
+        out.pred_boxes.tensor, torch.tensor([[20.0, 20.0, 100.0, 100.0], [380.0, 180.0, 400.0, 200.0]])
+    )
     torch.testing.assert_close(out.scores, torch.tensor([0.9, 0.8]))

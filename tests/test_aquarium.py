@@ -1,5 +1,6 @@
 """The Aquarium photo set end to end: every Aquarium config builds and takes a training step on real photos
 through its own mapper; one recipe trains a few iterations and is evaluated on a slice of aquarium_valid."""
+
 from pathlib import Path
 
 import pytest
@@ -29,8 +30,11 @@ GPU_RECIPES = {
 
 
 def test_every_aquarium_config_is_listed_here():
-    found = {str(p.relative_to(REPO)) for p in REPO.glob("**/configs/**/*aquarium*.py")
-             if ".venv" not in p.parts and "common" not in p.parts}
+    found = {
+        str(p.relative_to(REPO))
+        for p in REPO.glob("**/configs/**/*aquarium*.py")
+        if ".venv" not in p.parts and "common" not in p.parts
+    }
     found |= {str(p.relative_to(REPO)) for p in (REPO / "configs" / "aquarium").glob("*.py")}
     assert found == set(CPU_RECIPES) | set(GPU_RECIPES)
 
@@ -51,7 +55,9 @@ def test_aquarium_config_trains_a_step_on_photos(config, aquarium_root):
     losses = model(batch)
     assert losses and all(torch.isfinite(v) for v in losses.values())
     sum(losses.values()).backward()
-    trained = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is not None and p.grad.abs().sum() > 0]
+    trained = [
+        n for n, p in model.named_parameters() if p.requires_grad and p.grad is not None and p.grad.abs().sum() > 0
+    ]
     assert trained, "no parameter received a gradient"
 
 
@@ -97,18 +103,29 @@ def test_aquarium_recipe_trains_and_evaluates_on_a_valid_slice(tmp_path, aquariu
 
     name = "_aquarium_valid_first6"
     DatasetCatalog.register(name, lambda: DatasetCatalog.get("aquarium_valid")[:6])
-    MetadataCatalog.get(name).set(thing_classes=MetadataCatalog.get("aquarium_valid").thing_classes,
-                                  evaluator_type="coco")
+    MetadataCatalog.get(name).set(
+        thing_classes=MetadataCatalog.get("aquarium_valid").thing_classes, evaluator_type="coco"
+    )
     try:
         spec = importlib.util.spec_from_file_location("train_net", REPO / "train_net.py")
         train_net = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(train_net)
         out = tmp_path / "out"
-        args = default_argument_parser().parse_args([
-            "--config-file", str(REPO / CPU_RECIPES[0]), f"train.output_dir={out}", "train.max_iter=4",
-            "train.eval_period=4", "train.log_period=2", "train.num_vis_images=2", "train.tensorboard=False",
-            f"dataloader.test.dataset.names={name}", "dataloader.train.total_batch_size=2",
-            "dataloader.train.num_workers=0"])
+        args = default_argument_parser().parse_args(
+            [
+                "--config-file",
+                str(REPO / CPU_RECIPES[0]),
+                f"train.output_dir={out}",
+                "train.max_iter=4",
+                "train.eval_period=4",
+                "train.log_period=2",
+                "train.num_vis_images=2",
+                "train.tensorboard=False",
+                f"dataloader.test.dataset.names={name}",
+                "dataloader.train.total_batch_size=2",
+                "dataloader.train.num_workers=0",
+            ]
+        )
         results = train_net.main(args)
         cfg = LazyConfig.load(str(out / "config.yaml"))
         model = instantiate(cfg.model).eval()
@@ -146,8 +163,9 @@ def test_peer_benchmark_trains_and_evaluates_the_torchvision_model(aquarium_root
     assert run["iterations"] >= 1 and run["images"] == 4 * run["iterations"]
     name = "_aquarium_valid_first3"
     DatasetCatalog.register(name, lambda: DatasetCatalog.get("aquarium_valid")[:3])
-    MetadataCatalog.get(name).set(thing_classes=MetadataCatalog.get("aquarium_valid").thing_classes,
-                                  evaluator_type="coco")
+    MetadataCatalog.get(name).set(
+        thing_classes=MetadataCatalog.get("aquarium_valid").thing_classes, evaluator_type="coco"
+    )
     try:
         bbox = bench.evaluate_peer(model, name)
     finally:

@@ -1,4 +1,5 @@
 """Tests of the ResNet / FPN backbones: detectron2 key names, shapes, parity with detectron2 features."""
+
 from pathlib import Path
 
 import pytest
@@ -8,8 +9,8 @@ from torch import nn
 
 from net_detr2.layers import FrozenBatchNorm2d, ShapeSpec
 from net_detr2.modeling.backbone import (
-    FPN,
     BACKBONE_REGISTRY,
+    FPN,
     BasicBlock,
     BasicStem,
     BottleneckBlock,
@@ -23,7 +24,9 @@ from net_detr2.modeling.backbone import (
 )
 
 REFERENCE = Path(__file__).resolve().parents[1] / ".." / "shared" / "reference"
-needs_reference = pytest.mark.skipif(not REFERENCE.is_dir(), reason=f"detectron2 reference data not found at {REFERENCE}")
+needs_reference = pytest.mark.skipif(
+    not REFERENCE.is_dir(), reason=f"detectron2 reference data not found at {REFERENCE}"
+)
 
 # The narrow widths of the parity records (see shared/reference/README.md).
 NARROW = dict(stem_out_channels=32, res2_out_channels=64, width_per_group=16, out_channels=64)
@@ -39,11 +42,14 @@ def _our_keys(module, prefix="backbone."):
 
 
 @needs_reference
-@pytest.mark.parametrize("name,builder,depth", [
-    ("frcnn_r50_fpn", build_resnet_fpn_backbone, 50),
-    ("frcnn_r101_fpn", build_resnet_fpn_backbone, 101),
-    ("retinanet_r50_fpn", build_retinanet_resnet_fpn_backbone, 50),
-])
+@pytest.mark.parametrize(
+    "name,builder,depth",
+    [
+        ("frcnn_r50_fpn", build_resnet_fpn_backbone, 50),
+        ("frcnn_r101_fpn", build_resnet_fpn_backbone, 101),
+        ("retinanet_r50_fpn", build_retinanet_resnet_fpn_backbone, 50),
+    ],
+)
 def test_full_size_backbone_keys_match_detectron2(name, builder, depth):
     with torch.device("meta"):
         backbone = builder(depth=depth)
@@ -55,14 +61,17 @@ def _load_record(name):
 
 
 @needs_reference
-@pytest.mark.parametrize("name,builder", [
-    ("frcnn_r50_fpn", build_resnet_fpn_backbone),
-    ("retinanet_r50_fpn", build_retinanet_resnet_fpn_backbone),
-])
+@pytest.mark.parametrize(
+    "name,builder",
+    [
+        ("frcnn_r50_fpn", build_resnet_fpn_backbone),
+        ("retinanet_r50_fpn", build_retinanet_resnet_fpn_backbone),
+    ],
+)
 def test_backbone_reproduces_detectron2_features(name, builder):
     rec = _load_record(name)
     backbone = builder(depth=50, **NARROW).eval()
-    sd = {k[len("backbone."):]: v for k, v in rec["state_dict"].items() if k.startswith("backbone.")}
+    sd = {k[len("backbone.") :]: v for k, v in rec["state_dict"].items() if k.startswith("backbone.")}
     backbone.load_state_dict(sd, strict=True)
     with torch.no_grad():
         feats = backbone(rec["preprocessed"])
@@ -75,18 +84,32 @@ def test_backbone_reproduces_detectron2_features(name, builder):
     shapes = backbone.output_shape()
     assert {k: (v.channels, v.stride) for k, v in shapes.items()} == {
         k: (64, rec["preprocessed"].shape[-1] // v.shape[-1] if k not in ("p6", "p7") else 2 ** int(k[1]))
-        for k, v in rec["features"].items()}
+        for k, v in rec["features"].items()
+    }
     assert backbone.size_divisibility == 32
 
 
 def test_resnet_shapes_strides_and_stride_placement():
-    r = build_resnet_backbone(depth=50, out_features=["stem", "res2", "res3", "res4", "res5"], **{
-        k: v for k, v in NARROW.items() if k != "out_channels"})
+    r = build_resnet_backbone(
+        depth=50,
+        out_features=["stem", "res2", "res3", "res4", "res5"],
+        **{k: v for k, v in NARROW.items() if k != "out_channels"},
+    )
     assert {k: (v.channels, v.stride) for k, v in r.output_shape().items()} == {
-        "stem": (32, 4), "res2": (64, 4), "res3": (128, 8), "res4": (256, 16), "res5": (512, 32)}
+        "stem": (32, 4),
+        "res2": (64, 4),
+        "res3": (128, 8),
+        "res4": (256, 16),
+        "res5": (512, 32),
+    }
     out = r(torch.randn(1, 3, 64, 96))
     assert [tuple(v.shape) for v in out.values()] == [
-        (1, 32, 16, 24), (1, 64, 16, 24), (1, 128, 8, 12), (1, 256, 4, 6), (1, 512, 2, 3)]
+        (1, 32, 16, 24),
+        (1, 64, 16, 24),
+        (1, 128, 8, 12),
+        (1, 256, 4, 6),
+        (1, 512, 2, 3),
+    ]
     # stride_in_1x1=True (MSRA): the stride sits on the first 1x1 conv of a downsampling block
     assert r.res3[0].conv1.stride == (2, 2) and r.res3[0].conv2.stride == (1, 1)
     tv = build_resnet_backbone(depth=50, stride_in_1x1=False, out_features=["res3"])
@@ -96,8 +119,9 @@ def test_resnet_shapes_strides_and_stride_placement():
 
 
 def test_resnext_groups_and_dilation():
-    r = build_resnet_backbone(depth=50, num_groups=32, width_per_group=4, res5_dilation=2,
-                              out_features=["res5"], norm="BN", freeze_at=0)
+    r = build_resnet_backbone(
+        depth=50, num_groups=32, width_per_group=4, res5_dilation=2, out_features=["res5"], norm="BN", freeze_at=0
+    )
     conv2 = r.res2[0].conv2
     assert conv2.groups == 32 and conv2.weight.shape == (128, 4, 3, 3)
     assert r.res5[0].conv2.dilation == (2, 2) and r.res5[0].conv2.padding == (2, 2)
@@ -133,8 +157,15 @@ def test_freeze_at():
 
 
 def test_make_stage_per_block_arguments_and_classifier():
-    blocks = ResNet.make_stage(BottleneckBlock, 3, in_channels=8, out_channels=16, bottleneck_channels=4,
-                               stride_per_block=[2, 1, 1], norm="FrozenBN")
+    blocks = ResNet.make_stage(
+        BottleneckBlock,
+        3,
+        in_channels=8,
+        out_channels=16,
+        bottleneck_channels=4,
+        stride_per_block=[2, 1, 1],
+        norm="FrozenBN",
+    )
     assert [b.stride for b in blocks] == [2, 1, 1] and blocks[0].in_channels == 8 and blocks[1].in_channels == 16
     with pytest.raises(ValueError, match="stride_per_block has 2 values for 3 blocks"):
         ResNet.make_stage(BasicBlock, 3, in_channels=8, out_channels=8, stride_per_block=[1, 1])
@@ -149,13 +180,23 @@ def test_make_stage_per_block_arguments_and_classifier():
 
 
 def test_fpn_structure_fuse_and_errors():
-    bottom_up = build_resnet_backbone(depth=50, res2_out_channels=32, width_per_group=8, stem_out_channels=16,
-                                      out_features=["res2", "res3", "res4", "res5"])
+    bottom_up = build_resnet_backbone(
+        depth=50,
+        res2_out_channels=32,
+        width_per_group=8,
+        stem_out_channels=16,
+        out_features=["res2", "res3", "res4", "res5"],
+    )
     fpn = FPN(bottom_up, ["res2", "res3", "res4", "res5"], 16, top_block=LastLevelMaxPool())
     x = torch.randn(1, 3, 64, 64)
     out = fpn(x)
     assert {k: tuple(v.shape) for k, v in out.items()} == {
-        "p2": (1, 16, 16, 16), "p3": (1, 16, 8, 8), "p4": (1, 16, 4, 4), "p5": (1, 16, 2, 2), "p6": (1, 16, 1, 1)}
+        "p2": (1, 16, 16, 16),
+        "p3": (1, 16, 8, 8),
+        "p4": (1, 16, 4, 4),
+        "p5": (1, 16, 2, 2),
+        "p6": (1, 16, 1, 1),
+    }
     # P6 is a stride-2 subsample of P5
     torch.testing.assert_close(out["p6"], out["p5"][:, :, ::2, ::2])
     # hand-recompute P4 = output_conv(lateral(C4) + nearest-up(lateral(C5)))
@@ -184,8 +225,9 @@ def test_fpn_structure_fuse_and_errors():
 
 
 def test_retinanet_top_block_reads_c5_or_p5():
-    bottom_up = build_resnet_backbone(depth=50, res2_out_channels=32, width_per_group=8, stem_out_channels=16,
-                                      out_features=["res3", "res4", "res5"])
+    bottom_up = build_resnet_backbone(
+        depth=50, res2_out_channels=32, width_per_group=8, stem_out_channels=16, out_features=["res3", "res4", "res5"]
+    )
     fpn = FPN(bottom_up, ["res3", "res4", "res5"], 16, top_block=LastLevelP6P7(256, 16))
     x = torch.randn(1, 3, 128, 128)
     out = fpn(x)
@@ -202,8 +244,13 @@ def test_retinanet_top_block_reads_c5_or_p5():
 
 
 def test_registry_and_build_backbone():
-    for name in ("ResNet", "FPN", "build_resnet_backbone", "build_resnet_fpn_backbone",
-                 "build_retinanet_resnet_fpn_backbone"):
+    for name in (
+        "ResNet",
+        "FPN",
+        "build_resnet_backbone",
+        "build_resnet_fpn_backbone",
+        "build_retinanet_resnet_fpn_backbone",
+    ):
         assert BACKBONE_REGISTRY.get(name) is not None
     b = build_backbone("build_resnet_backbone", depth=18, res2_out_channels=64, out_features=["res3"])
     assert isinstance(b, ResNet) and list(b.output_shape()) == ["res3"]

@@ -1,4 +1,5 @@
 """Checkpointing: atomic saves, corrupt files, safe .pkl loading, key/shape reports."""
+
 import logging
 import os
 import pickle
@@ -118,8 +119,11 @@ class _Evil:
 def test_malicious_pkl_is_refused(tmp_path):
     path = tmp_path / "evil.pkl"
     path.write_bytes(pickle.dumps({"model": {"fc.bias": _Evil()}}, protocol=2))
-    with pytest.raises(CheckpointLoadError, match=rf"Refusing to load {path}: it references the global "
-                                                   r"'posix.system'"):
+    with pytest.raises(
+        CheckpointLoadError,
+        match=rf"Refusing to load {path}: it references the global "
+        r"'posix.system'",
+    ):
         DetectionCheckpointer(_filled(0)).load(str(path))
     # A .pth with code in it is refused by torch.load(weights_only=True), naming the file.
     pth = tmp_path / "evil.pth"

@@ -1,5 +1,6 @@
 """Tests of net_detr2.compat: detectron2 yaml -> LazyConfig conversion, torchvision weight conversion, and
 ImageNet backbone checkpoints (torchvision, Caffe2) renamed on load."""
+
 import logging
 import re
 import textwrap
@@ -25,7 +26,9 @@ from net_detr2.modeling.backbone import build_resnet_backbone
 
 REPO = Path(__file__).resolve().parents[1]
 REFERENCE = REPO / ".." / "shared" / "reference"
-needs_reference = pytest.mark.skipif(not REFERENCE.is_dir(), reason=f"detectron2 reference data not found at {REFERENCE}")
+needs_reference = pytest.mark.skipif(
+    not REFERENCE.is_dir(), reason=f"detectron2 reference data not found at {REFERENCE}"
+)
 
 # Undo the parity records' narrowing overrides: the unmodified model-zoo widths.
 FULL_SIZE = """
@@ -58,8 +61,11 @@ def _assert_detections_match(inst, rec):
     """Every reference detection has a prediction with the same class, IoU > 0.99, |score diff| < 1e-4."""
     assert len(inst) == len(rec["scores"])
     iou = torchvision.ops.box_iou(rec["pred_boxes"], inst.pred_boxes.tensor)
-    ok = (iou > 0.99) & (rec["pred_classes"][:, None] == inst.pred_classes[None]) \
+    ok = (
+        (iou > 0.99)
+        & (rec["pred_classes"][:, None] == inst.pred_classes[None])
         & ((rec["scores"][:, None] - inst.scores[None]).abs() < 1e-4)
+    )
     assert ok.any(dim=1).all(), f"{int((~ok.any(dim=1)).sum())} reference detections unmatched"
 
 
@@ -78,11 +84,14 @@ def test_parity_config_builds_detectron2_model(name):
 
 
 @needs_reference
-@pytest.mark.parametrize("record,keys,depth", [
-    ("frcnn_r50_fpn", "frcnn_r50_fpn", 50),
-    ("frcnn_r50_fpn", "frcnn_r101_fpn", 101),
-    ("retinanet_r50_fpn", "retinanet_r50_fpn", 50),
-])
+@pytest.mark.parametrize(
+    "record,keys,depth",
+    [
+        ("frcnn_r50_fpn", "frcnn_r50_fpn", 50),
+        ("frcnn_r50_fpn", "frcnn_r101_fpn", 101),
+        ("retinanet_r50_fpn", "retinanet_r50_fpn", 50),
+    ],
+)
 def test_full_size_config_keys_match_detectron2(tmp_path, record, keys, depth):
     (tmp_path / "base.yaml").write_text(_record(record)["config"])
     child = "_BASE_: base.yaml\n" + FULL_SIZE.format(depth=depth)
@@ -168,14 +177,20 @@ def test_frcnn_mapping_of_losses_and_topk():
     assert roi.proposal_matcher.allow_low_quality_matches is False and roi.num_classes == 7
 
 
-@pytest.mark.parametrize("override,message", [
-    ("MODEL: {MASK_ON: true}", "MODEL.MASK_ON = True is not supported"),
-    ("MODEL: {META_ARCHITECTURE: PanopticFPN}", "MODEL.META_ARCHITECTURE = 'PanopticFPN' is not supported"),
-    ("MODEL: {ROI_HEADS: {NAME: CascadeROIHeads}}", "MODEL.ROI_HEADS.NAME = 'CascadeROIHeads' is not supported"),
-    ("MODEL: {RESNETS: {DEFORM_ON_PER_STAGE: [false, true, true, true]}}", "DEFORM_ON_PER_STAGE"),
-    ("MODEL: {RPN: {IN_FEATURES: [p9]}}", r"MODEL.RPN.IN_FEATURES = \['p9'\] names features the backbone does not"),
-    ("MODEL: {BACKBONE: {NAME: build_vit_backbone}}", "MODEL.BACKBONE.NAME = 'build_vit_backbone' is not supported"),
-])
+@pytest.mark.parametrize(
+    "override,message",
+    [
+        ("MODEL: {MASK_ON: true}", "MODEL.MASK_ON = True is not supported"),
+        ("MODEL: {META_ARCHITECTURE: PanopticFPN}", "MODEL.META_ARCHITECTURE = 'PanopticFPN' is not supported"),
+        ("MODEL: {ROI_HEADS: {NAME: CascadeROIHeads}}", "MODEL.ROI_HEADS.NAME = 'CascadeROIHeads' is not supported"),
+        ("MODEL: {RESNETS: {DEFORM_ON_PER_STAGE: [false, true, true, true]}}", "DEFORM_ON_PER_STAGE"),
+        ("MODEL: {RPN: {IN_FEATURES: [p9]}}", r"MODEL.RPN.IN_FEATURES = \['p9'\] names features the backbone does not"),
+        (
+            "MODEL: {BACKBONE: {NAME: build_vit_backbone}}",
+            "MODEL.BACKBONE.NAME = 'build_vit_backbone' is not supported",
+        ),
+    ],
+)
 def test_unsupported_options_are_named(override, message):
     base = textwrap.dedent("""\
         MODEL:
@@ -188,7 +203,9 @@ def test_unsupported_options_are_named(override, message):
         """)
     merged = load_d2_yaml(base)
     import yaml
+
     from net_detr2.compat.d2_config import _merge
+
     text = yaml.safe_dump(_merge(merged, yaml.safe_load(override), ""))
     with pytest.raises(ValueError, match=message):
         d2_config_to_lazy(text, source="my.yaml")
@@ -196,7 +213,7 @@ def test_unsupported_options_are_named(override, message):
 
 def test_unsafe_yaml_is_refused():
     with pytest.raises(ValueError, match="uses Call"):
-        load_d2_yaml('MODEL: {PIXEL_MEAN: !!python/object/apply:eval ["__import__(\'os\').getcwd()"]}')
+        load_d2_yaml("MODEL: {PIXEL_MEAN: !!python/object/apply:eval [\"__import__('os').getcwd()\"]}")
     with pytest.raises(ValueError, match="exponent 999 is larger than 64"):
         load_d2_yaml('A: !!python/object/apply:eval ["9 ** 999"]')
     with pytest.raises(ValueError, match="an exponent must be constant arithmetic"):
@@ -246,8 +263,7 @@ def test_torchvision_resnet50_conversion_reproduces_layer4():
     sd = convert_torchvision_resnet(tv.state_dict())
     assert "stem.conv1.weight" in sd and "res2.0.shortcut.norm.running_var" in sd
     assert "res5.2.conv3.norm.weight" in sd and not any("fc" in k or "num_batches" in k for k in sd)
-    ours = build_resnet_backbone(depth=50, stride_in_1x1=False, norm="FrozenBN",
-                                 out_features=["res2", "res5"]).eval()
+    ours = build_resnet_backbone(depth=50, stride_in_1x1=False, norm="FrozenBN", out_features=["res2", "res5"]).eval()
     result = ours.load_state_dict(sd, strict=True)
     assert not result.missing_keys and not result.unexpected_keys
     x = torch.randn(1, 3, 96, 96)
@@ -265,13 +281,16 @@ def test_torchvision_resnet50_conversion_reproduces_layer4():
 
 def test_torchvision_conversion_options_and_errors(tmp_path):
     tv = torchvision.models.resnet18(weights=None).state_dict()
-    with_fc = convert_torchvision_resnet({"state_dict": {"module." + k: v for k, v in tv.items()}}, keep_fc=True,
-                                         prefix="backbone.bottom_up.")
+    with_fc = convert_torchvision_resnet(
+        {"state_dict": {"module." + k: v for k, v in tv.items()}}, keep_fc=True, prefix="backbone.bottom_up."
+    )
     assert with_fc["backbone.bottom_up.linear.weight"].shape == (1000, 512)
     assert "backbone.bottom_up.res3.0.shortcut.weight" in with_fc
     with pytest.raises(ValueError, match="unexpected key 'layer1.0.se.fc1.weight'"):
         convert_torchvision_resnet({**tv, "layer1.0.se.fc1.weight": torch.zeros(1)})
-    assert TORCHVISION_PIXEL_MEAN[0] == pytest.approx(0.485 * 255) and TORCHVISION_PIXEL_STD[2] == pytest.approx(0.225 * 255)
+    assert TORCHVISION_PIXEL_MEAN[0] == pytest.approx(0.485 * 255) and TORCHVISION_PIXEL_STD[2] == pytest.approx(
+        0.225 * 255
+    )
     # command-line tool writes a checkpoint that loads into an FPN detector's bottom-up ResNet
     src, dst = tmp_path / "r18.pth", tmp_path / "r18_d2.pth"
     torch.save(tv, src)
@@ -282,10 +301,13 @@ def test_torchvision_conversion_options_and_errors(tmp_path):
     r18.load_state_dict(ckpt["model"], strict=True)
 
 
-@pytest.mark.parametrize("arch,kwargs", [
-    ("resnet101", dict(depth=101)),
-    ("resnext50_32x4d", dict(depth=50, num_groups=32, width_per_group=4)),
-])
+@pytest.mark.parametrize(
+    "arch,kwargs",
+    [
+        ("resnet101", dict(depth=101)),
+        ("resnext50_32x4d", dict(depth=50, num_groups=32, width_per_group=4)),
+    ],
+)
 def test_torchvision_conversion_names_and_shapes_for_resnet101_and_resnext(arch, kwargs):
     with torch.device("meta"):
         tv = getattr(torchvision.models, arch)(weights=None).state_dict()
@@ -300,8 +322,9 @@ class _Detector(torch.nn.Module):
     def __init__(self, norm="FrozenBN"):
         super().__init__()
         self.backbone = torch.nn.Module()
-        self.backbone.bottom_up = build_resnet_backbone(depth=18, res2_out_channels=64, stride_in_1x1=False,
-                                                        norm=norm, out_features=["res5"])
+        self.backbone.bottom_up = build_resnet_backbone(
+            depth=18, res2_out_channels=64, stride_in_1x1=False, norm=norm, out_features=["res5"]
+        )
         self.head = torch.nn.Linear(4, 2)
 
 
@@ -334,8 +357,11 @@ def _to_c2(sd: dict) -> dict:
             continue
         kind = {"weight": "w", "norm.weight": "bn_s", "norm.bias": "bn_b"}
         if k.startswith("stem."):
-            name = {"stem.conv1.weight": "conv1_w", "stem.conv1.norm.weight": "res_conv1_bn_s",
-                    "stem.conv1.norm.bias": "res_conv1_bn_b"}[k]
+            name = {
+                "stem.conv1.weight": "conv1_w",
+                "stem.conv1.norm.weight": "res_conv1_bn_s",
+                "stem.conv1.norm.bias": "res_conv1_bn_b",
+            }[k]
         else:
             stage, block, layer, rest = re.fullmatch(r"res(\d)\.(\d+)\.(\w+?)\.(.+)", k).groups()
             name = f"res{stage}_{block}_{branch[layer]}_{kind[rest]}"
@@ -377,7 +403,8 @@ def test_backbone_checkpoint_without_prefix_and_models_without_a_resnet():
     renamed, what = adapt_backbone_checkpoint(dict(r18), model_keys)
     assert what == "a ResNet state dict, loaded under 'backbone.bottom_up.'"
     assert set(renamed) == {k for k in model_keys if k.startswith("backbone.bottom_up.")} | {
-        k for k in renamed if k.endswith("num_batches_tracked")}
+        k for k in renamed if k.endswith("num_batches_tracked")
+    }
     # a detector checkpoint (names already match) passes through untouched
     full = _Detector().state_dict()
     assert adapt_backbone_checkpoint(full, model_keys) == (full, None)
@@ -395,4 +422,5 @@ def test_torchvision_vgg16_is_renamed_into_an_ssd_backbone():
     assert what == "a torchvision VGG-16 (BGR input), loaded under 'backbone.bottom_up.'"
     # everything but SSD's own L2Norm scale of conv4_3, which ImageNet does not train
     assert {k: tuple(v.shape) for k, v in renamed.items()} == {
-        k: tuple(v.shape) for k, v in model_keys.items() if not k.endswith("conv4_3_norm.weight")}
+        k: tuple(v.shape) for k, v in model_keys.items() if not k.endswith("conv4_3_norm.weight")
+    }

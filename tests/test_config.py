@@ -1,11 +1,13 @@
 """LazyConfig: relative-import loading, typed overrides, save/load round trip, key errors."""
+
 from pathlib import Path
 
 import pytest
 import torch
 from omegaconf import DictConfig
 
-from net_detr2.config import ConfigKeyError, InstantiationError, LazyCall as L, LazyConfig, instantiate
+from net_detr2.config import ConfigKeyError, InstantiationError, LazyConfig, instantiate
+from net_detr2.config import LazyCall as L
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -37,27 +39,38 @@ def _write(path: Path, text: str) -> Path:
 
 @pytest.fixture
 def config_tree(tmp_path):
-    _write(tmp_path / "common" / "optim.py", (
-        "import torch\n"
-        "from net_detr2.config import LazyCall as L\n"
-        "SGD = L(torch.optim.SGD)(params=None, lr=0.02, momentum=0.9)\n"
-    ))
-    _write(tmp_path / "common" / "models" / "head.py", (
-        "from net_detr2.config import LazyCall as L\n"
-        f"model = L('{__name__}.Model')(roi_heads=L('{__name__}.Head')(num_classes=80))\n"
-    ))
-    _write(tmp_path / "common" / "train.py", "train = dict(max_iter=100, output_dir='./out', amp=dict(enabled=False))\n")
-    exp = _write(tmp_path / "projects" / "exp" / "cfg.py", (
-        "from ...common.optim import SGD as optimizer\n"
-        "from ...common.models.head import model\n"
-        "from ...common import train as _train_module\n"
-        "train = _train_module.train\n"
-        "train['max_iter'] = 10\n"
-        "model.roi_heads.num_classes = 5\n"
-        "optimizer.lr = 0.01\n"
-        "_hidden = dict(a=1)\n"
-        "not_config = 3\n"
-    ))
+    _write(
+        tmp_path / "common" / "optim.py",
+        (
+            "import torch\n"
+            "from net_detr2.config import LazyCall as L\n"
+            "SGD = L(torch.optim.SGD)(params=None, lr=0.02, momentum=0.9)\n"
+        ),
+    )
+    _write(
+        tmp_path / "common" / "models" / "head.py",
+        (
+            "from net_detr2.config import LazyCall as L\n"
+            f"model = L('{__name__}.Model')(roi_heads=L('{__name__}.Head')(num_classes=80))\n"
+        ),
+    )
+    _write(
+        tmp_path / "common" / "train.py", "train = dict(max_iter=100, output_dir='./out', amp=dict(enabled=False))\n"
+    )
+    exp = _write(
+        tmp_path / "projects" / "exp" / "cfg.py",
+        (
+            "from ...common.optim import SGD as optimizer\n"
+            "from ...common.models.head import model\n"
+            "from ...common import train as _train_module\n"
+            "train = _train_module.train\n"
+            "train['max_iter'] = 10\n"
+            "model.roi_heads.num_classes = 5\n"
+            "optimizer.lr = 0.01\n"
+            "_hidden = dict(a=1)\n"
+            "not_config = 3\n"
+        ),
+    )
     return tmp_path, exp
 
 
@@ -102,11 +115,18 @@ def test_load_repo_common_configs():
 def test_overrides_are_typed(config_tree):
     _, exp = config_tree
     cfg = LazyConfig.load(str(exp))
-    LazyConfig.apply_overrides(cfg, [
-        "train.max_iter=20", "optimizer.lr=0.5", "train.output_dir=/tmp/x", "train.amp.enabled=True",
-        "model.pixel_mean=[1, 2, 3]", "model.roi_heads.box_in_features=('p3','p4')",
-        "model.roi_heads.batch_size_per_image=None",  # not set in the node, but an argument of Head
-    ])
+    LazyConfig.apply_overrides(
+        cfg,
+        [
+            "train.max_iter=20",
+            "optimizer.lr=0.5",
+            "train.output_dir=/tmp/x",
+            "train.amp.enabled=True",
+            "model.pixel_mean=[1, 2, 3]",
+            "model.roi_heads.box_in_features=('p3','p4')",
+            "model.roi_heads.batch_size_per_image=None",  # not set in the node, but an argument of Head
+        ],
+    )
     assert cfg.train.max_iter == 20 and isinstance(cfg.train.max_iter, int)
     assert cfg.optimizer.lr == 0.5 and isinstance(cfg.optimizer.lr, float)
     assert cfg.train.output_dir == "/tmp/x"
@@ -125,8 +145,10 @@ def test_override_unknown_key_names_nearest(config_tree):
     cfg = LazyConfig.load(str(exp))
     with pytest.raises(ConfigKeyError) as e:
         LazyConfig.apply_overrides(cfg, ["model.roi_heads.num_clases=5"])
-    assert str(e.value) == ("Override 'model.roi_heads.num_clases=5': key 'model.roi_heads.num_clases' does not "
-                            "exist; did you mean 'model.roi_heads.num_classes'?")
+    assert str(e.value) == (
+        "Override 'model.roi_heads.num_clases=5': key 'model.roi_heads.num_clases' does not "
+        "exist; did you mean 'model.roi_heads.num_classes'?"
+    )
     with pytest.raises(ConfigKeyError, match=r"key 'trian' does not exist; did you mean 'train'\?"):
         LazyConfig.apply_overrides(cfg, ["trian.max_iter=5"])
     with pytest.raises(ValueError, match="not of the form key=value"):
@@ -182,7 +204,8 @@ def test_instantiate_unknown_argument_message():
     with pytest.raises(InstantiationError) as e:
         instantiate(cfg.model)
     assert str(e.value).startswith(
-        "model.roi_heads: unknown argument 'num_clases' for Head; did you mean 'num_classes'?")
+        "model.roi_heads: unknown argument 'num_clases' for Head; did you mean 'num_classes'?"
+    )
     assert isinstance(e.value, TypeError)
     with pytest.raises(InstantiationError, match=r"model.roi_heads: missing required argument\(s\) 'num_classes'"):
         instantiate(DictConfig({"model": L(Model)(roi_heads=L(Head)())}, flags={"allow_objects": True}).model)
@@ -194,8 +217,10 @@ def test_saved_config_keeps_classes_given_as_arguments(tmp_path):
     """``block_class=BasicBlock`` (a class as a value, not a ``_target_``) loads back as the class itself."""
     from net_detr2.modeling import BasicBlock, ResNet
 
-    cfg = DictConfig({"stage": L(ResNet.make_stage)(block_class=BasicBlock, num_blocks=1, in_channels=4,
-                                                    out_channels=4, norm="")}, flags={"allow_objects": True})
+    cfg = DictConfig(
+        {"stage": L(ResNet.make_stage)(block_class=BasicBlock, num_blocks=1, in_channels=4, out_channels=4, norm="")},
+        flags={"allow_objects": True},
+    )
     LazyConfig.save(cfg, str(tmp_path / "config.yaml"))
     text = (tmp_path / "config.yaml").read_text()
     assert "name: net_detr2.modeling.BasicBlock" in text

@@ -1,4 +1,5 @@
 """Catalogs and dataset loaders: COCO json, VOC xml, YOLO (Aquarium), TT100K conversion, box sanitising."""
+
 import importlib.util
 import json
 import logging
@@ -134,11 +135,13 @@ def _voc_fixture(root: Path):
         "<object><name>dog</name><difficult>0</difficult><bndbox><xmin>48</xmin><ymin>240</ymin>"
         "<xmax>195</xmax><ymax>371</ymax></bndbox></object>"
         "<object><name>person</name><difficult>1</difficult><bndbox><xmin>8</xmin><ymin>12</ymin>"
-        "<xmax>352</xmax><ymax>498</ymax></bndbox></object></annotation>")
+        "<xmax>352</xmax><ymax>498</ymax></bndbox></object></annotation>"
+    )
     (root / "Annotations" / "000002.xml").write_text(
         "<annotation><size><width>100</width><height>90</height></size>"
         "<object><name>cat</name><bndbox><xmin>1</xmin><ymin>1</ymin><xmax>100</xmax><ymax>90</ymax></bndbox>"
-        "</object></annotation>")
+        "</object></annotation>"
+    )
 
 
 def test_voc_loader_keeps_difficult_and_shifts_coordinates(tmp_path, unique_name):
@@ -150,7 +153,12 @@ def test_voc_loader_keeps_difficult_and_shifts_coordinates(tmp_path, unique_name
     assert dicts[0]["file_name"] == str(root / "JPEGImages" / "000001.jpg")
     assert (dicts[0]["height"], dicts[0]["width"]) == (500, 353)
     dog, person = dicts[0]["annotations"]
-    assert dog == {"category_id": 11, "bbox": [47.0, 239.0, 195.0, 371.0], "bbox_mode": BoxMode.XYXY_ABS, "difficult": 0}
+    assert dog == {
+        "category_id": 11,
+        "bbox": [47.0, 239.0, 195.0, 371.0],
+        "bbox_mode": BoxMode.XYXY_ABS,
+        "difficult": 0,
+    }
     assert person["category_id"] == 14 and person["difficult"] == 1
     # a whole-image VOC box (1..W, 1..H) becomes exactly [0, 0, W, H]
     assert dicts[1]["annotations"][0]["bbox"] == [0.0, 0.0, 100.0, 90.0]
@@ -160,22 +168,27 @@ def test_voc_loader_keeps_difficult_and_shifts_coordinates(tmp_path, unique_name
     # an unknown class names the xml file
     (root / "Annotations" / "000002.xml").write_text(
         "<annotation><size><width>10</width><height>9</height></size><object><name>unicorn</name>"
-        "<bndbox><xmin>1</xmin><ymin>1</ymin><xmax>5</xmax><ymax>5</ymax></bndbox></object></annotation>")
+        "<bndbox><xmin>1</xmin><ymin>1</ymin><xmax>5</xmax><ymax>5</ymax></bndbox></object></annotation>"
+    )
     with pytest.raises(ValueError, match="000002.xml.*unicorn"):
         load_voc_instances(str(root), "mini")
 
 
 def test_sanitize_boxes_clips_and_drops_with_counts(caplog):
-    dicts = [{
-        "file_name": "x.jpg", "height": 100, "width": 200,
-        "annotations": [
-            {"bbox": [10, 10, 20, 20], "bbox_mode": BoxMode.XYWH_ABS, "category_id": 0},    # inside
-            {"bbox": [190, 90, 20, 20], "bbox_mode": BoxMode.XYWH_ABS, "category_id": 1},   # clipped
-            {"bbox": [-5, 20, 50, 30], "bbox_mode": BoxMode.XYXY_ABS, "category_id": 2},    # clipped
-            {"bbox": [250, 10, 260, 20], "bbox_mode": BoxMode.XYXY_ABS, "category_id": 3},  # outside
-            {"bbox": [30, 30, 0, 10], "bbox_mode": BoxMode.XYWH_ABS, "category_id": 4},     # zero width
-        ],
-    }]
+    dicts = [
+        {
+            "file_name": "x.jpg",
+            "height": 100,
+            "width": 200,
+            "annotations": [
+                {"bbox": [10, 10, 20, 20], "bbox_mode": BoxMode.XYWH_ABS, "category_id": 0},  # inside
+                {"bbox": [190, 90, 20, 20], "bbox_mode": BoxMode.XYWH_ABS, "category_id": 1},  # clipped
+                {"bbox": [-5, 20, 50, 30], "bbox_mode": BoxMode.XYXY_ABS, "category_id": 2},  # clipped
+                {"bbox": [250, 10, 260, 20], "bbox_mode": BoxMode.XYXY_ABS, "category_id": 3},  # outside
+                {"bbox": [30, 30, 0, 10], "bbox_mode": BoxMode.XYWH_ABS, "category_id": 4},  # zero width
+            ],
+        }
+    ]
     with caplog.at_level(logging.WARNING, logger="net_detr2.data.build"):
         counts = sanitize_dataset_boxes(dicts, "toy")
     assert counts == {"boxes": 5, "clipped": 2, "dropped": 2}
@@ -187,22 +200,31 @@ def test_sanitize_boxes_clips_and_drops_with_counts(caplog):
 
 
 def test_tt100k_conversion_and_registration(tmp_path, unique_name):
-    ann = {"types": ["pl80", "xyz"], "imgs": {
-        "10": {"path": "train/10.jpg", "id": 10, "objects": [
-            {"category": "pl80", "bbox": {"xmin": 100.5, "ymin": 200.0, "xmax": 120.5, "ymax": 221.0}},
-            {"category": "xyz", "bbox": {"xmin": 1, "ymin": 1, "xmax": 5, "ymax": 5}},
-            {"category": "i2", "bbox": {"xmin": 10, "ymin": 20, "xmax": 30, "ymax": 50}},
-        ]},
-        "11": {"path": "train/11.jpg", "id": 11, "objects": []},
-        "12": {"path": "test/12.jpg", "id": 12, "objects": []},
-    }}
+    ann = {
+        "types": ["pl80", "xyz"],
+        "imgs": {
+            "10": {
+                "path": "train/10.jpg",
+                "id": 10,
+                "objects": [
+                    {"category": "pl80", "bbox": {"xmin": 100.5, "ymin": 200.0, "xmax": 120.5, "ymax": 221.0}},
+                    {"category": "xyz", "bbox": {"xmin": 1, "ymin": 1, "xmax": 5, "ymax": 5}},
+                    {"category": "i2", "bbox": {"xmin": 10, "ymin": 20, "xmax": 30, "ymax": 50}},
+                ],
+            },
+            "11": {"path": "train/11.jpg", "id": 11, "objects": []},
+            "12": {"path": "test/12.jpg", "id": 12, "objects": []},
+        },
+    }
     coco = convert_tt100k_to_coco(ann, ["10", "11"])
     assert [im["id"] for im in coco["images"]] == [10, 11]
     assert coco["images"][0] == {"id": 10, "file_name": "train/10.jpg", "height": 2048, "width": 2048}
     assert len(coco["categories"]) == 45 and coco["categories"][0]["name"] == "i2"
     pl80 = TT100K_45_CLASSES.index("pl80") + 1
     assert [(a["category_id"], a["bbox"]) for a in coco["annotations"]] == [
-        (pl80, [100.5, 200.0, 20.0, 21.0]), (1, [10.0, 20.0, 20.0, 30.0])]
+        (pl80, [100.5, 200.0, 20.0, 21.0]),
+        (1, [10.0, 20.0, 20.0, 30.0]),
+    ]
     with pytest.raises(KeyError, match="'99'"):
         convert_tt100k_to_coco(ann, ["99"])
 
@@ -256,8 +278,13 @@ def test_aquarium_labels(aquarium_root, caplog):
     H, W = d2["height"], d2["width"]
     assert d2["annotations"][-1]["category_id"] == int(c)
     assert d2["annotations"][-1]["bbox"] == pytest.approx(
-        [(float(cx) - float(w) / 2) * W, (float(cy) - float(h) / 2) * H,
-         (float(cx) + float(w) / 2) * W, (float(cy) + float(h) / 2) * H])
+        [
+            (float(cx) - float(w) / 2) * W,
+            (float(cy) - float(h) / 2) * H,
+            (float(cx) + float(w) / 2) * W,
+            (float(cy) + float(h) / 2) * H,
+        ]
+    )
 
 
 def _yolo_tree(root, labels: dict, names="names: [fish, shark]\nnc: 2\n", sizes=None):
@@ -278,12 +305,15 @@ def _yolo_tree(root, labels: dict, names="names: [fish, shark]\nnc: 2\n", sizes=
 def test_yolo_loader_boxes_empty_files_and_dropped_boxes(tmp_path, unique_name, caplog):
     from net_detr2.data.datasets import register_yolo_dataset
 
-    _yolo_tree(tmp_path, {
-        "a": "1 0.5 0.5 0.2 0.4\n\n0 0.1 0.2 0.0 0.3\n0 0.95 0.5 0.2 0.2\n0 0.25 0.25 0.5 0.5\n",
-        "b": "",       # empty label file: an image without objects
-        "c": None,     # no label file: the same
-        "d": "0 0.5 0.5 0.004 0.5\n0 0.5 0.5 1.0004 0.5\n",  # a 0.8-px-wide box; an overshoot within rounding
-    })
+    _yolo_tree(
+        tmp_path,
+        {
+            "a": "1 0.5 0.5 0.2 0.4\n\n0 0.1 0.2 0.0 0.3\n0 0.95 0.5 0.2 0.2\n0 0.25 0.25 0.5 0.5\n",
+            "b": "",  # empty label file: an image without objects
+            "c": None,  # no label file: the same
+            "d": "0 0.5 0.5 0.004 0.5\n0 0.5 0.5 1.0004 0.5\n",  # a 0.8-px-wide box; an overshoot within rounding
+        },
+    )
     register_yolo_dataset(unique_name, str(tmp_path), "train")
     assert MetadataCatalog.get(unique_name).thing_classes == ["fish", "shark"]
     with caplog.at_level(logging.INFO, logger="net_detr2.data.datasets.yolo"):
@@ -311,7 +341,10 @@ def test_yolo_loader_errors_name_file_and_line(tmp_path):
         "word": ("0 0.5 0.5 0.2 0.2\n0 0.5 x 0.2 0.2\n", r"word\.txt:2: not a number"),
         "frac": ("0.5 0.5 0.5 0.2 0.2\n", r"frac\.txt:1: class must be an integer"),
         "nan": ("0 nan 0.5 0.2 0.2\n", r"nan\.txt:1: .*finite"),
-        "beyond": ("0 0.5 0.5 0.2 0.2\n\n2 0.5 0.5 0.2 0.2\n", r"beyond\.txt:3: class id 2 is not one of the 2 classes"),
+        "beyond": (
+            "0 0.5 0.5 0.2 0.2\n\n2 0.5 0.5 0.2 0.2\n",
+            r"beyond\.txt:3: class id 2 is not one of the 2 classes",
+        ),
         "negative": ("-1 0.5 0.5 0.2 0.2\n", r"negative\.txt:1: class id -1"),
     }
     for stem, (text, message) in cases.items():

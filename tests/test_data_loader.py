@@ -1,4 +1,5 @@
 """Samplers and loaders: rank partitioning, determinism, resume (start_iter), unreadable images."""
+
 import itertools
 
 import cv2
@@ -62,8 +63,10 @@ def test_grouped_batch_sampler_batches_one_orientation():
 
 def _fake_dicts(n=13):
     # no files: the mapper below never reads images. Orientation alternates for aspect-ratio grouping.
-    return [{"file_name": f"img{i}.jpg", "image_id": i, "height": 100, "width": 150 if i % 3 else 80,
-             "annotations": []} for i in range(n)]
+    return [
+        {"file_name": f"img{i}.jpg", "image_id": i, "height": 100, "width": 150 if i % 3 else 80, "annotations": []}
+        for i in range(n)
+    ]
 
 
 class _RecordingMapper:
@@ -83,13 +86,17 @@ def _ids(batch):
 
 def test_train_loader_resume_and_workers_give_the_same_batches():
     dicts = _fake_dicts()
-    ref = [_ids(b) for b in _take(build_detection_train_loader(dicts, mapper=_RecordingMapper(), total_batch_size=4,
-                                                               seed=7), 10)]
+    ref = [
+        _ids(b)
+        for b in _take(build_detection_train_loader(dicts, mapper=_RecordingMapper(), total_batch_size=4, seed=7), 10)
+    ]
     for b in ref:  # aspect-ratio grouping from the dicts' height/width
         assert len({dicts[i]["width"] > 100 for i, _ in b}) == 1
     # same seed -> same batches and the same augmentation draws
-    again = [_ids(b) for b in _take(build_detection_train_loader(dicts, mapper=_RecordingMapper(), total_batch_size=4,
-                                                                 seed=7), 10)]
+    again = [
+        _ids(b)
+        for b in _take(build_detection_train_loader(dicts, mapper=_RecordingMapper(), total_batch_size=4, seed=7), 10)
+    ]
     assert again == ref
     # start_iter=6 continues exactly where an uninterrupted run would be, without mapping iterations 0..5
     mapper = _RecordingMapper()
@@ -99,27 +106,41 @@ def test_train_loader_resume_and_workers_give_the_same_batches():
     assert first == ref[6] and mapper.calls == 4
     assert [_ids(next(it)) for _ in range(3)] == ref[7:10]
     # a worker process maps the same samples with the same random draws
-    worker = [_ids(b) for b in _take(build_detection_train_loader(dicts, mapper=_RecordingMapper(),
-                                                                  total_batch_size=4, seed=7, num_workers=1), 4)]
+    worker = [
+        _ids(b)
+        for b in _take(
+            build_detection_train_loader(dicts, mapper=_RecordingMapper(), total_batch_size=4, seed=7, num_workers=1), 4
+        )
+    ]
     assert worker == ref[:4]
-    other = [_ids(b) for b in _take(build_detection_train_loader(dicts, mapper=_RecordingMapper(), total_batch_size=4,
-                                                                 seed=8), 10)]
+    other = [
+        _ids(b)
+        for b in _take(build_detection_train_loader(dicts, mapper=_RecordingMapper(), total_batch_size=4, seed=8), 10)
+    ]
     assert other != ref
 
 
 def test_train_loader_two_simulated_ranks_split_the_total_batch(monkeypatch):
     dicts = _fake_dicts(10)
-    full = [[x["image_id"] for x in b] for b in _take(build_detection_train_loader(
-        dicts, mapper=_RecordingMapper(), total_batch_size=4, seed=1, aspect_ratio_grouping=False), 5)]
+    full = [
+        [x["image_id"] for x in b]
+        for b in _take(
+            build_detection_train_loader(
+                dicts, mapper=_RecordingMapper(), total_batch_size=4, seed=1, aspect_ratio_grouping=False
+            ),
+            5,
+        )
+    ]
     stream = _take(TrainingSampler(10, seed=1, rank=0, world_size=1), 20)
-    assert full == [stream[4 * i: 4 * i + 4] for i in range(5)]
+    assert full == [stream[4 * i : 4 * i + 4] for i in range(5)]
     per_rank = []
     for rank in (0, 1):
         monkeypatch.setattr(build, "get_world_size", lambda: 2)
         monkeypatch.setattr(build, "get_rank", lambda r=rank: r)
         sampler = TrainingSampler(10, seed=1, rank=rank, world_size=2)
-        loader = build_detection_train_loader(dicts, mapper=_RecordingMapper(), total_batch_size=4, seed=1,
-                                              sampler=sampler, aspect_ratio_grouping=False)
+        loader = build_detection_train_loader(
+            dicts, mapper=_RecordingMapper(), total_batch_size=4, seed=1, sampler=sampler, aspect_ratio_grouping=False
+        )
         per_rank.append([[x["image_id"] for x in b] for b in _take(loader, 5)])
     for i in range(5):
         assert len(per_rank[0][i]) == 2 and len(per_rank[1][i]) == 2
@@ -133,8 +154,15 @@ def _image_dicts(tmp_path, n=3):
     for i in range(n):
         p = tmp_path / f"im{i}.png"
         cv2.imwrite(str(p), np.full((20, 30, 3), i * 40, np.uint8))
-        dicts.append({"file_name": str(p), "image_id": i, "height": 20, "width": 30,
-                      "annotations": [{"bbox": [1, 1, 5, 5], "bbox_mode": BoxMode.XYWH_ABS, "category_id": 0}]})
+        dicts.append(
+            {
+                "file_name": str(p),
+                "image_id": i,
+                "height": 20,
+                "width": 30,
+                "annotations": [{"bbox": [1, 1, 5, 5], "bbox_mode": BoxMode.XYWH_ABS, "category_id": 0}],
+            }
+        )
     return dicts
 
 
@@ -142,12 +170,19 @@ def test_unreadable_images_raise_or_are_skipped(tmp_path):
     dicts = _image_dicts(tmp_path)
     (tmp_path / "im1.png").unlink()
     mapper = DatasetMapper(True, augmentations=[])
-    loader = build_detection_train_loader(dicts, mapper=mapper, total_batch_size=3, seed=0,
-                                          sampler=TrainingSampler(3, shuffle=False, seed=0))
+    loader = build_detection_train_loader(
+        dicts, mapper=mapper, total_batch_size=3, seed=0, sampler=TrainingSampler(3, shuffle=False, seed=0)
+    )
     with pytest.raises(UnreadableImageError, match="im1.png"):
         next(iter(loader))
-    loader = build_detection_train_loader(dicts, mapper=mapper, total_batch_size=3, seed=0, skip_unreadable=True,
-                                          sampler=TrainingSampler(3, shuffle=False, seed=0))
+    loader = build_detection_train_loader(
+        dicts,
+        mapper=mapper,
+        total_batch_size=3,
+        seed=0,
+        skip_unreadable=True,
+        sampler=TrainingSampler(3, shuffle=False, seed=0),
+    )
     batch = next(iter(loader))
     # im1 is replaced by the next image, deterministically
     assert [x["image_id"] for x in batch] == [0, 2, 2]

@@ -1,4 +1,5 @@
 """The synthetic `shapes` dataset: determinism, statistics, COCO/VOC consistency."""
+
 import hashlib
 from pathlib import Path
 
@@ -11,8 +12,11 @@ from net_detr2.structures import BoxMode
 
 
 def _hashes(root: Path) -> dict:
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 @pytest.fixture(scope="module")
@@ -28,8 +32,12 @@ def test_generation_is_deterministic_and_prefix_stable(tmp_path, shapes):
     assert ha == hb and len(ha) == 3 + 2 + 2 + 3  # images, xmls, val.txt, 2 jsons
     # the first images of the full cached dataset are the same files
     full = shapes_root()
-    for rel in ("train/train_000000.jpg", "train/train_000002.jpg", "VOC/JPEGImages/val_000001.jpg",
-                "VOC/Annotations/val_000001.xml"):
+    for rel in (
+        "train/train_000000.jpg",
+        "train/train_000002.jpg",
+        "VOC/JPEGImages/val_000001.jpg",
+        "VOC/Annotations/val_000001.xml",
+    ):
         assert hashlib.sha256((full / rel).read_bytes()).hexdigest() == ha[rel]
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp dir left behind
     img1, objs1 = render_shapes_image(5)

@@ -1,4 +1,5 @@
 """Transforms, augmentations (incl. the SSD pipeline), image reading and DatasetMapper."""
+
 import cv2
 import numpy as np
 import pytest
@@ -46,8 +47,8 @@ def test_crop_keep_center_only_collapses_boxes_with_center_outside():
     crop = T.CropTransform(10, 10, 50, 50, keep_center_only=True)
     out = crop.apply_box(np.array([[0, 0, 30, 30], [0, 0, 18, 18], [55, 55, 100, 100]], np.float32))
     np.testing.assert_allclose(out[0], [-10, -10, 20, 20])  # centre (15, 15) inside: kept, clipped later
-    np.testing.assert_allclose(out[1], [0, 0, 0, 0])        # centre (9, 9) outside
-    np.testing.assert_allclose(out[2], [0, 0, 0, 0])        # centre (77.5, 77.5) outside
+    np.testing.assert_allclose(out[1], [0, 0, 0, 0])  # centre (9, 9) outside
+    np.testing.assert_allclose(out[2], [0, 0, 0, 0])  # centre (77.5, 77.5) outside
 
 
 def test_photometric_distort_is_deterministic_and_geometry_free():
@@ -88,10 +89,16 @@ def test_ssd_augmentations_keep_boxes_on_the_pixels(tmp_path):
     rect = (50, 60, 130, 120)
     path = tmp_path / "rect.png"
     cv2.imwrite(str(path), _rect_image(rect=rect))
-    d = {"file_name": str(path), "height": 200, "width": 300, "image_id": 0,
-         "annotations": [{"bbox": list(rect), "bbox_mode": BoxMode.XYXY_ABS, "category_id": 3, "iscrowd": 0}]}
-    augs = [a for a in T.ssd_train_augmentations(300, pixel_mean=(104, 117, 123))
-            if not isinstance(a, T.PhotometricDistort)]  # colour jitter would hide the unique colour
+    d = {
+        "file_name": str(path),
+        "height": 200,
+        "width": 300,
+        "image_id": 0,
+        "annotations": [{"bbox": list(rect), "bbox_mode": BoxMode.XYXY_ABS, "category_id": 3, "iscrowd": 0}],
+    }
+    augs = [
+        a for a in T.ssd_train_augmentations(300, pixel_mean=(104, 117, 123)) if not isinstance(a, T.PhotometricDistort)
+    ]  # colour jitter would hide the unique colour
     mapper = DatasetMapper(True, augmentations=augs)
     ds = MapDataset([d], mapper)
     kept = 0
@@ -170,10 +177,10 @@ def _toy_dict(tmp_path, annos, h=60, w=80):
 
 def test_mapper_clips_drops_and_counts_degenerate_boxes(tmp_path):
     annos = [
-        {"bbox": [10, 10, 20, 30], "bbox_mode": BoxMode.XYXY_ABS, "category_id": 0},            # fine
-        {"bbox": [70, 50, 20, 20], "bbox_mode": BoxMode.XYWH_ABS, "category_id": 1},            # clipped
-        {"bbox": [30, 30, 30, 40], "bbox_mode": BoxMode.XYXY_ABS, "category_id": 2},            # zero width
-        {"bbox": [100, 10, 120, 20], "bbox_mode": BoxMode.XYXY_ABS, "category_id": 3},          # outside
+        {"bbox": [10, 10, 20, 30], "bbox_mode": BoxMode.XYXY_ABS, "category_id": 0},  # fine
+        {"bbox": [70, 50, 20, 20], "bbox_mode": BoxMode.XYWH_ABS, "category_id": 1},  # clipped
+        {"bbox": [30, 30, 30, 40], "bbox_mode": BoxMode.XYXY_ABS, "category_id": 2},  # zero width
+        {"bbox": [100, 10, 120, 20], "bbox_mode": BoxMode.XYXY_ABS, "category_id": 3},  # outside
         {"bbox": [0, 0, 80, 60], "bbox_mode": BoxMode.XYXY_ABS, "category_id": 4, "iscrowd": 1},  # crowd: left out
     ]
     d = _toy_dict(tmp_path, annos)
@@ -206,8 +213,9 @@ def test_mapper_teacher_scale(tmp_path):
     np.testing.assert_array_equal(pooled, img.permute(1, 2, 0).numpy())
     # boxes are in the student's ("image") frame
     sx, sy = 59 / 80, 45 / 61
-    np.testing.assert_allclose(out["instances"].gt_boxes.tensor.numpy(), [[10 * sx, 10 * sy, 20 * sx, 30 * sy]],
-                               rtol=1e-5)
+    np.testing.assert_allclose(
+        out["instances"].gt_boxes.tensor.numpy(), [[10 * sx, 10 * sy, 20 * sx, 30 * sy]], rtol=1e-5
+    )
     assert out["instances"].image_size == (45, 59)
     with pytest.raises(ValueError, match="teacher_scale"):
         DatasetMapper(True, augmentations=[], teacher_scale=1.5)
@@ -219,7 +227,7 @@ def test_random_crop_and_colour_augmentations():
     t = T.RandomCrop("absolute", (30, 40)).get_transform(img)
     out = t.apply_image(img)
     assert out.shape == (30, 40, 3)
-    np.testing.assert_array_equal(out, img[t.y0:t.y0 + 30, t.x0:t.x0 + 40])
+    np.testing.assert_array_equal(out, img[t.y0 : t.y0 + 30, t.x0 : t.x0 + 40])
     t = T.RandomCrop("relative", (0.5, 0.25)).get_transform(img)
     assert (t.h, t.w) == (50, 20)
     for _ in range(10):
@@ -230,7 +238,9 @@ def test_random_crop_and_colour_augmentations():
     assert b.apply_image(flat)[0, 0].tolist() == [150, 150, 150]
     c = T.RandomContrast(0.5, 0.5).get_transform(img)
     mean = img.mean()
-    np.testing.assert_allclose(c.apply_image(img).astype(float), np.clip(np.floor(0.5 * mean + 0.5 * img + 0.5), 0, 255))
+    np.testing.assert_allclose(
+        c.apply_image(img).astype(float), np.clip(np.floor(0.5 * mean + 0.5 * img + 0.5), 0, 255)
+    )
     gray = np.zeros((2, 2, 3), np.uint8)
     gray[..., 0] = 100  # pure red in RGB
     s = T.RandomSaturation(0.0, 0.0).get_transform(gray)

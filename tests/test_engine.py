@@ -1,5 +1,6 @@
 """Engine: event storage and writers, the training loop, hooks and DefaultTrainer
 (determinism, exact resume, non-finite losses, freezing, plotting)."""
+
 import json
 import logging
 from pathlib import Path
@@ -10,9 +11,16 @@ from omegaconf import DictConfig
 from torch import nn
 from torch.nn import functional as F
 
-from net_detr2.config import LazyCall as L, LazyConfig
+from net_detr2.config import LazyCall as L
+from net_detr2.config import LazyConfig
 from net_detr2.engine import (
-    AMPTrainer, DefaultTrainer, EvalHook, HookBase, SimpleTrainer, default_argument_parser, hooks,
+    AMPTrainer,
+    DefaultTrainer,
+    EvalHook,
+    HookBase,
+    SimpleTrainer,
+    default_argument_parser,
+    hooks,
 )
 from net_detr2.solver import multistep_with_warmup
 from net_detr2.utils.events import CommonMetricPrinter, EventStorage, JSONWriter, get_event_storage
@@ -51,19 +59,29 @@ class ToyModel(nn.Module):
                 loss_cls = loss_cls * float("nan")
             return {"loss_cls": loss_cls, "loss_box_reg": F.smooth_l1_loss(boxes, targets)}
         scores, classes = logits.softmax(-1).max(-1)
-        return [{"instances": {"pred_boxes": b[None], "scores": s[None], "pred_classes": c[None]}}
-                for b, s, c in zip(boxes, scores, classes)]
+        return [
+            {"instances": {"pred_boxes": b[None], "scores": s[None], "pred_classes": c[None]}}
+            for b, s, c in zip(boxes, scores, classes)
+        ]
 
 
 def toy_loader(batch_size: int = 2, seed: int = 0, in_dim: int = 6, start_iter: int = 0):
     """Infinite batches; batch ``i`` depends only on (seed, i), so ``start_iter`` skips cheaply."""
+
     def gen():
         i = start_iter
         while True:
             g = torch.Generator().manual_seed(seed * 1_000_003 + i)
-            yield [{"image": torch.randn(in_dim, generator=g), "label": int(torch.randint(3, (1,), generator=g)),
-                    "box": torch.rand(4, generator=g)} for _ in range(batch_size)]
+            yield [
+                {
+                    "image": torch.randn(in_dim, generator=g),
+                    "label": int(torch.randint(3, (1,), generator=g)),
+                    "box": torch.rand(4, generator=g),
+                }
+                for _ in range(batch_size)
+            ]
             i += 1
+
     return gen()
 
 
@@ -75,8 +93,18 @@ def make_cfg(output_dir, max_iter: int = 6, **train_overrides) -> DictConfig:
     cfg.optimizer.lr = 0.1
     cfg.lr_multiplier = multistep_with_warmup(max_iter, steps=(max_iter // 2,), warmup_iters=2, warmup_factor=0.1)
     cfg.train = LazyConfig.load(str(REPO / "configs/common/train.py"), "train")
-    cfg.train.update(dict(output_dir=str(output_dir), max_iter=max_iter, device="cpu", seed=7, log_period=1,
-                          eval_period=0, tensorboard=False, checkpointer=dict(period=2, max_to_keep=None)))
+    cfg.train.update(
+        dict(
+            output_dir=str(output_dir),
+            max_iter=max_iter,
+            device="cpu",
+            seed=7,
+            log_period=1,
+            eval_period=0,
+            tensorboard=False,
+            checkpointer=dict(period=2, max_to_keep=None),
+        )
+    )
     cfg.train.update(train_overrides)
     return cfg
 
@@ -137,8 +165,15 @@ def test_json_writer_and_printer(tmp_path, ncaplog):
     assert lines[2]["total_loss"] == 1.5  # median of the last 2 values (1, 2)
     assert lines[2]["lr"] == 0.01
     msg = caplog.records[-1].getMessage()
-    for part in ("eta: 0:00:03", "iter: 2", "loss_cls: 3", "total_loss: 1.5", "time: 0.5000", "data_time: 0.1000",
-                 "lr: 0.01"):
+    for part in (
+        "eta: 0:00:03",
+        "iter: 2",
+        "loss_cls: 3",
+        "total_loss: 1.5",
+        "time: 0.5000",
+        "data_time: 0.1000",
+        "lr: 0.01",
+    ):
         assert part in msg, (part, msg)
 
 
@@ -170,8 +205,16 @@ def test_simple_trainer_hooks_order_and_clip():
     trainer.register_hooks([rec, None])
     before = [p.detach().clone() for p in model.parameters()]
     trainer.train(0, 2)
-    assert calls == ["before_train", "before_step0", "after_backward", "after_step0", "before_step1",
-                     "after_backward", "after_step1", "after_train2"]
+    assert calls == [
+        "before_train",
+        "before_step0",
+        "after_backward",
+        "after_step0",
+        "before_step1",
+        "after_backward",
+        "after_step1",
+        "after_train2",
+    ]
     # With max_norm=1e-3 and lr=0.1 each step moves the weights by at most 1e-4 in L2 norm.
     step = torch.cat([(p.detach() - b).flatten() for p, b in zip(model.parameters(), before)]).norm()
     assert rec.grad_norm > 1e-2 and step <= 2 * 1e-4 + 1e-7
@@ -215,8 +258,12 @@ def test_default_trainer_is_deterministic(tmp_path):
     # Warm-up from 0.1x over 2 iterations, x0.1 from iteration 3 (= max_iter // 2) on.
     assert [round(x[3], 6) for x in losses[0]] == [0.01, 0.055, 0.1, 0.01, 0.01, 0.01]
     out = tmp_path / "a"
-    assert sorted(p.name for p in out.glob("*.pth")) == ["model_0000001.pth", "model_0000003.pth",
-                                                         "model_0000005.pth", "model_final.pth"]
+    assert sorted(p.name for p in out.glob("*.pth")) == [
+        "model_0000001.pth",
+        "model_0000003.pth",
+        "model_0000005.pth",
+        "model_final.pth",
+    ]
     assert (out / "last_checkpoint").read_text() == "model_final.pth"
     assert (out / "curves.png").stat().st_size > 1000
 
@@ -249,15 +296,17 @@ def test_resume_matches_uninterrupted_run(tmp_path):
         first.train()
     assert (tmp_path / "resumed" / "last_checkpoint").read_text() == "model_0000003.pth"
 
-    second = DefaultTrainer(make_cfg(tmp_path / "resumed", max_iter=8,
-                                     checkpointer=dict(period=2, max_to_keep=2)))
+    second = DefaultTrainer(make_cfg(tmp_path / "resumed", max_iter=8, checkpointer=dict(period=2, max_to_keep=2)))
     second.resume_or_load(resume=True)
     assert second.start_iter == 4
     second.train()
     got = final_state(second)
     # max_to_keep=2 counts the files of the interrupted run as well.
     assert sorted(p.name for p in (tmp_path / "resumed").glob("*.pth")) == [
-        "model_0000005.pth", "model_0000007.pth", "model_final.pth"]
+        "model_0000005.pth",
+        "model_0000007.pth",
+        "model_final.pth",
+    ]
     assert got.keys() == expected.keys()
     for k in expected:
         torch.testing.assert_close(got[k], expected[k], rtol=0, atol=0, msg=k)
@@ -344,15 +393,18 @@ def test_validation_loss_hook(tmp_path):
 
 def test_plot_curves(tmp_path):
     metrics = tmp_path / "metrics.json"
-    metrics.write_text("\n".join(json.dumps({"iteration": i, "total_loss": 1 / (i + 1), "lr": 0.01})
-                                 for i in range(5)) + "\n{\"iteration\": 4, \"bbox/AP\": 30.0}\n{broken")
+    metrics.write_text(
+        "\n".join(json.dumps({"iteration": i, "total_loss": 1 / (i + 1), "lr": 0.01}) for i in range(5))
+        + '\n{"iteration": 4, "bbox/AP": 30.0}\n{broken'
+    )
     out = hooks.plot_metrics(str(metrics), str(tmp_path / "curves.png"))
     assert out and Path(out).stat().st_size > 1000
 
 
 def test_argument_parser():
     args = default_argument_parser().parse_args(
-        ["--config-file", "c.py", "--num-gpus", "2", "--resume", "train.max_iter=10", "model.x=[1,2]"])
+        ["--config-file", "c.py", "--num-gpus", "2", "--resume", "train.max_iter=10", "model.x=[1,2]"]
+    )
     assert args.config_file == "c.py" and args.num_gpus == 2 and args.resume and not args.eval_only
     assert args.opts == ["train.max_iter=10", "model.x=[1,2]"]
     assert args.num_machines == 1 and args.machine_rank == 0
@@ -381,7 +433,7 @@ class ToyAccuracy:
         return {"toy": {"acc": 100.0 * self.correct / self.total, "n": self.total}}
 
 
-CONFIG_FILE = '''
+CONFIG_FILE = """
 from net_detr2.config import LazyCall as L
 from net_detr2.solver import multistep_with_warmup
 from test_engine import ToyModel, ToyAccuracy, toy_loader, toy_test_loader
@@ -394,7 +446,7 @@ optimizer.lr = 0.1
 lr_multiplier = multistep_with_warmup(6, steps=(4,), warmup_iters=1)
 train.update(max_iter=6, eval_period=3, log_period=2, device="cpu", seed=3, tensorboard=False,
              checkpointer=dict(period=3, max_to_keep=1))
-'''
+"""
 
 
 def _load_train_net():
@@ -432,8 +484,15 @@ def test_train_net_end_to_end(tmp_path, monkeypatch):
     assert sorted(p.name for p in out.glob("*.pth")) == ["model_0000005.pth", "model_final.pth"]
     assert (out / "curves.png").exists()
 
-    args = parser.parse_args(["--config-file", str(cfg_file), "--eval-only", f"train.output_dir={tmp_path / 'ev'}",
-                              f"train.init_checkpoint={out / 'model_final.pth'}"])
+    args = parser.parse_args(
+        [
+            "--config-file",
+            str(cfg_file),
+            "--eval-only",
+            f"train.output_dir={tmp_path / 'ev'}",
+            f"train.init_checkpoint={out / 'model_final.pth'}",
+        ]
+    )
     assert train_net.main(args) == results
 
 
@@ -449,7 +508,9 @@ def test_build_model_from_node_and_registry():
         META_ARCH_REGISTRY.register(type(name, (ToyModel,), {}))
     model = build_model(name, in_dim=7)
     assert type(model).__name__ == name and model.backbone[0].in_features == 7
-    with pytest.raises(KeyError, match="no meta-architecture 'ToyModelForBuildTst'.*did you mean 'ToyModelForBuildTest'"):
+    with pytest.raises(
+        KeyError, match="no meta-architecture 'ToyModelForBuildTst'.*did you mean 'ToyModelForBuildTest'"
+    ):
         build_model("ToyModelForBuildTst")
     with pytest.raises(TypeError, match="extra arguments"):
         build_model(node, in_dim=3)

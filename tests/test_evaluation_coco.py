@@ -1,10 +1,11 @@
 """COCOEvaluator and inference_on_dataset on a tiny registered COCO-style dataset."""
+
 from __future__ import annotations
 
+import contextlib
 import copy
 import io
 import json
-import contextlib
 import math
 import uuid
 
@@ -40,11 +41,17 @@ def _make_dicts():
     ]
     dicts = []
     for image_id, annos in imgs:
-        dicts.append({
-            "file_name": f"img_{image_id}.jpg", "image_id": image_id, "height": 200, "width": 200,
-            "annotations": [{"bbox": b, "bbox_mode": BoxMode.XYWH_ABS, "category_id": c, "iscrowd": 0}
-                            for b, c in annos],
-        })
+        dicts.append(
+            {
+                "file_name": f"img_{image_id}.jpg",
+                "image_id": image_id,
+                "height": 200,
+                "width": 200,
+                "annotations": [
+                    {"bbox": b, "bbox_mode": BoxMode.XYWH_ABS, "category_id": c, "iscrowd": 0} for b, c in annos
+                ],
+            }
+        )
     return dicts
 
 
@@ -144,8 +151,14 @@ def test_perturbed_predictions_match_pycocotools(tiny_coco, tmp_path):
     for inp, out in zip(inputs, outputs):
         inst = out["instances"]
         for b, s, c in zip(inst.pred_boxes.tensor.tolist(), inst.scores.tolist(), inst.pred_classes.tolist()):
-            results.append({"image_id": inp["image_id"], "category_id": inv[c],
-                            "bbox": [b[0], b[1], b[2] - b[0], b[3] - b[1]], "score": s})
+            results.append(
+                {
+                    "image_id": inp["image_id"],
+                    "category_id": inv[c],
+                    "bbox": [b[0], b[1], b[2] - b[0], b[3] - b[1]],
+                    "score": s,
+                }
+            )
     gt_dict = json.loads((tmp_path / f"{name}_coco_format.json").read_text())
     expected = _pycocotools_stats(gt_dict, results)
     got = [res[k] for k in ("AP", "AP50", "AP75", "APs", "APm", "APl")]
@@ -162,8 +175,7 @@ def test_json_file_in_metadata_is_used(tiny_coco, tmp_path):
     path.write_text(json.dumps(gt))
     name2 = name + "_json"
     DatasetCatalog.register(name2, lambda: copy.deepcopy(dicts))
-    MetadataCatalog.get(name2).set(thing_classes=CLASSES, thing_dataset_id_to_contiguous_id=ID_MAP,
-                                   json_file=str(path))
+    MetadataCatalog.get(name2).set(thing_classes=CLASSES, thing_dataset_id_to_contiguous_id=ID_MAP, json_file=str(path))
     try:
         inputs, outputs = _gt_outputs(dicts)
         ev = COCOEvaluator(name2, output_dir=None)
@@ -223,7 +235,7 @@ class _GTModel(nn.Module):
 
 def _loader(dicts, batch_size=1):
     items = [{"image_id": d["image_id"], "height": d["height"], "width": d["width"]} for d in dicts]
-    return [items[i:i + batch_size] for i in range(0, len(items), batch_size)]
+    return [items[i : i + batch_size] for i in range(0, len(items), batch_size)]
 
 
 class _CountingEvaluator(DatasetEvaluator):
@@ -314,13 +326,20 @@ def test_shapes_val_ground_truth_gives_ap_100_and_perturbed_matches_pycocotools(
     for inp, out in zip(inputs, outputs):
         inst = out["instances"]
         for b, s, c in zip(inst.pred_boxes.tensor.tolist(), inst.scores.tolist(), inst.pred_classes.tolist()):
-            results.append({"image_id": inp["image_id"], "category_id": inv[c],
-                            "bbox": [b[0], b[1], b[2] - b[0], b[3] - b[1]], "score": s})
+            results.append(
+                {
+                    "image_id": inp["image_id"],
+                    "category_id": inv[c],
+                    "bbox": [b[0], b[1], b[2] - b[0], b[3] - b[1]],
+                    "score": s,
+                }
+            )
     with open(meta.json_file) as f:
         gt_dict = json.load(f)
     expected = _pycocotools_stats(gt_dict, results)
-    np.testing.assert_allclose([res[k] for k in ("AP", "AP50", "AP75", "APs", "APm", "APl")], expected,
-                               rtol=0, atol=1e-9)
+    np.testing.assert_allclose(
+        [res[k] for k in ("AP", "AP50", "AP75", "APs", "APm", "APl")], expected, rtol=0, atol=1e-9
+    )
     assert 10 < res["AP"] < 95
 
 
@@ -360,4 +379,6 @@ def test_max_dets_per_image_is_passed_to_cocoeval(tiny_coco, tmp_path):
     assert res["AP50"] == pytest.approx(prec50[prec50 > -1].mean() * 100, abs=1e-9)
     ev100 = COCOEvaluator(name, output_dir=str(tmp_path))
     ev100.process(inputs, outputs)
-    assert ev100.evaluate()["bbox"]["AP"] != pytest.approx(res["AP"])  # image 103 has two circles: 1 detection per class is not enough
+    assert ev100.evaluate()["bbox"]["AP"] != pytest.approx(
+        res["AP"]
+    )  # image 103 has two circles: 1 detection per class is not enough

@@ -1,4 +1,5 @@
 """demo.py: input validation, test-time resize from the config, weights loading, PNG output."""
+
 from __future__ import annotations
 
 import subprocess
@@ -63,9 +64,22 @@ def toy_cfg(tmp_path):
 
 def test_missing_input_error_names_the_path(tmp_path):
     missing = tmp_path / "no_such_image.jpg"
-    r = subprocess.run([sys.executable, str(REPO / "demo.py"), "--config-file", str(tmp_path / "cfg.py"),
-                        "--input", str(missing), "--output", str(tmp_path / "out")],
-                       capture_output=True, text=True, cwd=REPO, timeout=120)
+    r = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "demo.py"),
+            "--config-file",
+            str(tmp_path / "cfg.py"),
+            "--input",
+            str(missing),
+            "--output",
+            str(tmp_path / "out"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+    )
     assert r.returncode == 2
     assert f"input not found: {missing}" in r.stderr
     assert "Traceback" not in r.stderr
@@ -88,8 +102,20 @@ def test_demo_runs_with_resize_weights_and_threshold(toy_cfg, tmp_path, capsys):
     weights = tmp_path / "w.pth"
     torch.save({"model": {"score": torch.tensor(0.9)}}, weights)
     out = tmp_path / "out"
-    rc = demo.main(["--config-file", str(toy_cfg), "--input", str(img_dir), "--output", str(out),
-                    "--weights", str(weights), "--confidence-threshold", "0.5"])
+    rc = demo.main(
+        [
+            "--config-file",
+            str(toy_cfg),
+            "--input",
+            str(img_dir),
+            "--output",
+            str(out),
+            "--weights",
+            str(weights),
+            "--confidence-threshold",
+            "0.5",
+        ]
+    )
     assert rc == 0
     assert sorted(p.name for p in out.iterdir()) == ["a.png", "b.png"]
     a = cv2.imread(str(out / "a.png"))
@@ -99,8 +125,21 @@ def test_demo_runs_with_resize_weights_and_threshold(toy_cfg, tmp_path, capsys):
 
     # Without weights the score is 0.2: nothing drawn at threshold 0.5.
     out2 = tmp_path / "out2"
-    assert demo.main(["--config-file", str(toy_cfg), "--input", str(img_dir / "a.png"), "--output", str(out2),
-                      "--opts", "train.device=cpu"]) == 0
+    assert (
+        demo.main(
+            [
+                "--config-file",
+                str(toy_cfg),
+                "--input",
+                str(img_dir / "a.png"),
+                "--output",
+                str(out2),
+                "--opts",
+                "train.device=cpu",
+            ]
+        )
+        == 0
+    )
     assert cv2.imread(str(out2 / "a.png")).sum() == 0
 
 
@@ -111,6 +150,19 @@ def test_unreadable_image_and_missing_weights(toy_cfg, tmp_path, capsys):
     assert f"cannot read image {bad}" in capsys.readouterr().err
     img = tmp_path / "ok.png"
     cv2.imwrite(str(img), np.zeros((8, 8, 3), np.uint8))
-    assert demo.main(["--config-file", str(toy_cfg), "--input", str(img), "--output", str(tmp_path / "o"),
-                      "--weights", str(tmp_path / "nope.pth")]) == 2
+    assert (
+        demo.main(
+            [
+                "--config-file",
+                str(toy_cfg),
+                "--input",
+                str(img),
+                "--output",
+                str(tmp_path / "o"),
+                "--weights",
+                str(tmp_path / "nope.pth"),
+            ]
+        )
+        == 2
+    )
     assert f"weights file not found: {tmp_path / 'nope.pth'}" in capsys.readouterr().err

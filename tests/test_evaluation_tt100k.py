@@ -1,4 +1,5 @@
 """TT100KEvaluator: accuracy / recall / F1 per size bin on a hand-made case."""
+
 from __future__ import annotations
 
 import math
@@ -18,25 +19,41 @@ def _anno(box, cls, crowd=0):
 
 
 DICTS = [
-    {"file_name": "a.jpg", "image_id": 1, "height": 400, "width": 400, "annotations": [
-        _anno([0, 0, 20, 20], 0),          # small  (400 px²)
-        _anno([100, 100, 150, 150], 0),    # medium (2500 px²)
-        _anno([200, 200, 320, 320], 1),    # large  (14400 px²)
-    ]},
-    {"file_name": "b.jpg", "image_id": 2, "height": 400, "width": 400, "annotations": [
-        _anno([10, 10, 30, 30], 0),        # small
-    ]},
+    {
+        "file_name": "a.jpg",
+        "image_id": 1,
+        "height": 400,
+        "width": 400,
+        "annotations": [
+            _anno([0, 0, 20, 20], 0),  # small  (400 px²)
+            _anno([100, 100, 150, 150], 0),  # medium (2500 px²)
+            _anno([200, 200, 320, 320], 1),  # large  (14400 px²)
+        ],
+    },
+    {
+        "file_name": "b.jpg",
+        "image_id": 2,
+        "height": 400,
+        "width": 400,
+        "annotations": [
+            _anno([10, 10, 30, 30], 0),  # small
+        ],
+    },
 ]
 
 PREDS = {
-    1: [([0, 0, 20, 20], 0.9, 0),          # TP small
-        ([100, 100, 150, 150], 0.4, 0),    # below the 0.5 threshold: the medium object is missed
-        ([200, 200, 320, 320], 0.8, 0),    # wrong class on the large object: FP large
-        ([200, 200, 320, 320], 0.7, 1),    # TP large
-        ([0, 0, 20, 20], 0.6, 0)],         # duplicate: FP small
-    2: [([50, 50, 60, 60], 0.95, 0),       # FP small (area 100)
-        ([10, 10, 30, 31], 0.85, 0),       # IoU 400/420: TP small
-        ([300, 300, 350, 350], 0.9, 0)],   # FP medium (area 2500)
+    1: [
+        ([0, 0, 20, 20], 0.9, 0),  # TP small
+        ([100, 100, 150, 150], 0.4, 0),  # below the 0.5 threshold: the medium object is missed
+        ([200, 200, 320, 320], 0.8, 0),  # wrong class on the large object: FP large
+        ([200, 200, 320, 320], 0.7, 1),  # TP large
+        ([0, 0, 20, 20], 0.6, 0),
+    ],  # duplicate: FP small
+    2: [
+        ([50, 50, 60, 60], 0.95, 0),  # FP small (area 100)
+        ([10, 10, 30, 31], 0.85, 0),  # IoU 400/420: TP small
+        ([300, 300, 350, 350], 0.9, 0),
+    ],  # FP medium (area 2500)
 }
 
 
@@ -92,7 +109,11 @@ def test_crowd_boxes_are_ignored():
     # detection 2 overlaps nothing -> FP (-1).
     det_match, gt_matched = match_tt100k_image(
         det_boxes=torch.tensor([[0, 0, 10, 10], [50, 50, 70, 70], [80, 80, 90, 90]]).numpy(),
-        det_scores=torch.tensor([0.9, 0.8, 0.7]).numpy(), det_classes=torch.tensor([0, 0, 0]).numpy(),
-        gt_boxes=torch.tensor([[0, 0, 10, 10], [50, 50, 70, 70]]).numpy(), gt_classes=torch.tensor([0, 0]).numpy(),
-        gt_crowd=torch.tensor([False, True]).numpy(), iou_threshold=0.5)
+        det_scores=torch.tensor([0.9, 0.8, 0.7]).numpy(),
+        det_classes=torch.tensor([0, 0, 0]).numpy(),
+        gt_boxes=torch.tensor([[0, 0, 10, 10], [50, 50, 70, 70]]).numpy(),
+        gt_classes=torch.tensor([0, 0]).numpy(),
+        gt_crowd=torch.tensor([False, True]).numpy(),
+        iou_threshold=0.5,
+    )
     assert det_match.tolist() == [0, -2, -1] and gt_matched.tolist() == [True, False]

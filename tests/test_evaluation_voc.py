@@ -1,4 +1,5 @@
 """PascalVOCDetectionEvaluator against APs computed by hand from small precision/recall tables."""
+
 from __future__ import annotations
 
 import math
@@ -24,24 +25,39 @@ def _anno(box, cls, difficult=0):
 # Ground truth (loader frame). Class "a": 4 non-difficult boxes + 1 difficult; class "b": one box;
 # class "c": none (its AP is undefined and must not enter the means).
 DICTS = [
-    {"file_name": "1.jpg", "image_id": "img1", "height": 100, "width": 100,
-     "annotations": [_anno([0, 0, 10, 10], 0), _anno([20, 20, 30, 30], 0, difficult=1)]},
-    {"file_name": "2.jpg", "image_id": "img2", "height": 100, "width": 100,
-     "annotations": [_anno([0, 0, 10, 10], 0), _anno([50, 50, 60, 60], 0)]},
-    {"file_name": "3.jpg", "image_id": "img3", "height": 100, "width": 100,
-     "annotations": [_anno([0, 0, 20, 20], 0), _anno([30, 30, 40, 40], 1)]},
+    {
+        "file_name": "1.jpg",
+        "image_id": "img1",
+        "height": 100,
+        "width": 100,
+        "annotations": [_anno([0, 0, 10, 10], 0), _anno([20, 20, 30, 30], 0, difficult=1)],
+    },
+    {
+        "file_name": "2.jpg",
+        "image_id": "img2",
+        "height": 100,
+        "width": 100,
+        "annotations": [_anno([0, 0, 10, 10], 0), _anno([50, 50, 60, 60], 0)],
+    },
+    {
+        "file_name": "3.jpg",
+        "image_id": "img3",
+        "height": 100,
+        "width": 100,
+        "annotations": [_anno([0, 0, 20, 20], 0), _anno([30, 30, 40, 40], 1)],
+    },
 ]
 
 # (image, score, box, class)
 DETS = [
-    ("img1", 0.9, [0, 0, 10, 10], 0),      # TP (first box of img1)
-    ("img1", 0.8, [20, 20, 30, 30], 0),    # best match is difficult -> ignored
-    ("img2", 0.7, [0, 0, 10, 10], 0),      # TP
-    ("img1", 0.6, [0, 0, 10, 10], 0),      # duplicate -> FP
-    ("img3", 0.5, [0, 0, 10, 10], 0),      # IoU 100/400 = 0.25 -> FP
-    ("img2", 0.4, [50, 50, 60, 61], 0),    # IoU 100/110 = 0.909: TP up to 0.90, FP at 0.95
-    ("img3", 0.3, [30, 30, 40, 40], 1),    # class b: TP
-    ("img3", 0.95, [0, 0, 20, 20], 2),     # class c has no ground truth
+    ("img1", 0.9, [0, 0, 10, 10], 0),  # TP (first box of img1)
+    ("img1", 0.8, [20, 20, 30, 30], 0),  # best match is difficult -> ignored
+    ("img2", 0.7, [0, 0, 10, 10], 0),  # TP
+    ("img1", 0.6, [0, 0, 10, 10], 0),  # duplicate -> FP
+    ("img3", 0.5, [0, 0, 10, 10], 0),  # IoU 100/400 = 0.25 -> FP
+    ("img2", 0.4, [50, 50, 60, 61], 0),  # IoU 100/110 = 0.909: TP up to 0.90, FP at 0.95
+    ("img3", 0.3, [30, 30, 40, 40], 1),  # class b: TP
+    ("img3", 0.95, [0, 0, 20, 20], 2),  # class c has no ground truth
 ]
 
 # Class "a" at IoU <= 0.90 (difficult detection dropped): TP TP FP FP TP, npos = 4
@@ -161,14 +177,15 @@ def test_pixel_convention_equals_devkit():
     for _ in range(200):
         gx0, gx1 = np.sort(rng.integers(1, 60, 2))
         gy0, gy1 = np.sort(rng.integers(1, 60, 2))
-        xml_gt = [gx0, gy0, gx1, gy1]                      # 1-based inclusive, as in the XML
-        loader_gt = [gx0 - 1.0, gy0 - 1.0, gx1, gy1]       # what the loader stores
+        xml_gt = [gx0, gy0, gx1, gy1]  # 1-based inclusive, as in the XML
+        loader_gt = [gx0 - 1.0, gy0 - 1.0, gx1, gy1]  # what the loader stores
         px0, px1 = np.sort(rng.uniform(0, 60, 2))
         py0, py1 = np.sort(rng.uniform(0, 60, 2))
-        pred = [px0, py0, px1 + 1, py1 + 1]                # model output, loader frame
+        pred = [px0, py0, px1 + 1, py1 + 1]  # model output, loader frame
         devkit_pred = [pred[0] + 1, pred[1] + 1, pred[2], pred[3]]
         assert box_iou_np(np.array([pred]), np.array([loader_gt]))[0, 0] == pytest.approx(
-            _devkit_iou(devkit_pred, xml_gt), abs=1e-12)
+            _devkit_iou(devkit_pred, xml_gt), abs=1e-12
+        )
     # A half-overlap is exactly 0.5, which is *not* a match (the devkit needs IoU > threshold).
     assert box_iou_np(np.array([[0, 0, 5, 10]]), np.array([[0, 0, 10, 10]]))[0, 0] == 0.5
 
@@ -240,12 +257,20 @@ def test_random_case_matches_devkit_transcription(seed):
             w, h = rng.integers(5, 40, 2)
             boxes.append(([x0, y0, x0 + w, y0 + h], bool(rng.random() < 0.2)))
         gt_by_img[f"i{i}"] = boxes
-        dicts.append({"image_id": f"i{i}", "height": 128, "width": 128,
-                      "annotations": [_anno(b, 0, int(dif)) for b, dif in boxes]})
+        dicts.append(
+            {
+                "image_id": f"i{i}",
+                "height": 128,
+                "width": 128,
+                "annotations": [_anno(b, 0, int(dif)) for b, dif in boxes],
+            }
+        )
         for b, _ in boxes:  # jittered copies, some duplicated, plus random false positives
             for _ in range(rng.integers(0, 3)):
                 j = rng.normal(0, 1.5, 4)
-                dets.append((f"i{i}", float(rng.random()), [b[0] + j[0], b[1] + j[1], b[2] + j[2] + 1, b[3] + j[3] + 1]))
+                dets.append(
+                    (f"i{i}", float(rng.random()), [b[0] + j[0], b[1] + j[1], b[2] + j[2] + 1, b[3] + j[3] + 1])
+                )
         for _ in range(2):
             x0, y0 = rng.uniform(0, 90, 2)
             dets.append((f"i{i}", float(rng.random()), [x0, y0, x0 + 20, y0 + 20]))

@@ -1,4 +1,5 @@
 """launch: two CPU (gloo) processes train a small model under DDP and end with identical weights."""
+
 import tempfile
 from pathlib import Path
 
@@ -43,8 +44,17 @@ def _train_worker(out_dir: str):
     cfg.dataloader = {"train": L(rank_loader)()}
     cfg.optimizer = L(torch.optim.SGD)(params=L(get_default_optimizer_params)(), lr=0.1, momentum=0.9)
     cfg.lr_multiplier = multistep_with_warmup(5, steps=(3,), warmup_iters=1)
-    cfg.train = dict(output_dir=out_dir, max_iter=5, device="cpu", seed=comm.get_rank() * 11,  # different init
-                     log_period=1, tensorboard=False, plot_curves=False, checkpointer=dict(period=100), ddp=dict(broadcast_buffers=False))
+    cfg.train = dict(
+        output_dir=out_dir,
+        max_iter=5,
+        device="cpu",
+        seed=comm.get_rank() * 11,  # different init
+        log_period=1,
+        tensorboard=False,
+        plot_curves=False,
+        checkpointer=dict(period=100),
+        ddp=dict(broadcast_buffers=False),
+    )
     default_setup(cfg, None)  # per-rank log files, config.yaml, seeding
     trainer = DefaultTrainer(cfg)
     assert isinstance(trainer.model, nn.parallel.DistributedDataParallel)
@@ -60,8 +70,10 @@ def _train_worker(out_dir: str):
         "shared_seed": comm.shared_random_seed(),
         "local": (comm.get_local_rank(), comm.get_local_size(), comm.is_main_process()),
     }
-    torch.save({"world_size": comm.get_world_size(), "rank": rank, "state": state, "comm": comm_results},
-               Path(out_dir) / f"rank{comm.get_rank()}.pt")
+    torch.save(
+        {"world_size": comm.get_world_size(), "rank": rank, "state": state, "comm": comm_results},
+        Path(out_dir) / f"rank{comm.get_rank()}.pt",
+    )
 
 
 @pytest.mark.timeout(120)

@@ -1,4 +1,5 @@
 """Tests of net_detr2.layers: norms, Conv2d with attached norm/activation, NMS, ROIAlign, L2Norm, helpers."""
+
 import math
 
 import pytest
@@ -73,7 +74,12 @@ def test_convert_frozen_batchnorm_recurses_into_children():
 def test_conv2d_state_dict_keys_and_norm_activation_order():
     conv = Conv2d(3, 4, kernel_size=3, padding=1, bias=False, norm=FrozenBatchNorm2d(4), activation=F.relu)
     assert list(conv.state_dict().keys()) == [
-        "weight", "norm.weight", "norm.bias", "norm.running_mean", "norm.running_var"]
+        "weight",
+        "norm.weight",
+        "norm.bias",
+        "norm.running_mean",
+        "norm.running_var",
+    ]
     with torch.no_grad():
         conv.norm.weight.uniform_(0.5, 1.5), conv.norm.bias.uniform_(-1, 1)
         conv.norm.running_mean.uniform_(-1, 1), conv.norm.running_var.uniform_(0.5, 1.5)
@@ -189,12 +195,14 @@ def _syncbn_worker(rank, world, init_file, x, result_file):
         sbn = NaiveSyncBatchNorm(3)
         with torch.no_grad():
             sbn.weight.copy_(torch.tensor([1.0, 2.0, 0.5]))
-        part = x[rank * 2:(rank + 1) * 2].clone().requires_grad_(True)
+        part = x[rank * 2 : (rank + 1) * 2].clone().requires_grad_(True)
         y = sbn(part)
         (y * torch.arange(1.0, 4.0).view(1, 3, 1, 1)).pow(2).sum().backward()
         if rank == 0:
-            torch.save({"y": y.detach(), "grad": part.grad, "running_var": sbn.running_var,
-                        "running_mean": sbn.running_mean}, result_file)
+            torch.save(
+                {"y": y.detach(), "grad": part.grad, "running_var": sbn.running_var, "running_mean": sbn.running_mean},
+                result_file,
+            )
     finally:
         dist.destroy_process_group()
 
@@ -203,8 +211,13 @@ def test_naive_syncbn_two_processes_equals_bn_on_the_global_batch(tmp_path):
     torch.manual_seed(0)
     x = torch.randn(4, 3, 5, 5) * 2 + 1
     # fork: the children need no fresh interpreter / torch import (seconds each on a loaded machine)
-    torch.multiprocessing.start_processes(_syncbn_worker, args=(2, str(tmp_path / "init"), x, str(tmp_path / "out.pt")),
-                                          nprocs=2, join=True, start_method="fork")
+    torch.multiprocessing.start_processes(
+        _syncbn_worker,
+        args=(2, str(tmp_path / "init"), x, str(tmp_path / "out.pt")),
+        nprocs=2,
+        join=True,
+        start_method="fork",
+    )
     got = torch.load(tmp_path / "out.pt", weights_only=True)
     bn = nn.BatchNorm2d(3)
     with torch.no_grad():
@@ -228,11 +241,14 @@ def test_frozen_bn_converts_back_to_trainable_bn():
     torch.testing.assert_close(net.eval()(x), expected, rtol=0, atol=1e-6)
 
 
-@pytest.mark.parametrize("shape,args,kwargs", [
-    ((2, 8, 15, 17), (2, 2), {"ceil_mode": True}),  # SSD's VGG pools (odd sizes)
-    ((1, 4, 20, 21), (3, 2, 1), {}),                 # ResNet stem
-    ((1, 4, 9, 9), (3, 1, 1), {}),                   # VGG pool5
-])
+@pytest.mark.parametrize(
+    "shape,args,kwargs",
+    [
+        ((2, 8, 15, 17), (2, 2), {"ceil_mode": True}),  # SSD's VGG pools (odd sizes)
+        ((1, 4, 20, 21), (3, 2, 1), {}),  # ResNet stem
+        ((1, 4, 9, 9), (3, 1, 1), {}),  # VGG pool5
+    ],
+)
 def test_max_pool2d_equals_torch_in_value_layout_and_gradient(shape, args, kwargs):
     from net_detr2.layers import max_pool2d
 

@@ -1,4 +1,5 @@
 """Parity with detectron2: same weights + same image -> same tensors at every stage (../shared/reference)."""
+
 from __future__ import annotations
 
 import os
@@ -16,8 +17,9 @@ REF = REPO / ".." / "shared" / "reference"
 FRCNN = REF / "parity_frcnn_r50_fpn.pt"
 RETINA = REF / "parity_retinanet_r50_fpn.pt"
 
-pytestmark = pytest.mark.skipif(not FRCNN.exists() or not RETINA.exists(),
-                                reason=f"detectron2 reference data not found under {REF}")
+pytestmark = pytest.mark.skipif(
+    not FRCNN.exists() or not RETINA.exists(), reason=f"detectron2 reference data not found under {REF}"
+)
 
 
 def load_record(main_path: Path) -> dict:
@@ -104,8 +106,18 @@ def assert_close_rel(ours: torch.Tensor, ref: torch.Tensor, what: str, rel: floa
     assert err <= tol, f"{what}: max |diff| {err:.3g} > {tol:.3g}"
 
 
-def match_rows(ours_boxes, ours_scores, ours_classes, ref_boxes, ref_scores, ref_classes, what: str,
-               box_tol=1e-2, score_tol=1e-4, tie_tol=1e-4) -> torch.Tensor:
+def match_rows(
+    ours_boxes,
+    ours_scores,
+    ours_classes,
+    ref_boxes,
+    ref_scores,
+    ref_classes,
+    what: str,
+    box_tol=1e-2,
+    score_tol=1e-4,
+    tie_tol=1e-4,
+) -> torch.Tensor:
     """Index into ours for every reference row; rows may only be permuted among near-tied scores.
 
     Row i matches itself when boxes/scores/classes agree; otherwise a one-to-one match
@@ -151,6 +163,7 @@ class Recorder:
     def _hook(self, name):
         def f(module, inputs, output):
             self.out[name] = output
+
         return f
 
     def remove(self):
@@ -188,7 +201,9 @@ def test_faster_rcnn_parity(frcnn_rec, builder):
     for lv, ref in enumerate(rec["cell_anchors"]):
         assert_close_rel(cell[lv], ref, f"cell_anchors[{lv}]", rel=1e-6)
 
-    hooks = Recorder(model, ["backbone", "proposal_generator.rpn_head", "proposal_generator", "roi_heads.box_predictor"])
+    hooks = Recorder(
+        model, ["backbone", "proposal_generator.rpn_head", "proposal_generator", "roi_heads.box_predictor"]
+    )
     images, out = _run(model, rec)
     hooks.remove()
     assert images.image_sizes == [tuple(rec["image_size"])]
@@ -202,8 +217,15 @@ def test_faster_rcnn_parity(frcnn_rec, builder):
 
     props = hooks.out["proposal_generator"][0][0]
     n = len(rec["proposal_logits"])
-    perm = match_rows(props.proposal_boxes.tensor, props.objectness_logits, torch.zeros(len(props), dtype=torch.long),
-                      rec["proposal_boxes"], rec["proposal_logits"], torch.zeros(n, dtype=torch.long), "proposals")
+    perm = match_rows(
+        props.proposal_boxes.tensor,
+        props.objectness_logits,
+        torch.zeros(len(props), dtype=torch.long),
+        rec["proposal_boxes"],
+        rec["proposal_logits"],
+        torch.zeros(n, dtype=torch.long),
+        "proposals",
+    )
 
     cls_logits, box_deltas = hooks.out["roi_heads.box_predictor"]
     assert (cls_logits[perm] - rec["box_cls_logits"]).abs().max() <= 1e-3, "box_cls_logits differ"
@@ -211,8 +233,15 @@ def test_faster_rcnn_parity(frcnn_rec, builder):
 
     inst = out[0]["instances"]
     assert inst.image_size == (rec["height"], rec["width"])
-    match_rows(inst.pred_boxes.tensor, inst.scores, inst.pred_classes,
-               rec["pred_boxes"], rec["scores"], rec["pred_classes"], "detections")
+    match_rows(
+        inst.pred_boxes.tensor,
+        inst.scores,
+        inst.pred_classes,
+        rec["pred_boxes"],
+        rec["scores"],
+        rec["pred_classes"],
+        "detections",
+    )
 
 
 @pytest.mark.parametrize("builder", sorted(BUILDERS))
@@ -236,5 +265,12 @@ def test_retinanet_parity(retina_rec, builder):
 
     inst = out[0]["instances"]
     assert inst.image_size == (rec["height"], rec["width"])
-    match_rows(inst.pred_boxes.tensor, inst.scores, inst.pred_classes,
-               rec["pred_boxes"], rec["scores"], rec["pred_classes"], "detections")
+    match_rows(
+        inst.pred_boxes.tensor,
+        inst.scores,
+        inst.pred_classes,
+        rec["pred_boxes"],
+        rec["scores"],
+        rec["pred_classes"],
+        "detections",
+    )

@@ -1,4 +1,5 @@
 """RetinaNet: focal loss and box loss on hand cases, anchor labelling, a tiny training step and inference."""
+
 import math
 
 import pytest
@@ -33,15 +34,21 @@ def test_sigmoid_focal_loss_hand_values():
 
 
 def tiny_retinanet(num_classes=3, channels=8):
-    backbone = build_retinanet_resnet_fpn_backbone(depth=18, stem_out_channels=8, res2_out_channels=64, norm="BN",
-                                                   out_channels=channels, freeze_at=0)
+    backbone = build_retinanet_resnet_fpn_backbone(
+        depth=18, stem_out_channels=8, res2_out_channels=64, norm="BN", out_channels=channels, freeze_at=0
+    )
     return RetinaNet(
         backbone=backbone,
-        head=RetinaNetHead(input_shape=[ShapeSpec(channels=channels)] * 5, num_classes=num_classes, num_anchors=3,
-                           conv_dims=[channels, channels]),
+        head=RetinaNetHead(
+            input_shape=[ShapeSpec(channels=channels)] * 5,
+            num_classes=num_classes,
+            num_anchors=3,
+            conv_dims=[channels, channels],
+        ),
         head_in_features=["p3", "p4", "p5", "p6", "p7"],
-        anchor_generator=DefaultAnchorGenerator(sizes=[[16], [32], [64], [128], [256]], aspect_ratios=[0.5, 1.0, 2.0],
-                                                strides=[8, 16, 32, 64, 128]),
+        anchor_generator=DefaultAnchorGenerator(
+            sizes=[[16], [32], [64], [128], [256]], aspect_ratios=[0.5, 1.0, 2.0], strides=[8, 16, 32, 64, 128]
+        ),
         box2box_transform=Box2BoxTransform((1.0, 1.0, 1.0, 1.0)),
         anchor_matcher=Matcher([0.4, 0.5], [0, -1, 1], allow_low_quality_matches=True),
         num_classes=num_classes,
@@ -53,8 +60,13 @@ def tiny_retinanet(num_classes=3, channels=8):
 
 def test_label_anchors_hand_case():
     model = tiny_retinanet()
-    anchors = [Boxes(torch.tensor([[0.0, 0.0, 10.0, 10.0], [0.0, 0.0, 10.0, 22.0], [50.0, 50.0, 60.0, 60.0],
-                                   [0.0, 0.0, 10.0, 15.0]]))]
+    anchors = [
+        Boxes(
+            torch.tensor(
+                [[0.0, 0.0, 10.0, 10.0], [0.0, 0.0, 10.0, 22.0], [50.0, 50.0, 60.0, 60.0], [0.0, 0.0, 10.0, 15.0]]
+            )
+        )
+    ]
     gt = Instances((64, 64), gt_boxes=Boxes(torch.tensor([[0.0, 0.0, 10.0, 20.0]])), gt_classes=torch.tensor([2]))
     labels, boxes = model.label_anchors(anchors, [gt])
     # IoUs 0.5 (positive), 20/22 (positive), 0 (background = 3), 0.75 (positive)
@@ -78,7 +90,7 @@ def test_retinanet_losses_hand_case():
     assert losses["loss_cls"].item() == pytest.approx(fl.item() / normalizer, rel=1e-5)
     # target (0, 0.5, 0, log 2); smooth L1 with beta 0.1: 0.5 * 0.05^2 / 0.1 + (0.7 - log 2 < 0.1 -> quadratic)
     d = 0.7 - math.log(2)
-    expected_box = 0.5 * 0.05 ** 2 / 0.1 + 0.5 * d * d / 0.1
+    expected_box = 0.5 * 0.05**2 / 0.1 + 0.5 * d * d / 0.1
     assert losses["loss_box_reg"].item() == pytest.approx(expected_box / normalizer, rel=1e-4)
     # the normaliser keeps its EMA across calls, as a tensor
     model.losses(anchors, logits, gt_labels, deltas, gt_boxes)
@@ -102,7 +114,12 @@ def test_retinanet_training_step_and_inference():
     assert set(losses) == {"loss_cls", "loss_box_reg"}
     sum(losses.values()).backward()
     params = dict(model.named_parameters())
-    for name in ["head.cls_score.weight", "head.bbox_pred.weight", "head.cls_subnet.0.weight", "backbone.fpn_output3.weight"]:
+    for name in [
+        "head.cls_score.weight",
+        "head.bbox_pred.weight",
+        "head.cls_subnet.0.weight",
+        "backbone.fpn_output3.weight",
+    ]:
         assert params[name].grad is not None and params[name].grad.abs().sum() > 0, name
     model.eval()
     inputs = [{"image": x["image"], "height": 30, "width": 40} for x in _inputs()]
@@ -117,14 +134,16 @@ def test_retinanet_training_step_and_inference():
 
 
 def test_retinanet_head_prior_and_shape_check():
-    head = RetinaNetHead(input_shape=[ShapeSpec(channels=4)] * 2, num_classes=5, num_anchors=2, conv_dims=[4],
-                         prior_prob=0.01)
+    head = RetinaNetHead(
+        input_shape=[ShapeSpec(channels=4)] * 2, num_classes=5, num_anchors=2, conv_dims=[4], prior_prob=0.01
+    )
     logits, deltas = head([torch.zeros(1, 4, 3, 3), torch.zeros(1, 4, 2, 2)])
     assert logits[0].shape == (1, 10, 3, 3) and deltas[1].shape == (1, 8, 2, 2)
     torch.testing.assert_close(torch.sigmoid(head.cls_score.bias), torch.full((10,), 0.01))
     with pytest.raises(ValueError, match="same channels"):
-        RetinaNetHead(input_shape=[ShapeSpec(channels=4), ShapeSpec(channels=8)], num_classes=5, num_anchors=2,
-                      conv_dims=[4])
+        RetinaNetHead(
+            input_shape=[ShapeSpec(channels=4), ShapeSpec(channels=8)], num_classes=5, num_anchors=2, conv_dims=[4]
+        )
 
 
 def test_shapes_retinanet_config_predicts_on_p2_to_p6_and_trains_a_step():

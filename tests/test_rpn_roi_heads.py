@@ -1,4 +1,5 @@
 """RPN and Fast R-CNN losses on hand cases; proposal sampling; a tiny GeneralizedRCNN trains and predicts."""
+
 import math
 
 import pytest
@@ -59,7 +60,9 @@ def test_rpn_losses_hand_case():
     assert losses["loss_rpn_cls"].item() == pytest.approx(expected_cls, rel=1e-5)
     assert losses["loss_rpn_loc"].item() == pytest.approx(expected_loc, rel=1e-5)
     rpn_w = _rpn(loss_weight={"loss_rpn_cls": 2.0})
-    assert rpn_w.losses(anchors, logits, labels, deltas, matched)["loss_rpn_cls"].item() == pytest.approx(2 * expected_cls, rel=1e-5)
+    assert rpn_w.losses(anchors, logits, labels, deltas, matched)["loss_rpn_cls"].item() == pytest.approx(
+        2 * expected_cls, rel=1e-5
+    )
 
 
 def test_rpn_boundary_thresh_ignores_outside_anchors():
@@ -75,6 +78,7 @@ def test_rpn_inference_proposals_sorted_clipped_and_capped():
     rpn = _rpn().eval()
     feats = {"p2": torch.randn(2, 4, 6, 8)}
     from net_detr2.structures import ImageList
+
     images = ImageList(torch.zeros(2, 3, 24, 32), [(24, 32), (20, 30)])
     with torch.no_grad():
         props, losses = rpn(images, feats)
@@ -87,8 +91,9 @@ def test_rpn_inference_proposals_sorted_clipped_and_capped():
 
 
 def _predictor(num_classes=2):
-    return FastRCNNOutputLayers(ShapeSpec(channels=4), box2box_transform=Box2BoxTransform((10, 10, 5, 5)),
-                                num_classes=num_classes)
+    return FastRCNNOutputLayers(
+        ShapeSpec(channels=4), box2box_transform=Box2BoxTransform((10, 10, 5, 5)), num_classes=num_classes
+    )
 
 
 def test_fast_rcnn_losses_hand_case():
@@ -132,15 +137,19 @@ def _roi_heads(num_classes=2, channels=8, batch_size_per_image=16):
         box_in_features=["p2", "p3", "p4", "p5"],
         box_pooler=ROIPooler(7, (1 / 4, 1 / 8, 1 / 16, 1 / 32), 0, "ROIAlignV2"),
         box_head=FastRCNNConvFCHead(ShapeSpec(channels=channels, height=7, width=7), conv_dims=[], fc_dims=[32]),
-        box_predictor=FastRCNNOutputLayers(32, box2box_transform=Box2BoxTransform((10, 10, 5, 5)),
-                                           num_classes=num_classes, test_score_thresh=0.05),
+        box_predictor=FastRCNNOutputLayers(
+            32, box2box_transform=Box2BoxTransform((10, 10, 5, 5)), num_classes=num_classes, test_score_thresh=0.05
+        ),
     )
 
 
 def test_label_and_sample_proposals_appends_gt():
     heads = _roi_heads()
-    p = Instances((64, 64), proposal_boxes=Boxes(torch.tensor([[0.0, 0.0, 8.0, 8.0], [30.0, 30.0, 50.0, 52.0]])),
-                  objectness_logits=torch.tensor([1.0, 0.5]))
+    p = Instances(
+        (64, 64),
+        proposal_boxes=Boxes(torch.tensor([[0.0, 0.0, 8.0, 8.0], [30.0, 30.0, 50.0, 52.0]])),
+        objectness_logits=torch.tensor([1.0, 0.5]),
+    )
     gt = Instances((64, 64), gt_boxes=Boxes(torch.tensor([[30.0, 30.0, 50.0, 50.0]])), gt_classes=torch.tensor([1]))
     (s,) = heads.label_and_sample_proposals([p], [gt])
     assert len(s) == 3  # 2 proposals + the appended GT
@@ -154,18 +163,23 @@ def test_label_and_sample_proposals_appends_gt():
 
 
 def tiny_rcnn(num_classes=3):
-    backbone = build_resnet_fpn_backbone(depth=18, stem_out_channels=8, res2_out_channels=64, norm="BN",
-                                         out_channels=8, freeze_at=0)
+    backbone = build_resnet_fpn_backbone(
+        depth=18, stem_out_channels=8, res2_out_channels=64, norm="BN", out_channels=8, freeze_at=0
+    )
     return GeneralizedRCNN(
         backbone=backbone,
         proposal_generator=RPN(
             in_features=["p2", "p3", "p4", "p5", "p6"],
             head=StandardRPNHead(in_channels=8, num_anchors=3),
-            anchor_generator=DefaultAnchorGenerator(sizes=[[8], [16], [32], [64], [128]], aspect_ratios=[0.5, 1.0, 2.0],
-                                                    strides=[4, 8, 16, 32, 64]),
+            anchor_generator=DefaultAnchorGenerator(
+                sizes=[[8], [16], [32], [64], [128]], aspect_ratios=[0.5, 1.0, 2.0], strides=[4, 8, 16, 32, 64]
+            ),
             anchor_matcher=Matcher([0.3, 0.7], [0, -1, 1], allow_low_quality_matches=True),
             box2box_transform=Box2BoxTransform((1.0, 1.0, 1.0, 1.0)),
-            batch_size_per_image=64, positive_fraction=0.5, pre_nms_topk=(200, 100), post_nms_topk=(50, 30),
+            batch_size_per_image=64,
+            positive_fraction=0.5,
+            pre_nms_topk=(200, 100),
+            post_nms_topk=(50, 30),
         ),
         roi_heads=_roi_heads(num_classes=num_classes),
         pixel_mean=[100.0, 110.0, 120.0],
@@ -176,7 +190,10 @@ def tiny_rcnn(num_classes=3):
 def _inputs():
     g = torch.Generator().manual_seed(0)
     out = []
-    for h, w, boxes, cls in [(64, 96, [[10.0, 10.0, 40.0, 30.0]], [0]), (60, 80, [[5.0, 20.0, 30.0, 55.0], [40, 5, 70, 30]], [2, 1])]:
+    for h, w, boxes, cls in [
+        (64, 96, [[10.0, 10.0, 40.0, 30.0]], [0]),
+        (60, 80, [[5.0, 20.0, 30.0, 55.0], [40, 5, 70, 30]], [2, 1]),
+    ]:
         inst = Instances((h, w), gt_boxes=Boxes(torch.tensor(boxes)), gt_classes=torch.tensor(cls))
         out.append({"image": torch.randint(0, 256, (3, h, w), generator=g, dtype=torch.uint8), "instances": inst})
     return out
@@ -190,9 +207,14 @@ def test_generalized_rcnn_training_step_reaches_heads():
     assert set(losses) == {"loss_cls", "loss_box_reg", "loss_rpn_cls", "loss_rpn_loc"}
     assert all(torch.isfinite(v) and v.dim() == 0 for v in losses.values())
     sum(losses.values()).backward()
-    for name in ["proposal_generator.rpn_head.objectness_logits.weight", "proposal_generator.rpn_head.anchor_deltas.weight",
-                 "roi_heads.box_predictor.cls_score.weight", "roi_heads.box_predictor.bbox_pred.weight",
-                 "roi_heads.box_head.fc1.weight", "backbone.fpn_output2.weight"]:
+    for name in [
+        "proposal_generator.rpn_head.objectness_logits.weight",
+        "proposal_generator.rpn_head.anchor_deltas.weight",
+        "roi_heads.box_predictor.cls_score.weight",
+        "roi_heads.box_predictor.bbox_pred.weight",
+        "roi_heads.box_head.fc1.weight",
+        "backbone.fpn_output2.weight",
+    ]:
         grad = dict(model.named_parameters())[name].grad
         assert grad is not None and grad.abs().sum() > 0, name
     # the input images must not be modified
@@ -205,7 +227,9 @@ def test_generalized_rcnn_inference_output_frame():
     for m in model.modules():  # make some detections pass the score threshold
         if isinstance(m, FastRCNNOutputLayers):
             m.test_score_thresh = 0.0
-    inputs = [{"image": x["image"], "height": 2 * x["image"].shape[1], "width": 2 * x["image"].shape[2]} for x in _inputs()]
+    inputs = [
+        {"image": x["image"], "height": 2 * x["image"].shape[1], "width": 2 * x["image"].shape[2]} for x in _inputs()
+    ]
     with torch.no_grad():
         out = model(inputs)
     assert len(out) == 2
@@ -226,13 +250,16 @@ def test_registries():
 REPO = __import__("pathlib").Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.parametrize("path,max_iter,lr,steps", [
-    ("configs/COCO-Detection/faster_rcnn_R_50_FPN_1x.py", 90000, 0.02, [60000, 80000]),
-    ("configs/COCO-Detection/faster_rcnn_R_50_FPN_3x.py", 270000, 0.02, [210000, 250000]),
-    ("configs/COCO-Detection/retinanet_R_50_FPN_1x.py", 90000, 0.01, [60000, 80000]),
-    ("configs/COCO-Detection/retinanet_R_50_FPN_3x.py", 270000, 0.01, [210000, 250000]),
-    ("configs/PascalVOC-Detection/faster_rcnn_R_50_FPN.py", 18000, 0.02, [12000, 16000]),
-])
+@pytest.mark.parametrize(
+    "path,max_iter,lr,steps",
+    [
+        ("configs/COCO-Detection/faster_rcnn_R_50_FPN_1x.py", 90000, 0.02, [60000, 80000]),
+        ("configs/COCO-Detection/faster_rcnn_R_50_FPN_3x.py", 270000, 0.02, [210000, 250000]),
+        ("configs/COCO-Detection/retinanet_R_50_FPN_1x.py", 90000, 0.01, [60000, 80000]),
+        ("configs/COCO-Detection/retinanet_R_50_FPN_3x.py", 270000, 0.01, [210000, 250000]),
+        ("configs/PascalVOC-Detection/faster_rcnn_R_50_FPN.py", 18000, 0.02, [12000, 16000]),
+    ],
+)
 def test_detectron2_schedules(path, max_iter, lr, steps):
     from net_detr2.config import LazyConfig
 

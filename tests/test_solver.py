@@ -1,18 +1,24 @@
 """Solver: parameter groups (weight decay, LR factors, shared/frozen params) and LR schedules."""
+
 import math
 
 import pytest
-from omegaconf import DictConfig
 import torch
+from fvcore.common.param_scheduler import MultiStepParamScheduler
+from omegaconf import DictConfig
 from torch import nn
 
+from net_detr2.config import LazyCall as L
 from net_detr2.config import instantiate
 from net_detr2.solver import (
-    LRMultiplier, WarmupParamScheduler, build_optimizer, cosine_with_warmup, freeze_parameters,
-    get_default_optimizer_params, multistep_with_warmup,
+    LRMultiplier,
+    WarmupParamScheduler,
+    build_optimizer,
+    cosine_with_warmup,
+    freeze_parameters,
+    get_default_optimizer_params,
+    multistep_with_warmup,
 )
-from fvcore.common.param_scheduler import MultiStepParamScheduler
-from net_detr2.config import LazyCall as L
 
 
 class Net(nn.Module):
@@ -35,8 +41,17 @@ def test_weight_decay_groups():
     model = Net()
     groups = get_default_optimizer_params(model, base_lr=0.1, weight_decay=1e-4)
     by = _groups_by_param(groups, model)
-    assert sorted(by) == ["backbone.0.bias", "backbone.0.weight", "backbone.1.bias", "backbone.1.weight",
-                          "backbone.2.bias", "backbone.2.weight", "head.bias", "head.weight", "tied.weight"]
+    assert sorted(by) == [
+        "backbone.0.bias",
+        "backbone.0.weight",
+        "backbone.1.bias",
+        "backbone.1.weight",
+        "backbone.2.bias",
+        "backbone.2.weight",
+        "head.bias",
+        "head.weight",
+        "tied.weight",
+    ]
     for n in ("backbone.1.weight", "backbone.1.bias", "backbone.2.weight", "backbone.2.bias"):
         assert by[n] == {"lr": 0.1, "weight_decay": 0.0}  # norm layers: no decay
     for n in ("backbone.0.bias", "head.bias"):
@@ -46,8 +61,9 @@ def test_weight_decay_groups():
     assert len(groups) == 2  # merged by identical hyper-parameters
     assert sum(len(g["params"]) for g in groups) == 9
 
-    groups = get_default_optimizer_params(model, base_lr=0.1, weight_decay=1e-4, weight_decay_bias=None,
-                                          weight_decay_norm=None)
+    groups = get_default_optimizer_params(
+        model, base_lr=0.1, weight_decay=1e-4, weight_decay_bias=None, weight_decay_norm=None
+    )
     by = _groups_by_param(groups, model)
     assert by["head.bias"]["weight_decay"] == 1e-4 and by["backbone.0.bias"]["weight_decay"] == 1e-4
     assert by["backbone.1.weight"]["weight_decay"] == 1e-4  # norm decay None -> the default decay
@@ -57,7 +73,9 @@ def test_weight_decay_groups():
 def test_lr_factors_and_overrides():
     model = Net()
     groups = get_default_optimizer_params(
-        model, base_lr=0.1, weight_decay=1e-4,
+        model,
+        base_lr=0.1,
+        weight_decay=1e-4,
         lr_factor_func=lambda name: 0.5 if name.startswith("backbone.") else 1.0,
         overrides={"head.bias": {"lr": 1.0}, "weight": {"weight_decay": 0.5}},
     )
@@ -72,8 +90,9 @@ def test_lr_factors_and_overrides():
 
 def test_build_optimizer_from_lazy_node():
     model = Net()
-    node = L(torch.optim.SGD)(params=L(get_default_optimizer_params)(weight_decay_norm=0.0), lr=0.3,
-                              weight_decay=1e-3, momentum=0.9)
+    node = L(torch.optim.SGD)(
+        params=L(get_default_optimizer_params)(weight_decay_norm=0.0), lr=0.3, weight_decay=1e-3, momentum=0.9
+    )
     opt = build_optimizer(node, model)
     assert "model" not in node.params  # the caller's config is untouched
     assert {g["lr"] for g in opt.param_groups} == {0.3}
@@ -90,7 +109,11 @@ def test_freeze_parameters():
     n_train, n_frozen = freeze_parameters(model, [r"head\.", r"backbone\.1\."])
     assert (n_train, n_frozen) == (4, 7)
     assert [n for n, p in model.named_parameters() if p.requires_grad] == [
-        "backbone.1.weight", "backbone.1.bias", "head.weight", "head.bias"]
+        "backbone.1.weight",
+        "backbone.1.bias",
+        "head.weight",
+        "head.bias",
+    ]
     with pytest.raises(ValueError, match="matches no parameter"):
         freeze_parameters(Net(), ["nothing_matches"])
 

@@ -11,7 +11,9 @@ def test_boxmode_conversions_by_hand():
     arr = np.array([[10.0, 20.0, 40.0, 60.0]])
     back = BoxMode.convert(arr, BoxMode.XYXY_ABS, BoxMode.XYWH_ABS)
     np.testing.assert_allclose(back, [[10, 20, 30, 40]])
-    rel = BoxMode.convert(torch.tensor([[10.0, 20.0, 40.0, 60.0]]), BoxMode.XYXY_ABS, BoxMode.XYWH_REL, image_size=(100, 200))
+    rel = BoxMode.convert(
+        torch.tensor([[10.0, 20.0, 40.0, 60.0]]), BoxMode.XYXY_ABS, BoxMode.XYWH_REL, image_size=(100, 200)
+    )
     torch.testing.assert_close(rel, torch.tensor([[0.05, 0.2, 0.15, 0.4]]))
     absol = BoxMode.convert(rel, BoxMode.XYWH_REL, BoxMode.XYXY_ABS, image_size=(100, 200))
     torch.testing.assert_close(absol, torch.tensor([[10.0, 20.0, 40.0, 60.0]]))
@@ -64,7 +66,7 @@ def test_instances_fields_indexing_cat():
     with pytest.raises(ValueError, match="length"):
         inst.bad = torch.zeros(2)
     with pytest.raises(AttributeError, match="no field 'gt_boxes'"):
-        inst.gt_boxes
+        _ = inst.gt_boxes
     sel = inst[inst.scores > 0.3]
     assert sel.scores.tolist() == [0.75, 0.5] and sel.names == ["a", "c"]
     assert sel.pred_boxes.tensor[1, 0] == 2.0

@@ -1,4 +1,5 @@
 """Visualizer draws boxes where they belong; save_prediction_images writes the drawn predictions."""
+
 from __future__ import annotations
 
 import time
@@ -41,9 +42,13 @@ def test_box_edges_coloured_inside_and_outside_untouched(tmp_path):
 
 def test_draw_dataset_dict_converts_modes_and_labels_outside(tmp_path):
     img = np.zeros((120, 160, 3), np.uint8)
-    dic = {"height": 120, "width": 160, "annotations": [
-        {"bbox": [40, 50, 60, 40], "bbox_mode": BoxMode.XYWH_ABS, "category_id": 1},  # -> 40,50,100,90
-    ]}
+    dic = {
+        "height": 120,
+        "width": 160,
+        "annotations": [
+            {"bbox": [40, 50, 60, 40], "bbox_mode": BoxMode.XYWH_ABS, "category_id": 1},  # -> 40,50,100,90
+        ],
+    }
     vis = Visualizer(img, metadata={"thing_classes": ["cat", "dog"]}).draw_dataset_dict(dic)
     out = vis.get_image()
     color = tuple(int(round(float(v))) for v in colormap(rgb=True)[0])
@@ -70,13 +75,19 @@ def _preds(boxes, scores, classes, size=(100, 100)):
 def test_small_box_label_is_outside_and_moves_below_at_top_edge():
     img = np.zeros((100, 100, 3), np.uint8)
     # small box in the middle: label above it
-    out = Visualizer(img, {"thing_classes": ["car"]}).draw_instance_predictions(
-        _preds([[50, 50, 58, 58]], [0.9], [0])).get_image()
+    out = (
+        Visualizer(img, {"thing_classes": ["car"]})
+        .draw_instance_predictions(_preds([[50, 50, 58, 58]], [0.9], [0]))
+        .get_image()
+    )
     assert out[52:57, 52:57].sum() == 0  # interior of the small box untouched
     assert out[35:48, 50:60].sum() > 0 and out[60:75, 50:60].sum() == 0
     # box touching the top: no room above, label goes below
-    out = Visualizer(img, {"thing_classes": ["car"]}).draw_instance_predictions(
-        _preds([[50, 0, 58, 8]], [0.9], [0])).get_image()
+    out = (
+        Visualizer(img, {"thing_classes": ["car"]})
+        .draw_instance_predictions(_preds([[50, 0, 58, 8]], [0.9], [0]))
+        .get_image()
+    )
     assert out[2:7, 52:57].sum() == 0
     assert out[10:25, 50:60].sum() > 0
 
@@ -84,7 +95,8 @@ def test_small_box_label_is_outside_and_moves_below_at_top_edge():
 def test_scale_and_per_instance_colours():
     img = np.zeros((50, 60, 3), np.uint8)
     vis = Visualizer(img, scale=2.0).draw_instance_predictions(
-        _preds([[10, 10, 20, 20], [30, 10, 40, 20]], [0.9, 0.8], [0, 0]))
+        _preds([[10, 10, 20, 20], [30, 10, 40, 20]], [0.9, 0.8], [0, 0])
+    )
     out = vis.get_image()
     assert out.shape == (100, 120, 3)
     cmap = colormap(rgb=True)
@@ -97,11 +109,17 @@ def test_scale_and_per_instance_colours():
 def test_segmentation_mode_colours_by_class_and_palette_is_distinct():
     img = np.zeros((100, 120, 3), np.uint8)
     meta = {"thing_classes": ["a", "b"], "thing_colors": [(0, 0, 255), (0, 255, 0)]}
-    out = Visualizer(img, meta, instance_mode=ColorMode.SEGMENTATION).overlay_instances(
-        boxes=np.array([[10, 20, 20, 30]]), assigned_colors=None).get_image()
+    out = (
+        Visualizer(img, meta, instance_mode=ColorMode.SEGMENTATION)
+        .overlay_instances(boxes=np.array([[10, 20, 20, 30]]), assigned_colors=None)
+        .get_image()
+    )
     assert out.sum() > 0
-    out = Visualizer(img, meta, instance_mode=ColorMode.SEGMENTATION).draw_instance_predictions(
-        _preds([[10, 40, 20, 50], [60, 40, 70, 50]], [0.9, 0.8], [1, 1])).get_image()
+    out = (
+        Visualizer(img, meta, instance_mode=ColorMode.SEGMENTATION)
+        .draw_instance_predictions(_preds([[10, 40, 20, 50], [60, 40, 70, 50]], [0.9, 0.8], [1, 1]))
+        .get_image()
+    )
     assert tuple(out[45, 10]) == (0, 255, 0) and tuple(out[45, 60]) == (0, 255, 0)
     pal = colormap(rgb=True)
     assert pal.shape == (PALETTE_SIZE, 3)
@@ -144,8 +162,13 @@ class _FixedModel(nn.Module):
         self.grad_flags.append(torch.is_grad_enabled())
         outs = []
         for b in batch:
-            outs.append({"instances": _preds([[10, 10, 30, 30], [80, 5, 100, 25]], [0.9, 0.1], [0, 1],
-                                             (b["height"], b["width"]))})
+            outs.append(
+                {
+                    "instances": _preds(
+                        [[10, 10, 30, 30], [80, 5, 100, 25]], [0.9, 0.1], [0, 1], (b["height"], b["width"])
+                    )
+                }
+            )
         return outs
 
 
@@ -156,12 +179,15 @@ def test_save_prediction_images(tmp_path):
         cv2.imwrite(str(p), np.zeros((96, 128, 3), np.uint8))
         files.append(p)
     # the loader image is resized (as by a test mapper); the boxes are in the original frame
-    loader = [[{"file_name": str(f), "image_id": i, "height": 96, "width": 128,
-                "image": torch.zeros(3, 24, 32)}] for i, f in enumerate(files)]
+    loader = [
+        [{"file_name": str(f), "image_id": i, "height": 96, "width": 128, "image": torch.zeros(3, 24, 32)}]
+        for i, f in enumerate(files)
+    ]
     model = _FixedModel().train()
     out_dir = tmp_path / "vis"
-    paths = save_prediction_images(model, loader, {"thing_classes": ["x", "y"]}, out_dir, max_images=2,
-                                   score_threshold=0.3)
+    paths = save_prediction_images(
+        model, loader, {"thing_classes": ["x", "y"]}, out_dir, max_images=2, score_threshold=0.3
+    )
     assert paths == [str(out_dir / "pic0.png"), str(out_dir / "pic1.png")]
     assert model.training and model.grad_flags == [False, False]
     img = _read_png_rgb(paths[0])

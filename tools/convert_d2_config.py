@@ -11,6 +11,7 @@ the detector) and ``input`` (detectron2's INPUT resize settings: format, min/max
 Only box-only GeneralizedRCNN (RPN + StandardROIHeads) and RetinaNet on ResNet(-FPN) are supported;
 anything else stops with an error naming the key.
 """
+
 import argparse
 import os
 import sys
@@ -45,8 +46,9 @@ def main(argv=None):
     except OSError as e:
         parser.error(f"cannot read {args.input}: {e}")
     try:
-        cfg = d2_config_to_lazy_experiment(text, base_dir=os.path.dirname(os.path.abspath(args.input)),
-                                           source=args.input)
+        cfg = d2_config_to_lazy_experiment(
+            text, base_dir=os.path.dirname(os.path.abspath(args.input)), source=args.input
+        )
     except (ValueError, KeyError, FileNotFoundError) as e:
         parser.error(str(e).strip("'\""))
     if ext == ".py":

@@ -13,6 +13,7 @@ Models initialised from these weights must be configured like torchvision's netw
 ``pixel_std=[58.395, 57.12, 57.375]``; with ``--to-bgr``: ``input_format="BGR"`` and both lists
 reversed (see net_detr2/compat/torchvision_weights.py).
 """
+
 import argparse
 import os
 import sys
@@ -32,11 +33,15 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("input", help="torchvision ResNet .pth (a state dict)")
     parser.add_argument("output", help="output .pth")
-    parser.add_argument("--prefix", default="backbone.bottom_up.",
-                        help="prepended to every key (default: %(default)s; '' for a bare ResNet)")
+    parser.add_argument(
+        "--prefix",
+        default="backbone.bottom_up.",
+        help="prepended to every key (default: %(default)s; '' for a bare ResNet)",
+    )
     parser.add_argument("--keep-fc", action="store_true", help="keep the ImageNet classifier as linear.*")
-    parser.add_argument("--to-bgr", action="store_true",
-                        help="reverse the stem's input channels so the model takes BGR input")
+    parser.add_argument(
+        "--to-bgr", action="store_true", help="reverse the stem's input channels so the model takes BGR input"
+    )
     args = parser.parse_args(argv)
 
     state_dict = torch.load(args.input, map_location="cpu", weights_only=True)
@@ -50,10 +55,15 @@ def main(argv=None):
     tmp = args.output + ".tmp"
     torch.save(out, tmp)
     os.replace(tmp, args.output)  # atomic: never leave a half-written checkpoint
-    fmt, mean, std = ("BGR", TORCHVISION_PIXEL_MEAN[::-1], TORCHVISION_PIXEL_STD[::-1]) if args.to_bgr else (
-        "RGB", TORCHVISION_PIXEL_MEAN, TORCHVISION_PIXEL_STD)
-    print(f"Wrote {len(model)} tensors to {args.output}.\n"
-          f"Configure the model with stride_in_1x1=False, input_format={fmt!r}, pixel_mean={mean}, pixel_std={std}.")
+    fmt, mean, std = (
+        ("BGR", TORCHVISION_PIXEL_MEAN[::-1], TORCHVISION_PIXEL_STD[::-1])
+        if args.to_bgr
+        else ("RGB", TORCHVISION_PIXEL_MEAN, TORCHVISION_PIXEL_STD)
+    )
+    print(
+        f"Wrote {len(model)} tensors to {args.output}.\n"
+        f"Configure the model with stride_in_1x1=False, input_format={fmt!r}, pixel_mean={mean}, pixel_std={std}."
+    )
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ The output is ``{"model": state_dict}`` with keys ``backbone.bottom_up.conv1_1.w
 loadable as ``train.init_checkpoint`` of the NETNet configs (heads and extra layers stay randomly
 initialised). See `net_detr2.compat.vgg_weights` for the fc6/fc7 subsampling and the BGR flip.
 """
+
 import argparse
 import os
 import sys

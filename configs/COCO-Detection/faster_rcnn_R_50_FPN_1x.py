@@ -5,6 +5,7 @@ x0.1 at 60k and 80k, 1000 warm-up iterations.
 (``ImageNetPretrained/MSRA/R-50.pkl`` of the detectron2 model zoo, BGR input, stride in the 1x1 conv),
 downloaded by hand to ``pretrained/R-50.pkl``; the .pkl is read with a restricted unpickler.
 """
+
 from ..common.data.coco import dataloader
 from ..common.models.faster_rcnn_fpn import model
 from ..common.optim import SGD as optimizer

@@ -4,6 +4,7 @@ x0.1 at 60k and 80k, 1000 warm-up iterations.
 ``train.init_checkpoint``: the ImageNet-pretrained MSRA ResNet-50 as a local file (see
 faster_rcnn_R_50_FPN_1x.py).
 """
+
 from ..common.data.coco import dataloader
 from ..common.models.retinanet import model
 from ..common.optim import SGD as optimizer

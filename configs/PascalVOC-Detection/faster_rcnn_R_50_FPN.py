@@ -4,6 +4,7 @@
 ``train.init_checkpoint``: the ImageNet-pretrained MSRA ResNet-50 as a local file (see
 ../COCO-Detection/faster_rcnn_R_50_FPN_1x.py).
 """
+
 from net_detr2.solver import multistep_with_warmup
 
 from ..common.data.voc import dataloader

@@ -11,6 +11,7 @@ iterations (~16 epochs). The narrow network trains 2.6x faster per image than a 
 images/s measured), and on 448 photos more epochs help more than width.
 `faster_rcnn_R18_FPN_gpu.py` is the same model with a schedule for a GPU.
 """
+
 from net_detr2.solver import multistep_with_warmup
 
 from ..common.data.aquarium import dataloader

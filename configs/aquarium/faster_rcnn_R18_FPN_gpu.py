@@ -4,6 +4,7 @@ Same model and data.
 
     python train_net.py --config-file configs/aquarium/faster_rcnn_R18_FPN_gpu.py
 """
+
 from ..common.train import on_one_gpu
 from .faster_rcnn_R18_FPN import dataloader, model, optimizer, train
 

@@ -7,6 +7,7 @@ elongated fish and sharks; the shapes schedule (2000 iterations of batch 4). Che
 
     OMP_NUM_THREADS=2 python train_net.py --config-file configs/aquarium/retinanet_R18_FPN.py
 """
+
 from ..common.data.aquarium import dataloader
 from ..shapes.retinanet_R18_FPN import lr_multiplier, model, optimizer, train
 

@@ -1,4 +1,5 @@
 """Optimizers. The trainer fills ``params.model`` (``cfg.optimizer.params.model = model``)."""
+
 import torch
 
 from net_detr2.config import LazyCall as L

@@ -5,6 +5,7 @@ Use ``from ..common.train import train`` and one of the schedules, e.g.
 of a 90k-iteration (COCO "1x", batch 16) run; for other lengths build one with
 ``net_detr2.solver.multistep_with_warmup(max_iter, steps)`` / ``cosine_with_warmup(max_iter)``.
 """
+
 import torch
 
 from net_detr2.solver import cosine_with_warmup, multistep_with_warmup
@@ -36,14 +37,25 @@ train = dict(
 
 # Multi-step: x0.1 at 60k and 80k of 90k, linear warm-up over 1000 iterations from 0.001.
 lr_multiplier_1x = multistep_with_warmup(max_iter=90000, steps=(60000, 80000), warmup_iters=1000, warmup_factor=0.001)
-lr_multiplier_3x = multistep_with_warmup(max_iter=270000, steps=(210000, 250000), warmup_iters=1000,
-                                         warmup_factor=0.001)
+lr_multiplier_3x = multistep_with_warmup(
+    max_iter=270000, steps=(210000, 250000), warmup_iters=1000, warmup_factor=0.001
+)
 # Cosine decay to 0 over the whole run after the same warm-up.
 lr_multiplier_cosine = cosine_with_warmup(max_iter=90000, warmup_iters=1000, warmup_factor=0.001)
 
 
-def on_one_gpu(dataloader, optimizer, train, *, max_iter: int, batch_size: int, lr: float, warmup_iters: int,
-               warmup_factor: float = 0.001, period: int = 1000):
+def on_one_gpu(
+    dataloader,
+    optimizer,
+    train,
+    *,
+    max_iter: int,
+    batch_size: int,
+    lr: float,
+    warmup_iters: int,
+    warmup_factor: float = 0.001,
+    period: int = 1000,
+):
     """Turn a CPU recipe into a longer one for one GPU, in place: batch size, LR, 4 loader workers, mixed
     precision, evaluation/checkpoint period. Returns its LR schedule: warm-up, x0.1 at 80% and 93%."""
     dataloader.train.total_batch_size = batch_size
@@ -55,5 +67,9 @@ def on_one_gpu(dataloader, optimizer, train, *, max_iter: int, batch_size: int, 
     train.max_iter = max_iter
     train.eval_period = period
     train.checkpointer.period = period
-    return multistep_with_warmup(max_iter=max_iter, steps=(int(max_iter * 0.8), int(max_iter * 0.93)),
-                                 warmup_iters=warmup_iters, warmup_factor=warmup_factor)
+    return multistep_with_warmup(
+        max_iter=max_iter,
+        steps=(int(max_iter * 0.8), int(max_iter * 0.93)),
+        warmup_iters=warmup_iters,
+        warmup_factor=warmup_factor,
+    )

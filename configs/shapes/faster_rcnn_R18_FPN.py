@@ -8,11 +8,12 @@ and sampled RoIs than COCO to keep the CPU step short.
     OMP_NUM_THREADS=2 python train_net.py --config-file configs/shapes/faster_rcnn_R18_FPN.py \\
         train.output_dir=output/shapes_frcnn
 """
+
 from net_detr2.solver import multistep_with_warmup
 
 from ..common.data.shapes import dataloader
-from ..common.models.narrow_resnet18 import bottom_up
 from ..common.models.faster_rcnn_fpn import model
+from ..common.models.narrow_resnet18 import bottom_up
 from ..common.optim import AdamW as optimizer
 from ..common.train import train
 

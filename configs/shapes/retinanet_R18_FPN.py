@@ -12,6 +12,7 @@ higher LR.
     OMP_NUM_THREADS=2 python train_net.py --config-file configs/shapes/retinanet_R18_FPN.py \\
         train.output_dir=output/shapes_retinanet
 """
+
 from net_detr2.config import LazyCall as L
 from net_detr2.layers import ShapeSpec
 from net_detr2.modeling import LastLevelMaxPool

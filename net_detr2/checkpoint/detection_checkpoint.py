@@ -1,9 +1,11 @@
 """``DetectionCheckpointer``: fvcore's ``Checkpointer`` with atomic saves and safe loading."""
+
 from __future__ import annotations
 
 import logging
 import os
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -47,7 +49,9 @@ class DetectionCheckpointer(Checkpointer):
       skipped. The last result is kept in ``self.last_incompatible``.
     """
 
-    def __init__(self, model: nn.Module, save_dir: str = "", *, save_to_disk: bool | None = None, **checkpointables: Any):
+    def __init__(
+        self, model: nn.Module, save_dir: str = "", *, save_to_disk: bool | None = None, **checkpointables: Any
+    ):
         if save_to_disk is None:
             save_to_disk = comm.is_main_process()
         super().__init__(model, save_dir, save_to_disk=save_to_disk, **checkpointables)
@@ -91,7 +95,9 @@ class DetectionCheckpointer(Checkpointer):
             else:
                 model, meta = data, {}
             if not isinstance(model, dict):
-                raise CheckpointLoadError(f"Checkpoint {filename}: 'model' is a {type(model).__name__}, expected a dict")
+                raise CheckpointLoadError(
+                    f"Checkpoint {filename}: 'model' is a {type(model).__name__}, expected a dict"
+                )
             bad = [k for k, v in model.items() if not isinstance(v, (np.ndarray, torch.Tensor, np.generic, int, float))]
             if bad:
                 raise CheckpointLoadError(f"Checkpoint {filename}: entries {bad[:5]} are not arrays")
@@ -119,8 +125,10 @@ class DetectionCheckpointer(Checkpointer):
 
         state_dict, converted = adapt_backbone_checkpoint(state_dict, self.model.state_dict().keys())
         if converted:
-            logger.info(f"{filename} is {converted}; the model's config must match how it was trained "
-                        "(stride_in_1x1, input format, pixel mean/std: see net_detr2/compat/backbone_weights.py)")
+            logger.info(
+                f"{filename} is {converted}; the model's config must match how it was trained "
+                "(stride_in_1x1, input format, pixel mean/std: see net_detr2/compat/backbone_weights.py)"
+            )
         meta = {k: v for k, v in checkpoint.items() if k != "model"}
         for fn in _STATE_DICT_CONVERTERS:
             state_dict = fn(state_dict, meta)
@@ -131,4 +139,3 @@ class DetectionCheckpointer(Checkpointer):
         n_loaded = n_total - len(incompatible.unexpected_keys) - len(incompatible.incorrect_shapes)
         self.logger.info(f"Loaded {n_loaded} tensors from {filename}")
         return incompatible
-

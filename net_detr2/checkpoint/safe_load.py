@@ -4,6 +4,7 @@
 ``{"model": {name: ndarray}, "__author__": ...}``): a restricted unpickler that only rebuilds
 containers, numbers, strings and numpy arrays/dtypes/scalars.
 """
+
 from __future__ import annotations
 
 import os
@@ -22,9 +23,15 @@ class CheckpointLoadError(RuntimeError):
 # (module, name) pairs a numpy/py2/py3 pickle of arrays needs. Everything else is refused.
 _ALLOWED_GLOBALS: set[tuple[str, str]] = {
     ("collections", "OrderedDict"),
-    ("builtins", "dict"), ("builtins", "list"), ("builtins", "tuple"), ("builtins", "set"),
-    ("builtins", "frozenset"), ("builtins", "bytearray"), ("builtins", "complex"),
-    ("__builtin__", "set"), ("__builtin__", "frozenset"),
+    ("builtins", "dict"),
+    ("builtins", "list"),
+    ("builtins", "tuple"),
+    ("builtins", "set"),
+    ("builtins", "frozenset"),
+    ("builtins", "bytearray"),
+    ("builtins", "complex"),
+    ("__builtin__", "set"),
+    ("__builtin__", "frozenset"),
     ("_codecs", "encode"),  # py2 byte strings pickled by py3 (protocol <= 2)
     ("copy_reg", "_reconstructor"),
 }
@@ -65,7 +72,9 @@ def load_pkl(filename: str) -> Any:
     except CheckpointLoadError:
         raise
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError) as e:
-        raise CheckpointLoadError(f"Cannot read checkpoint {filename}: corrupt or truncated pickle ({type(e).__name__}: {e})") from e
+        raise CheckpointLoadError(
+            f"Cannot read checkpoint {filename}: corrupt or truncated pickle ({type(e).__name__}: {e})"
+        ) from e
 
 
 def load_pth(filename: str) -> Any:
@@ -83,7 +92,9 @@ def load_pth(filename: str) -> Any:
     except (RuntimeError, EOFError, ValueError, OSError) as e:
         if isinstance(e, FileNotFoundError):
             raise
-        raise CheckpointLoadError(f"Cannot read checkpoint {filename}: corrupt or truncated ({type(e).__name__}: {e})") from e
+        raise CheckpointLoadError(
+            f"Cannot read checkpoint {filename}: corrupt or truncated ({type(e).__name__}: {e})"
+        ) from e
 
 
 def atomic_write(path: str, write_fn, mode: str = "wb") -> None:

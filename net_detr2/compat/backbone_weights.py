@@ -19,10 +19,11 @@ ResNets want ``stride_in_1x1=False`` and RGB input normalised with ImageNet mean
 becomes running mean 0 and running variance ``1 - eps``, so that ``FrozenBatchNorm2d`` computes exactly
 ``x * s + b``.
 """
+
 from __future__ import annotations
 
 import re
-from typing import Iterable
+from collections.abc import Iterable
 
 import torch
 
@@ -82,8 +83,9 @@ def _looks_c2(keys: set[str]) -> bool:
     return "conv1_w" in keys or any(re.match(r"res\d_\d+_branch", k) for k in keys)
 
 
-def adapt_backbone_checkpoint(state_dict: dict[str, torch.Tensor], model_keys: Iterable[str]
-                              ) -> tuple[dict[str, torch.Tensor], str | None]:
+def adapt_backbone_checkpoint(
+    state_dict: dict[str, torch.Tensor], model_keys: Iterable[str]
+) -> tuple[dict[str, torch.Tensor], str | None]:
     """Rename an ImageNet ResNet/VGG-16 checkpoint to the keys of the model's backbone; others pass unchanged.
 
     Args:
@@ -113,7 +115,9 @@ def adapt_backbone_checkpoint(state_dict: dict[str, torch.Tensor], model_keys: I
     homes = sorted(k[: -len(first_key)] for k in model_keys if k.endswith(first_key))
     if len(homes) != 1:
         kind = "VGG" if first_key == _VGG_FIRST_KEY else "ResNet"
-        raise ValueError(f"The checkpoint is {what} (ImageNet backbone weights), but the model has "
-                         f"{'no ' + kind if not homes else 'several: ' + ', '.join(homes)} to load it into")
+        raise ValueError(
+            f"The checkpoint is {what} (ImageNet backbone weights), but the model has "
+            f"{'no ' + kind if not homes else 'several: ' + ', '.join(homes)} to load it into"
+        )
     prefix = homes[0]
     return {prefix + k: v for k, v in state_dict.items()}, f"{what}, loaded under '{prefix}'"

@@ -7,11 +7,12 @@ deformable convs, rotated boxes, ...) raise ``ValueError`` naming the key, inste
 
 Keys the YAML leaves out take detectron2's defaults (``_D2_DEFAULTS`` below, the subset read here).
 """
+
 import ast
 import copy
 import math
 import os
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any
 
 import yaml
 from omegaconf import DictConfig
@@ -21,7 +22,7 @@ from net_detr2.config import LazyCall as L
 __all__ = ["load_d2_yaml", "d2_config_to_lazy", "d2_config_to_lazy_experiment", "d2_input_config"]
 
 # detectron2 defaults of every key this module reads.
-_D2_DEFAULTS: Dict[str, Any] = {
+_D2_DEFAULTS: dict[str, Any] = {
     "MODEL": {
         "META_ARCHITECTURE": "GeneralizedRCNN",
         "MASK_ON": False,
@@ -149,9 +150,26 @@ def _merge(base: dict, override: dict, where: str) -> dict:
 # anchor sizes "[[x, x * 2**(1.0/3), x * 2**(2.0/3)] for x in [32, 64, 128, 256, 512]]"): numbers,
 # lists/tuples, arithmetic and list comprehensions. Nothing else is evaluated, so no code runs.
 _SAFE_EXPR_NODES = (
-    ast.Expression, ast.List, ast.Tuple, ast.ListComp, ast.comprehension, ast.Name, ast.Constant,
-    ast.BinOp, ast.UnaryOp, ast.Add, ast.Sub, ast.Mult, ast.Div, ast.FloorDiv, ast.Pow, ast.Mod,
-    ast.USub, ast.UAdd, ast.Load, ast.Store,
+    ast.Expression,
+    ast.List,
+    ast.Tuple,
+    ast.ListComp,
+    ast.comprehension,
+    ast.Name,
+    ast.Constant,
+    ast.BinOp,
+    ast.UnaryOp,
+    ast.Add,
+    ast.Sub,
+    ast.Mult,
+    ast.Div,
+    ast.FloorDiv,
+    ast.Pow,
+    ast.Mod,
+    ast.USub,
+    ast.UAdd,
+    ast.Load,
+    ast.Store,
 )
 
 
@@ -163,22 +181,27 @@ def _safe_eval(expr: str, source: str):
         raise ValueError(f"{source}: cannot parse !!python/object/apply:eval expression {expr!r}: {e}") from e
     bound = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
     for n in ast.walk(tree):
-        if not isinstance(n, _SAFE_EXPR_NODES) or (isinstance(n, ast.Constant)
-                                                   and not isinstance(n.value, (int, float))):
-            raise ValueError(f"{source}: !!python/object/apply:eval expression {expr!r} uses "
-                             f"{type(n).__name__}; only numbers, lists, arithmetic and list comprehensions are allowed")
+        if not isinstance(n, _SAFE_EXPR_NODES) or (
+            isinstance(n, ast.Constant) and not isinstance(n.value, (int, float))
+        ):
+            raise ValueError(
+                f"{source}: !!python/object/apply:eval expression {expr!r} uses "
+                f"{type(n).__name__}; only numbers, lists, arithmetic and list comprehensions are allowed"
+            )
         if isinstance(n, ast.Name) and n.id not in bound:
             raise ValueError(f"{source}: !!python/object/apply:eval expression {expr!r} uses unknown name {n.id!r}")
         if isinstance(n, ast.BinOp) and isinstance(n.op, ast.Pow):
             # Exponents must be small constant arithmetic, so that no expression can take forever.
             inner = list(ast.walk(n.right))
             if any(isinstance(m, ast.Name) or (isinstance(m, ast.BinOp) and isinstance(m.op, ast.Pow)) for m in inner):
-                raise ValueError(f"{source}: !!python/object/apply:eval expression {expr!r}: an exponent must be "
-                                 "constant arithmetic")
+                raise ValueError(
+                    f"{source}: !!python/object/apply:eval expression {expr!r}: an exponent must be constant arithmetic"
+                )
             exponent = eval(compile(ast.Expression(n.right), "<d2 yaml>", "eval"), {"__builtins__": {}}, {})
             if abs(exponent) > 64:
-                raise ValueError(f"{source}: !!python/object/apply:eval expression {expr!r}: exponent {exponent} "
-                                 "is larger than 64")
+                raise ValueError(
+                    f"{source}: !!python/object/apply:eval expression {expr!r}: exponent {exponent} is larger than 64"
+                )
     return eval(compile(tree, "<d2 yaml>", "eval"), {"__builtins__": {}}, {})  # validated above
 
 
@@ -208,7 +231,7 @@ def _parse(text: str, source: str) -> dict:
     return data
 
 
-def _load_with_bases(text: str, base_dir: Optional[str], source: str, seen: Tuple[str, ...]) -> dict:
+def _load_with_bases(text: str, base_dir: str | None, source: str, seen: tuple[str, ...]) -> dict:
     data = _parse(text, source)
     base = data.pop("_BASE_", None)
     if base is None:
@@ -225,7 +248,7 @@ def _load_with_bases(text: str, base_dir: Optional[str], source: str, seen: Tupl
     return _merge(parent, data, "")
 
 
-def load_d2_yaml(yaml_text: str, base_dir: Optional[str] = None, source: str = "<yaml>") -> dict:
+def load_d2_yaml(yaml_text: str, base_dir: str | None = None, source: str = "<yaml>") -> dict:
     """Parse a detectron2 yaml, resolve ``_BASE_`` chains (relative to `base_dir`), fill defaults.
 
     Returns a plain nested dict (``{"MODEL": {...}, "INPUT": {...}, ...}``).
@@ -251,18 +274,22 @@ class _Cfg:
     def require(self, key: str, allowed, why: str = "") -> Any:
         value = self(key)
         if value not in allowed:
-            raise ValueError(f"{self.source}: {key} = {value!r} is not supported by net_detr2's converter "
-                             f"(supported: {list(allowed)}){' ' + why if why else ''}")
+            raise ValueError(
+                f"{self.source}: {key} = {value!r} is not supported by net_detr2's converter "
+                f"(supported: {list(allowed)}){' ' + why if why else ''}"
+            )
         return value
 
 
 # ------------------------------------------------------------------------------------------------
 # Backbone
 # ------------------------------------------------------------------------------------------------
-def _resnet_node(c: _Cfg, out_features: List[str]) -> DictConfig:
+def _resnet_node(c: _Cfg, out_features: list[str]) -> DictConfig:
     if any(c("MODEL.RESNETS.DEFORM_ON_PER_STAGE")):
-        raise ValueError(f"{c.source}: MODEL.RESNETS.DEFORM_ON_PER_STAGE = {c('MODEL.RESNETS.DEFORM_ON_PER_STAGE')} "
-                         "is not supported (no deformable convolutions in net_detr2)")
+        raise ValueError(
+            f"{c.source}: MODEL.RESNETS.DEFORM_ON_PER_STAGE = {c('MODEL.RESNETS.DEFORM_ON_PER_STAGE')} "
+            "is not supported (no deformable convolutions in net_detr2)"
+        )
     return L("net_detr2.modeling.backbone.build_resnet_backbone")(
         depth=int(c("MODEL.RESNETS.DEPTH")),
         in_channels=len(c("MODEL.PIXEL_MEAN")),
@@ -278,22 +305,24 @@ def _resnet_node(c: _Cfg, out_features: List[str]) -> DictConfig:
     )
 
 
-def _resnet_shapes(c: _Cfg) -> Dict[str, Tuple[int, int]]:
+def _resnet_shapes(c: _Cfg) -> dict[str, tuple[int, int]]:
     """{name: (channels, stride)} of every ResNet stage for this config."""
     res2 = int(c("MODEL.RESNETS.RES2_OUT_CHANNELS"))
     shapes = {"stem": (int(c("MODEL.RESNETS.STEM_OUT_CHANNELS")), 4)}
     for k in range(2, 6):
-        stride = 2 ** k
+        stride = 2**k
         if k == 5 and int(c("MODEL.RESNETS.RES5_DILATION")) == 2:
             stride = 16
         shapes[f"res{k}"] = (res2 * 2 ** (k - 2), stride)
     return shapes
 
 
-def _backbone(c: _Cfg) -> Tuple[DictConfig, Dict[str, Tuple[int, int]]]:
+def _backbone(c: _Cfg) -> tuple[DictConfig, dict[str, tuple[int, int]]]:
     """(backbone node, {output name: (channels, stride)})."""
-    name = c.require("MODEL.BACKBONE.NAME", ["build_resnet_backbone", "build_resnet_fpn_backbone",
-                                             "build_retinanet_resnet_fpn_backbone"])
+    name = c.require(
+        "MODEL.BACKBONE.NAME",
+        ["build_resnet_backbone", "build_resnet_fpn_backbone", "build_retinanet_resnet_fpn_backbone"],
+    )
     res_shapes = _resnet_shapes(c)
     resnet_out = list(c("MODEL.RESNETS.OUT_FEATURES"))
     for f in resnet_out:
@@ -306,43 +335,54 @@ def _backbone(c: _Cfg) -> Tuple[DictConfig, Dict[str, Tuple[int, int]]]:
     in_features = list(c("MODEL.FPN.IN_FEATURES"))
     bad = [f for f in in_features if f not in resnet_out]
     if not in_features or bad:
-        raise ValueError(f"{c.source}: MODEL.FPN.IN_FEATURES = {in_features} must be a non-empty subset of "
-                         f"MODEL.RESNETS.OUT_FEATURES = {resnet_out}")
+        raise ValueError(
+            f"{c.source}: MODEL.FPN.IN_FEATURES = {in_features} must be a non-empty subset of "
+            f"MODEL.RESNETS.OUT_FEATURES = {resnet_out}"
+        )
     out_ch = int(c("MODEL.FPN.OUT_CHANNELS"))
     if name == "build_resnet_fpn_backbone":
         top_block, extra = L("net_detr2.modeling.backbone.LastLevelMaxPool")(), 1
     else:
         if "res5" not in resnet_out:
-            raise ValueError(f"{c.source}: build_retinanet_resnet_fpn_backbone needs res5 in MODEL.RESNETS.OUT_FEATURES")
+            raise ValueError(
+                f"{c.source}: build_retinanet_resnet_fpn_backbone needs res5 in MODEL.RESNETS.OUT_FEATURES"
+            )
         top_block = L("net_detr2.modeling.backbone.LastLevelP6P7")(
-            in_channels=res_shapes["res5"][0], out_channels=out_ch, in_feature="res5")
+            in_channels=res_shapes["res5"][0], out_channels=out_ch, in_feature="res5"
+        )
         extra = 2
     node = L("net_detr2.modeling.backbone.FPN")(
-        bottom_up=bottom_up, in_features=in_features, out_channels=out_ch, norm=c("MODEL.FPN.NORM"),
-        top_block=top_block, fuse_type=c.require("MODEL.FPN.FUSE_TYPE", ["sum", "avg"]))
+        bottom_up=bottom_up,
+        in_features=in_features,
+        out_channels=out_ch,
+        norm=c("MODEL.FPN.NORM"),
+        top_block=top_block,
+        fuse_type=c.require("MODEL.FPN.FUSE_TYPE", ["sum", "avg"]),
+    )
     shapes = {}
     for f in in_features:
         s = res_shapes[f][1]
         shapes[f"p{int(math.log2(s))}"] = (out_ch, s)
     last = int(math.log2(res_shapes[in_features[-1]][1]))
     for k in range(last + 1, last + 1 + extra):
-        shapes[f"p{k}"] = (out_ch, 2 ** k)
+        shapes[f"p{k}"] = (out_ch, 2**k)
     return node, shapes
 
 
 # ------------------------------------------------------------------------------------------------
 # Heads
 # ------------------------------------------------------------------------------------------------
-def _select(c: _Cfg, shapes, key: str) -> List[str]:
+def _select(c: _Cfg, shapes, key: str) -> list[str]:
     names = list(c(key))
     missing = [f for f in names if f not in shapes]
     if not names or missing:
-        raise ValueError(f"{c.source}: {key} = {names} names features the backbone does not produce "
-                         f"(it gives {list(shapes)})")
+        raise ValueError(
+            f"{c.source}: {key} = {names} names features the backbone does not produce (it gives {list(shapes)})"
+        )
     return names
 
 
-def _anchor_generator(c: _Cfg, strides: List[int]) -> Tuple[DictConfig, int]:
+def _anchor_generator(c: _Cfg, strides: list[int]) -> tuple[DictConfig, int]:
     """(DefaultAnchorGenerator node, anchors per location)."""
     c.require("MODEL.ANCHOR_GENERATOR.NAME", ["DefaultAnchorGenerator"])
     sizes = [list(map(float, s)) for s in c("MODEL.ANCHOR_GENERATOR.SIZES")]
@@ -353,10 +393,13 @@ def _anchor_generator(c: _Cfg, strides: List[int]) -> Tuple[DictConfig, int]:
             raise ValueError(f"{c.source}: MODEL.ANCHOR_GENERATOR.{key} has {len(v)} entries for {n} feature levels")
     per_level = {len(sizes[i if len(sizes) > 1 else 0]) * len(ratios[i if len(ratios) > 1 else 0]) for i in range(n)}
     if len(per_level) != 1:
-        raise ValueError(f"{c.source}: MODEL.ANCHOR_GENERATOR gives a different number of anchors per level "
-                         f"({sorted(per_level)}); the shared head needs one")
+        raise ValueError(
+            f"{c.source}: MODEL.ANCHOR_GENERATOR gives a different number of anchors per level "
+            f"({sorted(per_level)}); the shared head needs one"
+        )
     node = L("net_detr2.modeling.anchor_generator.DefaultAnchorGenerator")(
-        sizes=sizes, aspect_ratios=ratios, strides=list(strides), offset=float(c("MODEL.ANCHOR_GENERATOR.OFFSET")))
+        sizes=sizes, aspect_ratios=ratios, strides=list(strides), offset=float(c("MODEL.ANCHOR_GENERATOR.OFFSET"))
+    )
     return node, per_level.pop()
 
 
@@ -376,12 +419,17 @@ def _rpn(c: _Cfg, shapes) -> DictConfig:
     return L("net_detr2.modeling.proposal_generator.rpn.RPN")(
         in_features=in_features,
         head=L("net_detr2.modeling.proposal_generator.rpn.StandardRPNHead")(
-            in_channels=channels.pop(), num_anchors=num_anchors, box_dim=4,
-            conv_dims=[int(d) for d in c("MODEL.RPN.CONV_DIMS")]),
+            in_channels=channels.pop(),
+            num_anchors=num_anchors,
+            box_dim=4,
+            conv_dims=[int(d) for d in c("MODEL.RPN.CONV_DIMS")],
+        ),
         anchor_generator=anchors,
         anchor_matcher=L("net_detr2.modeling.matcher.Matcher")(
             thresholds=[float(t) for t in c("MODEL.RPN.IOU_THRESHOLDS")],
-            labels=[int(x) for x in c("MODEL.RPN.IOU_LABELS")], allow_low_quality_matches=True),
+            labels=[int(x) for x in c("MODEL.RPN.IOU_LABELS")],
+            allow_low_quality_matches=True,
+        ),
         box2box_transform=_box2box(c("MODEL.RPN.BBOX_REG_WEIGHTS")),
         batch_size_per_image=int(c("MODEL.RPN.BATCH_SIZE_PER_IMAGE")),
         positive_fraction=float(c("MODEL.RPN.POSITIVE_FRACTION")),
@@ -421,12 +469,17 @@ def _roi_heads(c: _Cfg, shapes) -> DictConfig:
     return L("net_detr2.modeling.roi_heads.roi_heads.StandardROIHeads")(
         box_in_features=in_features,
         box_pooler=L("net_detr2.modeling.poolers.ROIPooler")(
-            output_size=res, scales=[1.0 / shapes[f][1] for f in in_features],
+            output_size=res,
+            scales=[1.0 / shapes[f][1] for f in in_features],
             sampling_ratio=int(c("MODEL.ROI_BOX_HEAD.POOLER_SAMPLING_RATIO")),
-            pooler_type=c("MODEL.ROI_BOX_HEAD.POOLER_TYPE")),
+            pooler_type=c("MODEL.ROI_BOX_HEAD.POOLER_TYPE"),
+        ),
         box_head=L("net_detr2.modeling.roi_heads.box_head.FastRCNNConvFCHead")(
             input_shape=_shape_spec(channels=in_ch, height=res, width=res),
-            conv_dims=[conv_dim] * num_conv, fc_dims=[fc_dim] * num_fc, conv_norm=c("MODEL.ROI_BOX_HEAD.NORM")),
+            conv_dims=[conv_dim] * num_conv,
+            fc_dims=[fc_dim] * num_fc,
+            conv_norm=c("MODEL.ROI_BOX_HEAD.NORM"),
+        ),
         box_predictor=L("net_detr2.modeling.roi_heads.fast_rcnn.FastRCNNOutputLayers")(
             input_shape=head_out,
             box2box_transform=_box2box(c("MODEL.ROI_BOX_HEAD.BBOX_REG_WEIGHTS")),
@@ -437,13 +490,16 @@ def _roi_heads(c: _Cfg, shapes) -> DictConfig:
             cls_agnostic_bbox_reg=bool(c("MODEL.ROI_BOX_HEAD.CLS_AGNOSTIC_BBOX_REG")),
             smooth_l1_beta=float(c("MODEL.ROI_BOX_HEAD.SMOOTH_L1_BETA")),
             box_reg_loss_type=c("MODEL.ROI_BOX_HEAD.BBOX_REG_LOSS_TYPE"),
-            loss_weight={"loss_box_reg": float(c("MODEL.ROI_BOX_HEAD.BBOX_REG_LOSS_WEIGHT"))}),
+            loss_weight={"loss_box_reg": float(c("MODEL.ROI_BOX_HEAD.BBOX_REG_LOSS_WEIGHT"))},
+        ),
         num_classes=num_classes,
         batch_size_per_image=int(c("MODEL.ROI_HEADS.BATCH_SIZE_PER_IMAGE")),
         positive_fraction=float(c("MODEL.ROI_HEADS.POSITIVE_FRACTION")),
         proposal_matcher=L("net_detr2.modeling.matcher.Matcher")(
             thresholds=[float(t) for t in c("MODEL.ROI_HEADS.IOU_THRESHOLDS")],
-            labels=[int(x) for x in c("MODEL.ROI_HEADS.IOU_LABELS")], allow_low_quality_matches=False),
+            labels=[int(x) for x in c("MODEL.ROI_HEADS.IOU_LABELS")],
+            allow_low_quality_matches=False,
+        ),
         proposal_append_gt=bool(c("MODEL.ROI_HEADS.PROPOSAL_APPEND_GT")),
     )
 
@@ -461,7 +517,7 @@ def _check_box_only(c: _Cfg) -> None:
         c.require(key, [False], "(box-only detectors)")
 
 
-def d2_config_to_lazy(yaml_text: str, base_dir: Optional[str] = None, source: str = "<yaml>") -> DictConfig:
+def d2_config_to_lazy(yaml_text: str, base_dir: str | None = None, source: str = "<yaml>") -> DictConfig:
     """LazyCall node of the model a detectron2 yaml describes; ``instantiate(node)`` builds it.
 
     Args:
@@ -477,8 +533,14 @@ def d2_config_to_lazy(yaml_text: str, base_dir: Optional[str] = None, source: st
     if arch == "GeneralizedRCNN":
         _check_box_only(c)
         return L("net_detr2.modeling.meta_arch.rcnn.GeneralizedRCNN")(
-            backbone=backbone, proposal_generator=_rpn(c, shapes), roi_heads=_roi_heads(c, shapes),
-            pixel_mean=mean, pixel_std=std, input_format=fmt, vis_period=int(c("VIS_PERIOD")))
+            backbone=backbone,
+            proposal_generator=_rpn(c, shapes),
+            roi_heads=_roi_heads(c, shapes),
+            pixel_mean=mean,
+            pixel_std=std,
+            input_format=fmt,
+            vis_period=int(c("VIS_PERIOD")),
+        )
 
     in_features = _select(c, shapes, "MODEL.RETINANET.IN_FEATURES")
     anchors, num_anchors = _anchor_generator(c, [shapes[f][1] for f in in_features])
@@ -487,15 +549,20 @@ def d2_config_to_lazy(yaml_text: str, base_dir: Optional[str] = None, source: st
         backbone=backbone,
         head=L("net_detr2.modeling.meta_arch.retinanet.RetinaNetHead")(
             input_shape=[_shape_spec(channels=shapes[f][0], stride=shapes[f][1]) for f in in_features],
-            num_classes=int(c("MODEL.RETINANET.NUM_CLASSES")), num_anchors=num_anchors,
-            conv_dims=[channels] * int(c("MODEL.RETINANET.NUM_CONVS")), norm=c("MODEL.RETINANET.NORM"),
-            prior_prob=float(c("MODEL.RETINANET.PRIOR_PROB"))),
+            num_classes=int(c("MODEL.RETINANET.NUM_CLASSES")),
+            num_anchors=num_anchors,
+            conv_dims=[channels] * int(c("MODEL.RETINANET.NUM_CONVS")),
+            norm=c("MODEL.RETINANET.NORM"),
+            prior_prob=float(c("MODEL.RETINANET.PRIOR_PROB")),
+        ),
         head_in_features=in_features,
         anchor_generator=anchors,
         box2box_transform=_box2box(c("MODEL.RETINANET.BBOX_REG_WEIGHTS")),
         anchor_matcher=L("net_detr2.modeling.matcher.Matcher")(
             thresholds=[float(t) for t in c("MODEL.RETINANET.IOU_THRESHOLDS")],
-            labels=[int(x) for x in c("MODEL.RETINANET.IOU_LABELS")], allow_low_quality_matches=True),
+            labels=[int(x) for x in c("MODEL.RETINANET.IOU_LABELS")],
+            allow_low_quality_matches=True,
+        ),
         num_classes=int(c("MODEL.RETINANET.NUM_CLASSES")),
         focal_loss_alpha=float(c("MODEL.RETINANET.FOCAL_LOSS_ALPHA")),
         focal_loss_gamma=float(c("MODEL.RETINANET.FOCAL_LOSS_GAMMA")),
@@ -505,10 +572,14 @@ def d2_config_to_lazy(yaml_text: str, base_dir: Optional[str] = None, source: st
         test_topk_candidates=int(c("MODEL.RETINANET.TOPK_CANDIDATES_TEST")),
         test_nms_thresh=float(c("MODEL.RETINANET.NMS_THRESH_TEST")),
         max_detections_per_image=int(c("TEST.DETECTIONS_PER_IMAGE")),
-        pixel_mean=mean, pixel_std=std, input_format=fmt, vis_period=int(c("VIS_PERIOD")))
+        pixel_mean=mean,
+        pixel_std=std,
+        input_format=fmt,
+        vis_period=int(c("VIS_PERIOD")),
+    )
 
 
-def d2_input_config(yaml_text: str, base_dir: Optional[str] = None, source: str = "<yaml>") -> Dict[str, Any]:
+def d2_input_config(yaml_text: str, base_dir: str | None = None, source: str = "<yaml>") -> dict[str, Any]:
     """The resize settings of ``INPUT`` as plain values.
 
     Returns ``{"format", "min_size_test", "max_size_test", "min_size_train", "max_size_train",
@@ -526,10 +597,10 @@ def d2_input_config(yaml_text: str, base_dir: Optional[str] = None, source: str 
     }
 
 
-def d2_config_to_lazy_experiment(yaml_text: str, base_dir: Optional[str] = None,
-                                 source: str = "<yaml>") -> DictConfig:
+def d2_config_to_lazy_experiment(yaml_text: str, base_dir: str | None = None, source: str = "<yaml>") -> DictConfig:
     """``{"model": <d2_config_to_lazy node>, "input": <d2_input_config dict>}`` as one DictConfig."""
     model = d2_config_to_lazy(yaml_text, base_dir, source)
-    cfg = DictConfig({"model": model, "input": d2_input_config(yaml_text, base_dir, source)},
-                     flags={"allow_objects": True})
+    cfg = DictConfig(
+        {"model": model, "input": d2_input_config(yaml_text, base_dir, source)}, flags={"allow_objects": True}
+    )
     return cfg

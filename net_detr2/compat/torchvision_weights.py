@@ -16,8 +16,8 @@ detectron2's usual BGR input: ``input_format="BGR"``, ``pixel_mean=TORCHVISION_P
 Their BatchNorm layers become FrozenBatchNorm2d buffers (same eps 1e-5); ``num_batches_tracked``
 is dropped.
 """
+
 import re
-from typing import Dict
 
 import torch
 
@@ -59,8 +59,9 @@ def _convert_key(key: str, keep_fc: bool):
     raise ValueError(f"torchvision ResNet checkpoint: unexpected key {key!r}")
 
 
-def convert_torchvision_resnet(state_dict: Dict[str, torch.Tensor], keep_fc: bool = False,
-                               prefix: str = "", to_bgr: bool = False) -> Dict[str, torch.Tensor]:
+def convert_torchvision_resnet(
+    state_dict: dict[str, torch.Tensor], keep_fc: bool = False, prefix: str = "", to_bgr: bool = False
+) -> dict[str, torch.Tensor]:
     """Rename a torchvision ResNet state dict (``layer1.0.conv1.weight``, ``bn1.running_mean``, ...).
 
     Args:
@@ -81,7 +82,7 @@ def convert_torchvision_resnet(state_dict: Dict[str, torch.Tensor], keep_fc: boo
             state_dict = state_dict[wrapper]
     out = {}
     for key, value in state_dict.items():
-        k = key[len("module."):] if key.startswith("module.") else key
+        k = key[len("module.") :] if key.startswith("module.") else key
         new = _convert_key(k, keep_fc)
         if new is not None:
             out[prefix + new] = value

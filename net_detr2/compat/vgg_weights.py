@@ -10,7 +10,6 @@ torchvision's VGG takes RGB input scaled to [0, 1] and normalised by the ImageNe
 BGR 0-255 input with ``pixel_mean=[103.53, 116.28, 123.675]`` and ``pixel_std=[57.375, 57.12, 58.395]``
 (the same normalisation expressed in 0-255 units), which the NETNet ImageNet configs use.
 """
-from typing import Dict
 
 import torch
 
@@ -18,17 +17,25 @@ __all__ = ["TORCHVISION_VGG16_CONV_INDICES", "convert_torchvision_vgg16_to_ssd"]
 
 # torchvision `features.<i>` index of each 3x3 conv, in VGG order.
 TORCHVISION_VGG16_CONV_INDICES = {
-    "conv1_1": 0, "conv1_2": 2,
-    "conv2_1": 5, "conv2_2": 7,
-    "conv3_1": 10, "conv3_2": 12, "conv3_3": 14,
-    "conv4_1": 17, "conv4_2": 19, "conv4_3": 21,
-    "conv5_1": 24, "conv5_2": 26, "conv5_3": 28,
+    "conv1_1": 0,
+    "conv1_2": 2,
+    "conv2_1": 5,
+    "conv2_2": 7,
+    "conv3_1": 10,
+    "conv3_2": 12,
+    "conv3_3": 14,
+    "conv4_1": 17,
+    "conv4_2": 19,
+    "conv4_3": 21,
+    "conv5_1": 24,
+    "conv5_2": 26,
+    "conv5_3": 28,
 }
 
 
 def convert_torchvision_vgg16_to_ssd(
-    state_dict: Dict[str, torch.Tensor], prefix: str = "", to_bgr: bool = True, with_fc: bool = True
-) -> Dict[str, torch.Tensor]:
+    state_dict: dict[str, torch.Tensor], prefix: str = "", to_bgr: bool = True, with_fc: bool = True
+) -> dict[str, torch.Tensor]:
     """
     Args:
         state_dict: torchvision ``vgg16().state_dict()`` (keys ``features.<i>.*``, ``classifier.{0,3}.*``).
@@ -38,12 +45,14 @@ def convert_torchvision_vgg16_to_ssd(
     Returns:
         state dict for `net_detr2.modeling.backbone.VGG16` (width 1.0, no norm).
     """
-    out: Dict[str, torch.Tensor] = {}
+    out: dict[str, torch.Tensor] = {}
     for name, idx in TORCHVISION_VGG16_CONV_INDICES.items():
         for kind in ("weight", "bias"):
             key = f"features.{idx}.{kind}"
             if key not in state_dict:
-                raise KeyError(f"convert_torchvision_vgg16_to_ssd: missing key {key!r} (is this a torchvision vgg16 state dict?)")
+                raise KeyError(
+                    f"convert_torchvision_vgg16_to_ssd: missing key {key!r} (is this a torchvision vgg16 state dict?)"
+                )
             t = state_dict[key].detach().clone()
             if name == "conv1_1" and kind == "weight" and to_bgr:
                 t = t.flip(1)
@@ -54,7 +63,10 @@ def convert_torchvision_vgg16_to_ssd(
                 raise KeyError(f"convert_torchvision_vgg16_to_ssd: missing key {key!r}")
         fc6_w = state_dict["classifier.0.weight"]
         if tuple(fc6_w.shape) != (4096, 512 * 7 * 7):
-            raise ValueError(f"convert_torchvision_vgg16_to_ssd: classifier.0.weight has shape {tuple(fc6_w.shape)}, expected (4096, 25088)")
+            raise ValueError(
+                f"convert_torchvision_vgg16_to_ssd: classifier.0.weight has shape {tuple(fc6_w.shape)}, "
+                "expected (4096, 25088)"
+            )
         fc6_w = fc6_w.reshape(4096, 512, 7, 7)[::4, :, ::3, ::3].contiguous()
         fc7_w = state_dict["classifier.3.weight"].reshape(4096, 4096, 1, 1)[::4, ::4].contiguous()
         out[f"{prefix}fc6.weight"] = fc6_w.clone()

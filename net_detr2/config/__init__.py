@@ -1,5 +1,6 @@
 """LazyConfig system: ``LazyCall``/``L`` to describe objects, ``instantiate`` to build them,
 ``LazyConfig`` to load/save/override config files."""
+
 from .instantiate import ConfigKeyError, InstantiationError, instantiate, locate
 from .lazy import LazyCall, LazyConfig
 

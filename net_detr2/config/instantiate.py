@@ -5,6 +5,7 @@ is a keyword argument. Arguments are checked against the target's signature befo
 a typo'd key fails with the node's config path and the nearest valid names instead of a bare
 ``TypeError`` from deep inside a constructor.
 """
+
 from __future__ import annotations
 
 import difflib
@@ -12,7 +13,8 @@ import importlib
 import inspect
 import pydoc
 from collections import abc
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
@@ -117,7 +119,8 @@ def _check_arguments(target: Callable, kwargs: dict, path: str) -> None:
     takes_var_kw = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
     if not takes_var_kw:
         accepted = [
-            n for n, p in params.items()
+            n
+            for n, p in params.items()
             if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
         ]
         for k in kwargs:
@@ -127,14 +130,17 @@ def _check_arguments(target: Callable, kwargs: dict, path: str) -> None:
                     f" (accepted: {', '.join(accepted)})"
                 )
     missing = [
-        n for n, p in params.items()
+        n
+        for n, p in params.items()
         if p.default is inspect.Parameter.empty
         and p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
         and n not in kwargs
     ]
     # Bound methods / classes: inspect.signature already drops self.
     if missing:
-        raise InstantiationError(f"{where}missing required argument(s) {', '.join(repr(m) for m in missing)} for {tname}")
+        raise InstantiationError(
+            f"{where}missing required argument(s) {', '.join(repr(m) for m in missing)} for {tname}"
+        )
 
 
 def instantiate(cfg: Any, _path: str | None = None) -> Any:
@@ -170,9 +176,7 @@ def instantiate(cfg: Any, _path: str | None = None) -> Any:
                 raise ImportError(f"{path or '<root>'}._target_: {e}") from e
         if not callable(target):
             raise InstantiationError(f"{path or '<root>'}._target_ = {target!r} is not callable")
-        kwargs = {
-            k: instantiate(cfg[k], f"{path}.{k}" if path else str(k)) for k in keys if k != "_target_"
-        }
+        kwargs = {k: instantiate(cfg[k], f"{path}.{k}" if path else str(k)) for k in keys if k != "_target_"}
         _check_arguments(target, kwargs, path)
         return target(**kwargs)
     return cfg

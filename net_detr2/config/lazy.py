@@ -6,6 +6,7 @@ next to the config, not to Python packages, so config trees need no ``__init__.p
 importable modules. Every load executes the files afresh, so mutating one loaded config never
 affects another.
 """
+
 from __future__ import annotations
 
 import ast
@@ -18,7 +19,8 @@ import os
 import tempfile
 import types
 import uuid
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
@@ -124,14 +126,12 @@ def _patch_import():
                 item_file = os.path.join(base, item + ".py")
                 if not os.path.isfile(item_file):
                     raise ImportError(
-                        f"{importer}: cannot import '{item}' from '{'.' * level}{name}': "
-                        f"no config file {item_file}"
+                        f"{importer}: cannot import '{item}' from '{'.' * level}{name}': no config file {item_file}"
                     )
                 setattr(package, item, _module_from_namespace(item, item_file, _exec_config_file(item_file)))
             return package
         raise ImportError(
-            f"{importer}: relative import '{'.' * level}{name}' does not name a config file "
-            f"({base}.py does not exist)"
+            f"{importer}: relative import '{'.' * level}{name}' does not name a config file ({base}.py does not exist)"
         )
 
     builtins.__import__ = new_import
@@ -216,7 +216,9 @@ class LazyConfig:
             last = parts[-1]
             if isinstance(node, ListConfig):
                 if not last.lstrip("-").isdigit() or not -len(node) <= int(last) < len(node):
-                    raise ConfigKeyError(f"Override '{item}': index '{last}' out of range for list '{'.'.join(parts[:-1])}'")
+                    raise ConfigKeyError(
+                        f"Override '{item}': index '{last}' out of range for list '{'.'.join(parts[:-1])}'"
+                    )
                 node[int(last)] = value
                 continue
             if not isinstance(node, DictConfig):
@@ -377,8 +379,13 @@ def _callables_to_names(obj: Any, key: Any = None) -> Any:
         return [_callables_to_names(v) for v in obj]
     if obj is None or isinstance(obj, (str, int, float, bool)):
         return obj
-    if callable(obj) and (inspect.isclass(obj) or inspect.isfunction(obj) or inspect.isbuiltin(obj)
-                          or inspect.ismethod(obj) or hasattr(obj, "__qualname__")):
+    if callable(obj) and (
+        inspect.isclass(obj)
+        or inspect.isfunction(obj)
+        or inspect.isbuiltin(obj)
+        or inspect.ismethod(obj)
+        or hasattr(obj, "__qualname__")
+    ):
         name = callable_name(obj)
         if "<locals>" in name or "<lambda>" in name:
             logger.warning(f"Config value {obj!r} has no importable name; saved as '{name}', which will not load back")

@@ -1,9 +1,10 @@
 """Dataset dicts from registered names, and the train/test data loaders (batches are ``list[dict]``)."""
+
 from __future__ import annotations
 
 import itertools
 import logging
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -73,7 +74,9 @@ def sanitize_dataset_boxes(dataset_dicts: list[dict], dataset_name: str = "") ->
             i, j = refs[k]
             b = clipped[k]
             a = dataset_dicts[i]["annotations"][j]
-            a["bbox"] = [float(b[0]), float(b[1]), float(b[2] - b[0]), float(b[3] - b[1])] if wh[k] else [float(v) for v in b]
+            a["bbox"] = (
+                [float(b[0]), float(b[1]), float(b[2] - b[0]), float(b[3] - b[1])] if wh[k] else [float(v) for v in b]
+            )
     if counts["dropped"]:
         drop: dict[int, set] = {}
         for k in np.nonzero(~valid)[0]:
@@ -83,8 +86,13 @@ def sanitize_dataset_boxes(dataset_dicts: list[dict], dataset_name: str = "") ->
             annos = dataset_dicts[i]["annotations"]
             dataset_dicts[i]["annotations"] = [a for j, a in enumerate(annos) if j not in js]
     if counts["clipped"] or counts["dropped"]:
-        logger.warning("Dataset '%s': of %d boxes, %d were clipped to their image and %d dropped (zero size or "
-                       "outside the image)", dataset_name, counts["boxes"], counts["clipped"], counts["dropped"])
+        logger.warning(
+            "Dataset '%s': of %d boxes, %d were clipped to their image and %d dropped (zero size or outside the image)",
+            dataset_name,
+            counts["boxes"],
+            counts["clipped"],
+            counts["dropped"],
+        )
     return counts
 
 
@@ -93,13 +101,22 @@ def filter_images_with_only_crowd_annotations(dataset_dicts: list[dict], dataset
     num_before = len(dataset_dicts)
     out = [d for d in dataset_dicts if any(a.get("iscrowd", 0) == 0 for a in d.get("annotations", []))]
     if num_before != len(out):
-        logger.info("Dataset '%s': removed %d images with no usable annotations; %d images left",
-                    dataset_name, num_before - len(out), len(out))
+        logger.info(
+            "Dataset '%s': removed %d images with no usable annotations; %d images left",
+            dataset_name,
+            num_before - len(out),
+            len(out),
+        )
     return out
 
 
-def get_detection_dataset_dicts(names: str | Sequence[str], filter_empty: bool = True, min_keypoints: int = 0,
-                                proposal_files=None, check_consistency: bool = True) -> list[dict]:
+def get_detection_dataset_dicts(
+    names: str | Sequence[str],
+    filter_empty: bool = True,
+    min_keypoints: int = 0,
+    proposal_files=None,
+    check_consistency: bool = True,
+) -> list[dict]:
     """Load and concatenate the registered datasets ``names``.
 
     Boxes are clipped to their image / dropped when degenerate (counted and logged per dataset); with
@@ -165,10 +182,20 @@ def _worker_init_reset_seed(worker_id: int) -> None:
     torch.manual_seed(torch.initial_seed() % 2**31 + worker_id)
 
 
-def build_detection_train_loader(dataset, *, mapper: Callable, total_batch_size: int, sampler=None,
-                                 aspect_ratio_grouping: bool = True, num_workers: int = 0, seed: int | None = None,
-                                 start_iter: int = 0, collate_fn: Callable | None = None,
-                                 skip_unreadable: bool = False, serialize: bool = True):
+def build_detection_train_loader(
+    dataset,
+    *,
+    mapper: Callable,
+    total_batch_size: int,
+    sampler=None,
+    aspect_ratio_grouping: bool = True,
+    num_workers: int = 0,
+    seed: int | None = None,
+    start_iter: int = 0,
+    collate_fn: Callable | None = None,
+    skip_unreadable: bool = False,
+    serialize: bool = True,
+):
     """An infinite loader of training batches (``list`` of mapped dicts) for this rank.
 
     Args:
@@ -187,8 +214,10 @@ def build_detection_train_loader(dataset, *, mapper: Callable, total_batch_size:
         dataset = get_detection_dataset_dicts(dataset)
     world_size, rank = get_world_size(), get_rank()
     if total_batch_size <= 0 or total_batch_size % world_size != 0:
-        raise ValueError(f"total_batch_size ({total_batch_size}) must be a positive multiple of the number of "
-                         f"processes ({world_size})")
+        raise ValueError(
+            f"total_batch_size ({total_batch_size}) must be a positive multiple of the number of "
+            f"processes ({world_size})"
+        )
     batch_size = total_batch_size // world_size
     if seed is None:
         seed = sampler.seed if sampler is not None and hasattr(sampler, "seed") else shared_random_seed()
@@ -207,8 +236,15 @@ def build_detection_train_loader(dataset, *, mapper: Callable, total_batch_size:
     )
 
 
-def build_detection_test_loader(dataset, *, mapper: Callable, sampler=None, batch_size: int = 1, num_workers: int = 0,
-                                collate_fn: Callable | None = None):
+def build_detection_test_loader(
+    dataset,
+    *,
+    mapper: Callable,
+    sampler=None,
+    batch_size: int = 1,
+    num_workers: int = 0,
+    collate_fn: Callable | None = None,
+):
     """A one-pass loader over ``dataset`` (``list[dict]`` or registered name(s), loaded with
     ``filter_empty=False``); with several processes each gets a contiguous shard (`InferenceSampler`), so every
     image is seen exactly once overall. Batches are ``list[dict]`` in dataset order."""
@@ -218,5 +254,9 @@ def build_detection_test_loader(dataset, *, mapper: Callable, sampler=None, batc
         sampler = InferenceSampler(len(dataset))
     batch_sampler = torchdata.BatchSampler(sampler, batch_size, drop_last=False)
     ds = MapDataset(DatasetFromList(dataset, copy=False), mapper)
-    return torchdata.DataLoader(ds, batch_sampler=batch_sampler, num_workers=num_workers,
-                                collate_fn=trivial_batch_collator if collate_fn is None else collate_fn)
+    return torchdata.DataLoader(
+        ds,
+        batch_sampler=batch_sampler,
+        num_workers=num_workers,
+        collate_fn=trivial_batch_collator if collate_fn is None else collate_fn,
+    )

@@ -3,11 +3,13 @@
 A dataset is registered as a *function* returning ``list[dict]`` (detectron2's "dataset dicts"), so
 registering is free and the files are only read when the dataset is asked for.
 """
+
 from __future__ import annotations
 
 import logging
 from collections import UserDict
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 __all__ = ["DatasetCatalog", "MetadataCatalog", "Metadata"]
 
@@ -22,7 +24,9 @@ class _DatasetCatalog(UserDict):
         silently would hide a typo in a second registration).
         """
         if not callable(func):
-            raise TypeError(f"DatasetCatalog.register('{name}'): expected a callable returning list[dict], got {type(func)}")
+            raise TypeError(
+                f"DatasetCatalog.register('{name}'): expected a callable returning list[dict], got {type(func)}"
+            )
         if name in self:
             raise AssertionError(f"DatasetCatalog: dataset '{name}' is already registered")
         self[name] = func
@@ -93,7 +97,7 @@ class Metadata:
         """A shallow copy of all attributes."""
         return dict(self.__dict__)
 
-    def set(self, **kwargs: Any) -> "Metadata":
+    def set(self, **kwargs: Any) -> Metadata:
         """Set several attributes; returns self."""
         for k, v in kwargs.items():
             setattr(self, k, v)

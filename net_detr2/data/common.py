@@ -1,10 +1,11 @@
 """Map-style datasets used by the loaders."""
+
 from __future__ import annotations
 
 import logging
 import pickle
 import random
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch.utils.data as data
@@ -83,7 +84,7 @@ class MapDataset(data.Dataset):
 
         idx, seed = key if isinstance(key, tuple) else (key, None)
         cur = idx
-        for attempt in range(self._max_retries + 1):
+        for _ in range(self._max_retries + 1):
             try:
                 out = self._call(cur, seed)
             except UnreadableImageError as e:
@@ -95,5 +96,7 @@ class MapDataset(data.Dataset):
             if out is not None:
                 return out
             cur = (cur + 1) % len(self._dataset)
-        raise RuntimeError(f"MapDataset: {self._max_retries + 1} consecutive samples from index {idx} could not be "
-                           "mapped (unreadable images, or the mapper returned None)")
+        raise RuntimeError(
+            f"MapDataset: {self._max_retries + 1} consecutive samples from index {idx} could not be "
+            "mapped (unreadable images, or the mapper returned None)"
+        )

@@ -1,10 +1,11 @@
 """`DatasetMapper`: a dataset dict -> the model's input dict (image tensor + ground-truth `Instances`)."""
+
 from __future__ import annotations
 
 import copy
 import logging
 from collections import Counter
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -41,9 +42,19 @@ class DatasetMapper:
     exactly consistent and ``image_2x`` is exactly ``k`` times ``image``'s size.
     """
 
-    def __init__(self, is_train: bool, *, augmentations: Sequence, image_format: str = "BGR",
-                 use_instance_mask: bool = False, use_keypoint: bool = False, recompute_boxes: bool = False,
-                 instances_in_eval: bool = False, teacher_scale: float | None = None, log_period: int = 2000):
+    def __init__(
+        self,
+        is_train: bool,
+        *,
+        augmentations: Sequence,
+        image_format: str = "BGR",
+        use_instance_mask: bool = False,
+        use_keypoint: bool = False,
+        recompute_boxes: bool = False,
+        instances_in_eval: bool = False,
+        teacher_scale: float | None = None,
+        log_period: int = 2000,
+    ):
         if use_instance_mask or use_keypoint:
             raise NotImplementedError("DatasetMapper: masks and keypoints are not supported by net_detr2")
         self.is_train = is_train
@@ -99,8 +110,11 @@ class DatasetMapper:
             instances = utils.annotations_to_instances(annos, (h, w))
             instances, keep = utils.filter_empty_instances(instances, return_mask=True)
             kept = keep.numpy()
-            self._count(len(annos), int((np.abs(clipped - tb).max(axis=1) > 1e-4)[kept].sum()) if len(tb) else 0,
-                        int((~kept).sum()))
+            self._count(
+                len(annos),
+                int((np.abs(clipped - tb).max(axis=1) > 1e-4)[kept].sum()) if len(tb) else 0,
+                int((~kept).sum()),
+            )
             dataset_dict["instances"] = instances
         return dataset_dict
 
@@ -111,8 +125,14 @@ class DatasetMapper:
         s["clipped"] += clipped
         s["dropped"] += dropped
         if self.log_period and s["images"] % self.log_period == 0:
-            logger.info("[DatasetMapper] after %d images: %d boxes, %d clipped to the augmented image, %d dropped "
-                        "(no area left)", s["images"], s["boxes"], s["clipped"], s["dropped"])
+            logger.info(
+                "[DatasetMapper] after %d images: %d boxes, %d clipped to the augmented image, %d dropped "
+                "(no area left)",
+                s["images"],
+                s["boxes"],
+                s["clipped"],
+                s["dropped"],
+            )
 
 
 def _to_chw_tensor(image: np.ndarray) -> torch.Tensor:

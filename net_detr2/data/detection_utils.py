@@ -1,8 +1,9 @@
 """Helpers used by data mappers: reading images, transforming annotations, building `Instances`."""
+
 from __future__ import annotations
 
 import logging
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -49,8 +50,12 @@ def convert_PIL_to_numpy(image: Image.Image, format: str | None) -> np.ndarray:
         arr = arr[:, :, ::-1]
     elif format == "YUV-BT.601":
         arr = arr.astype(np.float32) / 255.0
-        arr = arr @ np.array([[0.299, 0.587, 0.114], [-0.14713, -0.28886, 0.436], [0.615, -0.51499, -0.10001]],
-                             dtype=np.float32).T
+        arr = (
+            arr
+            @ np.array(
+                [[0.299, 0.587, 0.114], [-0.14713, -0.28886, 0.436], [0.615, -0.51499, -0.10001]], dtype=np.float32
+            ).T
+        )
     return np.ascontiguousarray(arr)
 
 
@@ -116,8 +121,9 @@ def transform_boxes(boxes: np.ndarray, transforms, image_size: tuple[int, int]) 
     return boxes
 
 
-def transform_instance_annotations(annotation: dict, transforms, image_size: tuple[int, int], *,
-                                   keypoint_hflip_indices=None) -> dict:
+def transform_instance_annotations(
+    annotation: dict, transforms, image_size: tuple[int, int], *, keypoint_hflip_indices=None
+) -> dict:
     """Transform one annotation's box (to XYXY_ABS) and clip it to ``image_size``. Returns the annotation."""
     if isinstance(transforms, (tuple, list)):
         transforms = T.TransformList(transforms)
@@ -127,7 +133,9 @@ def transform_instance_annotations(annotation: dict, transforms, image_size: tup
     return annotation
 
 
-def annotations_to_instances(annos: Sequence[dict], image_size: tuple[int, int], mask_format: str = "polygon") -> Instances:
+def annotations_to_instances(
+    annos: Sequence[dict], image_size: tuple[int, int], mask_format: str = "polygon"
+) -> Instances:
     """Build `Instances` with ``gt_boxes`` (Boxes, XYXY_ABS) and ``gt_classes`` (int64) from annotations."""
     boxes = _boxes_xyxy(annos)
     target = Instances(image_size)
@@ -136,8 +144,9 @@ def annotations_to_instances(annos: Sequence[dict], image_size: tuple[int, int],
     return target
 
 
-def filter_empty_instances(instances: Instances, by_box: bool = True, box_threshold: float = 1e-5,
-                           return_mask: bool = False):
+def filter_empty_instances(
+    instances: Instances, by_box: bool = True, box_threshold: float = 1e-5, return_mask: bool = False
+):
     """Drop instances whose box has width or height <= ``box_threshold``."""
     m = torch.ones(len(instances), dtype=torch.bool)
     if by_box and instances.has("gt_boxes"):

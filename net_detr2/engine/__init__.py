@@ -1,4 +1,5 @@
 """Training engine: loops, hooks, the LazyConfig-driven ``DefaultTrainer``, set-up and launching."""
+
 from .defaults import DefaultTrainer, create_ddp_model, default_argument_parser, default_setup, default_writers
 from .hooks import (
     BestCheckpointer,
@@ -15,9 +16,25 @@ from .launch import launch
 from .train_loop import AMPTrainer, HookBase, SimpleTrainer, TrainerBase
 
 __all__ = [
-    "DefaultTrainer", "create_ddp_model", "default_argument_parser", "default_setup", "default_writers",
-    "BestCheckpointer", "CallbackHook", "EvalHook", "IterationTimer", "LRScheduler", "PeriodicCheckpointer",
-    "PeriodicWriter", "PlotCurves", "ValidationLoss", "launch", "AMPTrainer", "HookBase", "SimpleTrainer",
-    "TrainerBase", "hooks",
+    "DefaultTrainer",
+    "create_ddp_model",
+    "default_argument_parser",
+    "default_setup",
+    "default_writers",
+    "BestCheckpointer",
+    "CallbackHook",
+    "EvalHook",
+    "IterationTimer",
+    "LRScheduler",
+    "PeriodicCheckpointer",
+    "PeriodicWriter",
+    "PlotCurves",
+    "ValidationLoss",
+    "launch",
+    "AMPTrainer",
+    "HookBase",
+    "SimpleTrainer",
+    "TrainerBase",
+    "hooks",
 ]
 from . import hooks  # noqa: E402

@@ -1,5 +1,6 @@
 """The standard training set-up around a LazyConfig: argument parser, ``default_setup``,
 ``create_ddp_model``, ``default_writers`` and ``DefaultTrainer``."""
+
 from __future__ import annotations
 
 import argparse
@@ -33,7 +34,8 @@ logger = logging.getLogger(__name__)
 def default_argument_parser(epilog: str | None = None) -> argparse.ArgumentParser:
     """Arguments of ``train_net.py``; trailing ``key=value`` words are config overrides (``args.opts``)."""
     parser = argparse.ArgumentParser(
-        epilog=epilog or (
+        epilog=epilog
+        or (
             "Examples:\n"
             f"  {sys.argv[0]} --config-file cfg.py train.max_iter=100\n"
             f"  {sys.argv[0]} --config-file cfg.py --num-gpus 2\n"
@@ -42,18 +44,29 @@ def default_argument_parser(epilog: str | None = None) -> argparse.ArgumentParse
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--config-file", default="", metavar="FILE", help="path to the config file (.py or .yaml)")
-    parser.add_argument("--resume", action="store_true",
-                        help="resume from the last checkpoint in train.output_dir (else load train.init_checkpoint)")
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="resume from the last checkpoint in train.output_dir (else load train.init_checkpoint)",
+    )
     parser.add_argument("--eval-only", action="store_true", help="only evaluate train.init_checkpoint")
-    parser.add_argument("--num-gpus", type=int, default=1,
-                        help="processes per machine (GPUs; CPU processes when CUDA is unavailable)")
+    parser.add_argument(
+        "--num-gpus", type=int, default=1, help="processes per machine (GPUs; CPU processes when CUDA is unavailable)"
+    )
     parser.add_argument("--num-machines", type=int, default=1, help="total number of machines")
     parser.add_argument("--machine-rank", type=int, default=0, help="the rank of this machine (unique per machine)")
-    parser.add_argument("--dist-url", default="auto",
-                        help="initialization URL for torch.distributed (tcp://<machine 0>:<port>); 'auto' meets in a "
-                             "temporary rendezvous file (single machine)")
-    parser.add_argument("opts", default=None, nargs=argparse.REMAINDER,
-                        help="config overrides 'path.key=value', e.g. train.max_iter=100 model.num_classes=5")
+    parser.add_argument(
+        "--dist-url",
+        default="auto",
+        help="initialization URL for torch.distributed (tcp://<machine 0>:<port>); 'auto' meets in a "
+        "temporary rendezvous file (single machine)",
+    )
+    parser.add_argument(
+        "opts",
+        default=None,
+        nargs=argparse.REMAINDER,
+        help="config overrides 'path.key=value', e.g. train.max_iter=100 model.num_classes=5",
+    )
     return parser
 
 
@@ -197,8 +210,10 @@ class DefaultTrainer(TrainerBase):
         n_train, n_frozen = freeze_parameters(model, _get(train_cfg, "trainable_params", None))
         n_train_el = sum(p.numel() for p in model.parameters() if p.requires_grad)
         n_frozen_el = sum(p.numel() for p in model.parameters() if not p.requires_grad)
-        logger.info(f"Trainable parameters: {n_train} tensors ({n_train_el:,} values); "
-                    f"frozen: {n_frozen} tensors ({n_frozen_el:,} values)")
+        logger.info(
+            f"Trainable parameters: {n_train} tensors ({n_train_el:,} values); "
+            f"frozen: {n_frozen} tensors ({n_frozen_el:,} values)"
+        )
         optimizer = build_optimizer(cfg.optimizer, model)
         ddp_kwargs = dict(_get(train_cfg, "ddp", {}) or {})
         ddp_model = create_ddp_model(model, **ddp_kwargs)
@@ -211,8 +226,9 @@ class DefaultTrainer(TrainerBase):
             precision = _get(amp_cfg, "precision", "float16")
             if precision not in ("float16", "bfloat16"):
                 raise ValueError(f"train.amp.precision must be 'float16' or 'bfloat16', got {precision!r}")
-            self._trainer = AMPTrainer(ddp_model, None, optimizer, clip_grad=clip_grad,
-                                       precision=getattr(torch, precision))
+            self._trainer = AMPTrainer(
+                ddp_model, None, optimizer, clip_grad=clip_grad, precision=getattr(torch, precision)
+            )
         else:
             self._trainer = SimpleTrainer(ddp_model, None, optimizer, clip_grad=clip_grad)
         # Hooks registered on this trainer also see the inner trainer's after_backward.
@@ -249,15 +265,26 @@ class DefaultTrainer(TrainerBase):
         ret: list = [hooks.IterationTimer(), hooks.LRScheduler(optimizer=self.optimizer, scheduler=self.scheduler)]
         ckpt_cfg = _get(train_cfg, "checkpointer", {})
         if comm.is_main_process() and self.output_dir:
-            ret.append(hooks.PeriodicCheckpointer(
-                self.checkpointer, period=int(_get(ckpt_cfg, "period", self.max_iter)), max_iter=self.max_iter,
-                max_to_keep=_get(ckpt_cfg, "max_to_keep", None),
-            ))
+            ret.append(
+                hooks.PeriodicCheckpointer(
+                    self.checkpointer,
+                    period=int(_get(ckpt_cfg, "period", self.max_iter)),
+                    max_iter=self.max_iter,
+                    max_to_keep=_get(ckpt_cfg, "max_to_keep", None),
+                )
+            )
         val_period = int(_get(train_cfg, "val_period", 0))
         if val_period > 0 and "val" in _get(cfg, "dataloader", {}):
-            ret.append(hooks.ValidationLoss(self.model, instantiate(cfg.dataloader.val), val_period,
-                                            num_batches=int(_get(train_cfg, "val_batches", 10))))
+            ret.append(
+                hooks.ValidationLoss(
+                    self.model,
+                    instantiate(cfg.dataloader.val),
+                    val_period,
+                    num_batches=int(_get(train_cfg, "val_batches", 10)),
+                )
+            )
         if self._has_evaluator():
+
             def eval_fn():
                 self.last_eval_results = self.test(self.cfg, self.model)
                 return self.last_eval_results
@@ -265,16 +292,29 @@ class DefaultTrainer(TrainerBase):
             ret.append(hooks.EvalHook(int(_get(train_cfg, "eval_period", 0)), eval_fn))
             best = _get(train_cfg, "best_checkpointer", None)
             if best and comm.is_main_process() and self.output_dir:
-                ret.append(hooks.BestCheckpointer(int(_get(train_cfg, "eval_period", 0)), self.checkpointer,
-                                                  val_metric=best["val_metric"], mode=_get(best, "mode", "max")))
+                ret.append(
+                    hooks.BestCheckpointer(
+                        int(_get(train_cfg, "eval_period", 0)),
+                        self.checkpointer,
+                        val_metric=best["val_metric"],
+                        mode=_get(best, "mode", "max"),
+                    )
+                )
         if comm.is_main_process() and self.output_dir:
-            ret.append(hooks.PeriodicWriter(
-                default_writers(self.output_dir, self.max_iter, tensorboard=bool(_get(train_cfg, "tensorboard", True))),
-                period=int(_get(train_cfg, "log_period", 20)),
-            ))
+            ret.append(
+                hooks.PeriodicWriter(
+                    default_writers(
+                        self.output_dir, self.max_iter, tensorboard=bool(_get(train_cfg, "tensorboard", True))
+                    ),
+                    period=int(_get(train_cfg, "log_period", 20)),
+                )
+            )
         if comm.is_main_process() and self.output_dir and bool(_get(train_cfg, "plot_curves", True)):
-            ret.append(hooks.PlotCurves(os.path.join(self.output_dir, "metrics.json"),
-                                        os.path.join(self.output_dir, "curves.png")))
+            ret.append(
+                hooks.PlotCurves(
+                    os.path.join(self.output_dir, "metrics.json"), os.path.join(self.output_dir, "curves.png")
+                )
+            )
         return ret
 
     def _has_evaluator(self) -> bool:
@@ -294,8 +334,10 @@ class DefaultTrainer(TrainerBase):
             if _target_accepts(node, "start_iter"):
                 node.start_iter = int(start_iter)
             else:
-                logger.warning("cfg.dataloader.train does not accept start_iter: the resumed run will not see "
-                               "the same data order as an uninterrupted one")
+                logger.warning(
+                    "cfg.dataloader.train does not accept start_iter: the resumed run will not see "
+                    "the same data order as an uninterrupted one"
+                )
         return instantiate(node)
 
     # -- running --------------------------------------------------------------------------------
@@ -345,13 +387,15 @@ class DefaultTrainer(TrainerBase):
         try:
             from net_detr2.evaluation import inference_on_dataset, print_csv_format
         except ImportError as e:
-            raise ImportError(f"DefaultTrainer.test needs net_detr2.evaluation (inference_on_dataset, "
-                              f"print_csv_format): {e}") from e
+            raise ImportError(
+                f"DefaultTrainer.test needs net_detr2.evaluation (inference_on_dataset, print_csv_format): {e}"
+            ) from e
         if _get(_get(cfg, "dataloader", {}), "evaluator", None) is None:
             logger.warning("cfg.dataloader.evaluator is not set: skipping evaluation")
             return {}
-        results = inference_on_dataset(model, instantiate(cfg.dataloader.test),
-                                       instantiate(cls._evaluator_writing_to_output_dir(cfg)))
+        results = inference_on_dataset(
+            model, instantiate(cfg.dataloader.test), instantiate(cls._evaluator_writing_to_output_dir(cfg))
+        )
         if comm.is_main_process() and results:
             print_csv_format(results)
         return results
@@ -395,8 +439,10 @@ class DefaultTrainer(TrainerBase):
         try:
             from net_detr2.utils.visualizer import save_image_grid, save_prediction_images
         except ImportError as e:
-            raise ImportError("train.num_vis_images > 0 needs net_detr2.utils.visualizer.save_prediction_images, "
-                              f"which is not available: {e}") from e
+            raise ImportError(
+                "train.num_vis_images > 0 needs net_detr2.utils.visualizer.save_prediction_images, "
+                f"which is not available: {e}"
+            ) from e
         if _get(_get(cfg, "dataloader", {}), "test", None) is None:
             logger.warning("train.num_vis_images > 0 but cfg.dataloader.test is not set: no images drawn")
             return []
@@ -415,8 +461,9 @@ class DefaultTrainer(TrainerBase):
         was_training = model.training
         model.eval()
         try:
-            paths = save_prediction_images(model, instantiate(cfg.dataloader.test), metadata, out_dir, max_images,
-                                           score_threshold=0.3)
+            paths = save_prediction_images(
+                model, instantiate(cfg.dataloader.test), metadata, out_dir, max_images, score_threshold=0.3
+            )
         finally:
             model.train(was_training)
         if paths:

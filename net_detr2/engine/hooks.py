@@ -1,4 +1,5 @@
 """Training hooks: timing, LR scheduling, checkpointing, evaluation, writing, plotting."""
+
 from __future__ import annotations
 
 import datetime
@@ -10,7 +11,8 @@ import os
 import re
 import time
 from collections import Counter
-from typing import Any, Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 import torch
 from torch import nn
@@ -21,8 +23,16 @@ from net_detr2.utils.events import EventWriter
 from .train_loop import HookBase
 
 __all__ = [
-    "CallbackHook", "IterationTimer", "PeriodicWriter", "PeriodicCheckpointer", "BestCheckpointer",
-    "LRScheduler", "EvalHook", "ValidationLoss", "PlotCurves", "flatten_results_dict",
+    "CallbackHook",
+    "IterationTimer",
+    "PeriodicWriter",
+    "PeriodicCheckpointer",
+    "BestCheckpointer",
+    "LRScheduler",
+    "EvalHook",
+    "ValidationLoss",
+    "PlotCurves",
+    "flatten_results_dict",
 ]
 
 logger = logging.getLogger(__name__)
@@ -76,7 +86,8 @@ class IterationTimer(HookBase):
         if num_iter > 0 and self._timed_iters > 0:
             logger.info(
                 f"Overall training speed: {self._timed_iters} iterations in "
-                f"{datetime.timedelta(seconds=int(self._total_time))} ({self._total_time / self._timed_iters:.4f} s / it)"
+                f"{datetime.timedelta(seconds=int(self._total_time))} "
+                f"({self._total_time / self._timed_iters:.4f} s / it)"
             )
         logger.info(f"Total training time: {datetime.timedelta(seconds=int(total))}")
 
@@ -121,8 +132,14 @@ class PeriodicCheckpointer(HookBase):
     at ``iteration + 1``.
     """
 
-    def __init__(self, checkpointer, period: int, max_iter: int | None = None, max_to_keep: int | None = None,
-                 file_prefix: str = "model"):
+    def __init__(
+        self,
+        checkpointer,
+        period: int,
+        max_iter: int | None = None,
+        max_to_keep: int | None = None,
+        file_prefix: str = "model",
+    ):
         if period <= 0:
             raise ValueError(f"PeriodicCheckpointer: period must be positive, got {period}")
         if max_to_keep is not None and max_to_keep < 1:
@@ -262,8 +279,9 @@ class BestCheckpointer(HookBase):
     Register it after the ``EvalHook``; it checks every ``eval_period`` iterations and after training.
     """
 
-    def __init__(self, eval_period: int, checkpointer, val_metric: str, mode: str = "max",
-                 file_prefix: str = "model_best"):
+    def __init__(
+        self, eval_period: int, checkpointer, val_metric: str, mode: str = "max", file_prefix: str = "model_best"
+    ):
         if mode not in ("max", "min"):
             raise ValueError(f"BestCheckpointer: mode must be 'max' or 'min', got {mode!r}")
         self._period = eval_period

@@ -1,11 +1,13 @@
 """Start one process per GPU (or per CPU worker) and set up ``torch.distributed``."""
+
 from __future__ import annotations
 
 import logging
 import shutil
 import tempfile
+from collections.abc import Callable
 from datetime import timedelta
-from typing import Any, Callable
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -90,8 +92,9 @@ def _distributed_worker(
     if backend == "nccl":
         torch.cuda.set_device(local_rank)
     try:
-        dist.init_process_group(backend=backend, init_method=dist_url, world_size=world_size,
-                                rank=global_rank, timeout=timeout)
+        dist.init_process_group(
+            backend=backend, init_method=dist_url, world_size=world_size, rank=global_rank, timeout=timeout
+        )
     except Exception as e:
         logging.getLogger(__name__).error(f"Process group URL: {dist_url}")
         raise RuntimeError(f"launch: rank {global_rank} could not join the process group at {dist_url}: {e}") from e

@@ -1,11 +1,13 @@
 """The training loop: ``TrainerBase`` runs hooks around ``run_step``; ``SimpleTrainer`` and
 ``AMPTrainer`` implement one optimisation step."""
+
 from __future__ import annotations
 
 import logging
 import time
 import weakref
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 import numpy as np
 import torch
@@ -27,7 +29,7 @@ class HookBase:
     stops with an exception.
     """
 
-    trainer: "TrainerBase" = None
+    trainer: TrainerBase = None
 
     def before_train(self) -> None:
         pass
@@ -213,8 +215,9 @@ class SimpleTrainer(TrainerBase):
 
         One device->host copy per step: all losses are stacked and moved to the CPU together.
         """
-        write_metrics(loss_dict, data_time, self.iter, prefix=prefix,
-                      gather=(self.iter + 1) % self.gather_metric_period == 0)
+        write_metrics(
+            loss_dict, data_time, self.iter, prefix=prefix, gather=(self.iter + 1) % self.gather_metric_period == 0
+        )
 
     def state_dict(self) -> dict:
         ret = super().state_dict()
@@ -281,8 +284,10 @@ class AMPTrainer(SimpleTrainer):
             device = torch.device("cpu")
         self.enabled = device.type == "cuda" and torch.cuda.is_available()
         if not self.enabled:
-            logger.warning("AMPTrainer: the model is not on a CUDA device; mixed precision is disabled, "
-                           "training in full precision.")
+            logger.warning(
+                "AMPTrainer: the model is not on a CUDA device; mixed precision is disabled, "
+                "training in full precision."
+            )
         if grad_scaler is None:
             grad_scaler = torch.amp.GradScaler("cuda", enabled=self.enabled)
         self.grad_scaler = grad_scaler

@@ -1,4 +1,5 @@
 """COCO-style box AP with the official ``pycocotools`` implementation."""
+
 from __future__ import annotations
 
 import contextlib
@@ -10,7 +11,7 @@ import logging
 import os
 import warnings
 from collections import OrderedDict
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -23,8 +24,15 @@ from net_detr2.utils import comm
 
 from .evaluator import DatasetEvaluator
 
-__all__ = ["COCOEvaluator", "instances_to_coco_json", "convert_to_coco_dict", "load_coco_gt",
-           "evaluate_predictions_on_coco", "bbox_ap_stats", "COCO_BBOX_METRICS"]
+__all__ = [
+    "COCOEvaluator",
+    "instances_to_coco_json",
+    "convert_to_coco_dict",
+    "load_coco_gt",
+    "evaluate_predictions_on_coco",
+    "bbox_ap_stats",
+    "COCO_BBOX_METRICS",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -85,20 +93,32 @@ def convert_to_coco_dict(dataset_name: str) -> dict:
     for idx, d in enumerate(dataset_dicts):
         for key in ("height", "width"):
             if key not in d:
-                raise KeyError(f"convert_to_coco_dict({dataset_name!r}): dataset dict {idx} "
-                               f"({d.get('file_name', '?')}) has no {key!r}")
+                raise KeyError(
+                    f"convert_to_coco_dict({dataset_name!r}): dataset dict {idx} "
+                    f"({d.get('file_name', '?')}) has no {key!r}"
+                )
         image_id = d.get("image_id", idx)
-        images.append({"id": image_id, "width": int(d["width"]), "height": int(d["height"]),
-                       "file_name": str(d.get("file_name", ""))})
+        images.append(
+            {
+                "id": image_id,
+                "width": int(d["width"]),
+                "height": int(d["height"]),
+                "file_name": str(d.get("file_name", "")),
+            }
+        )
         for j, obj in enumerate(d.get("annotations", [])):
             if "bbox" not in obj or "bbox_mode" not in obj or "category_id" not in obj:
-                raise KeyError(f"convert_to_coco_dict({dataset_name!r}): annotation {j} of image {image_id} "
-                               f"needs 'bbox', 'bbox_mode' and 'category_id', has {sorted(obj)}")
+                raise KeyError(
+                    f"convert_to_coco_dict({dataset_name!r}): annotation {j} of image {image_id} "
+                    f"needs 'bbox', 'bbox_mode' and 'category_id', has {sorted(obj)}"
+                )
             mode = BoxMode(obj["bbox_mode"])
             size = (d["height"], d["width"])
-            xyxy = BoxMode.convert(list(map(float, obj["bbox"])), mode, BoxMode.XYXY_ABS, image_size=size) \
-                if mode in (BoxMode.XYXY_REL, BoxMode.XYWH_REL) else \
-                BoxMode.convert(list(map(float, obj["bbox"])), mode, BoxMode.XYXY_ABS)
+            xyxy = (
+                BoxMode.convert(list(map(float, obj["bbox"])), mode, BoxMode.XYXY_ABS, image_size=size)
+                if mode in (BoxMode.XYXY_REL, BoxMode.XYWH_REL)
+                else BoxMode.convert(list(map(float, obj["bbox"])), mode, BoxMode.XYXY_ABS)
+            )
             xywh = BoxMode.convert(list(xyxy), BoxMode.XYXY_ABS, BoxMode.XYWH_ABS)
             ann = {
                 "id": len(annotations) + 1,  # COCO ids start at 1 (0 is treated as "no match" by COCOeval)
@@ -112,8 +132,9 @@ def convert_to_coco_dict(dataset_name: str) -> dict:
                 ann["segmentation"] = obj["segmentation"]
             annotations.append(ann)
 
-    logger.info("Converted %d images / %d annotations of %r to COCO format", len(images), len(annotations),
-                dataset_name)
+    logger.info(
+        "Converted %d images / %d annotations of %r to COCO format", len(images), len(annotations), dataset_name
+    )
     return {
         "info": {"description": f"net_detr2 conversion of dataset {dataset_name!r}"},
         "images": images,
@@ -132,7 +153,7 @@ def load_coco_gt(gt: dict | str):
         path = os.fspath(gt)
         if not os.path.isfile(path):
             raise FileNotFoundError(f"COCO json file not found: {path!r}")
-        with open(path, "r") as f:
+        with open(path) as f:
             gt = json.load(f)
     else:
         gt = copy.deepcopy(gt)
@@ -163,9 +184,13 @@ def instances_to_coco_json(instances, img_id) -> list[dict]:
     ]
 
 
-def evaluate_predictions_on_coco(coco_gt, coco_results: list[dict], iou_type: str = "bbox",
-                                 img_ids: Optional[Sequence] = None,
-                                 max_dets_per_image: Optional[Sequence[int]] = None):
+def evaluate_predictions_on_coco(
+    coco_gt,
+    coco_results: list[dict],
+    iou_type: str = "bbox",
+    img_ids: Sequence | None = None,
+    max_dets_per_image: Sequence[int] | None = None,
+):
     """Run pycocotools' COCOeval; returns it (evaluated, accumulated, summarized) or None if no results."""
     from pycocotools.cocoeval import COCOeval
 
@@ -194,7 +219,7 @@ def evaluate_predictions_on_coco(coco_gt, coco_results: list[dict], iou_type: st
     return coco_eval
 
 
-def bbox_ap_stats(coco_eval, max_dets: Optional[int] = None) -> np.ndarray:
+def bbox_ap_stats(coco_eval, max_dets: int | None = None) -> np.ndarray:
     """AP, AP50, AP75, APs, APm, APl (fractions, -1 when undefined) with ``max_dets`` detections per image.
 
     ``max_dets`` defaults to the largest of ``params.maxDets``. Same numbers as
@@ -226,9 +251,17 @@ class COCOEvaluator(DatasetEvaluator):
     ``allow_cached_coco``). Predicted contiguous class ids are mapped back to dataset category ids.
     """
 
-    def __init__(self, dataset_name: str, tasks: Optional[Sequence[str]] = None, distributed: bool = True,
-                 output_dir: Optional[str] = None, *, max_dets_per_image: Optional[int] = None,
-                 use_fast_impl: bool = False, allow_cached_coco: bool = True):
+    def __init__(
+        self,
+        dataset_name: str,
+        tasks: Sequence[str] | None = None,
+        distributed: bool = True,
+        output_dir: str | None = None,
+        *,
+        max_dets_per_image: int | None = None,
+        use_fast_impl: bool = False,
+        allow_cached_coco: bool = True,
+    ):
         """
         Args:
             dataset_name: a registered dataset (DatasetCatalog/MetadataCatalog).
@@ -250,7 +283,9 @@ class COCOEvaluator(DatasetEvaluator):
             raise ValueError(f"COCOEvaluator: unsupported task(s) {bad}; only 'bbox' is implemented")
         self._tasks = tasks
         if use_fast_impl:
-            warnings.warn("COCOEvaluator: use_fast_impl=True is not available; using pycocotools (same numbers)")
+            warnings.warn(
+                "COCOEvaluator: use_fast_impl=True is not available; using pycocotools (same numbers)", stacklevel=2
+            )
         self._max_dets_per_image = [1, 10, 100] if max_dets_per_image is None else [1, 10, int(max_dets_per_image)]
 
         self._metadata = MetadataCatalog.get(dataset_name)
@@ -289,7 +324,7 @@ class COCOEvaluator(DatasetEvaluator):
             if len(prediction) > 1:
                 self._predictions.append(prediction)
 
-    def evaluate(self, img_ids: Optional[Sequence] = None) -> Optional[dict]:
+    def evaluate(self, img_ids: Sequence | None = None) -> dict | None:
         """Results ``{"bbox": {AP, AP50, AP75, APs, APm, APl, AP-<class>...}}`` on the main process."""
         if self._distributed:
             comm.synchronize()
@@ -318,14 +353,17 @@ class COCOEvaluator(DatasetEvaluator):
             for r in coco_results:
                 cid = r["category_id"]
                 if cid not in reverse:
-                    raise ValueError(f"COCOEvaluator({self._dataset_name!r}): predicted class {cid} is outside "
-                                     f"the contiguous ids 0..{len(reverse) - 1} of the dataset")
+                    raise ValueError(
+                        f"COCOEvaluator({self._dataset_name!r}): predicted class {cid} is outside "
+                        f"the contiguous ids 0..{len(reverse) - 1} of the dataset"
+                    )
                 r["category_id"] = reverse[cid]
         elif num_classes:
             bad = [r["category_id"] for r in coco_results if not 0 <= r["category_id"] < num_classes]
             if bad:
-                raise ValueError(f"COCOEvaluator({self._dataset_name!r}): predicted class {bad[0]} is outside "
-                                 f"0..{num_classes - 1}")
+                raise ValueError(
+                    f"COCOEvaluator({self._dataset_name!r}): predicted class {bad[0]} is outside 0..{num_classes - 1}"
+                )
 
         if self._output_dir:
             path = os.path.join(self._output_dir, "coco_instances_results.json")
@@ -337,11 +375,12 @@ class COCOEvaluator(DatasetEvaluator):
             self._logger.info("Annotations are not available for evaluation.")
             return
         for task in self._tasks:
-            coco_eval = evaluate_predictions_on_coco(self._coco_api, coco_results, task, img_ids=img_ids,
-                                                     max_dets_per_image=self._max_dets_per_image)
+            coco_eval = evaluate_predictions_on_coco(
+                self._coco_api, coco_results, task, img_ids=img_ids, max_dets_per_image=self._max_dets_per_image
+            )
             self._results[task] = self._derive_coco_results(coco_eval, self._metadata.get("thing_classes"))
 
-    def _derive_coco_results(self, coco_eval, class_names: Optional[Sequence[str]]) -> dict:
+    def _derive_coco_results(self, coco_eval, class_names: Sequence[str] | None) -> dict:
         """COCOeval stats (x100) plus per-category AP (area 'all', the largest maxDets)."""
         metrics = COCO_BBOX_METRICS
         if coco_eval is None:
@@ -360,8 +399,10 @@ class COCOEvaluator(DatasetEvaluator):
         precisions = coco_eval.eval["precision"]
         cat_ids = list(coco_eval.params.catIds)
         if len(cat_ids) != len(class_names):
-            raise ValueError(f"COCOEvaluator({self._dataset_name!r}): COCO ground truth has {len(cat_ids)} "
-                             f"categories but thing_classes has {len(class_names)}")
+            raise ValueError(
+                f"COCOEvaluator({self._dataset_name!r}): COCO ground truth has {len(cat_ids)} "
+                f"categories but thing_classes has {len(class_names)}"
+            )
         to_dataset_id = _reverse_id_mapper(self._metadata)
         per_category = []
         for idx, name in enumerate(class_names):
@@ -373,8 +414,9 @@ class COCOEvaluator(DatasetEvaluator):
         n_cols = min(6, len(per_category) * 2)
         flat = list(itertools.chain(*per_category))
         rows = itertools.zip_longest(*[flat[i::n_cols] for i in range(n_cols)])
-        table = tabulate(rows, tablefmt="pipe", floatfmt=".3f", headers=["category", "AP"] * (n_cols // 2),
-                         numalign="left")
+        table = tabulate(
+            rows, tablefmt="pipe", floatfmt=".3f", headers=["category", "AP"] * (n_cols // 2), numalign="left"
+        )
         self._logger.info("Per-category bbox AP:\n%s", table)
         results.update({"AP-" + name: ap for name, ap in per_category})
         return results
@@ -382,5 +424,6 @@ class COCOEvaluator(DatasetEvaluator):
 
 def _small_table(d: dict) -> str:
     """A one-row table: metric names as headers."""
-    return tabulate([list(d.values())], headers=list(d.keys()), tablefmt="pipe", floatfmt=".3f",
-                    numalign="left", stralign="center")
+    return tabulate(
+        [list(d.values())], headers=list(d.keys()), tablefmt="pipe", floatfmt=".3f", numalign="left", stralign="center"
+    )

@@ -1,12 +1,13 @@
 """The evaluator protocol and the inference loop that feeds it."""
+
 from __future__ import annotations
 
 import datetime
 import logging
 import time
 from collections import OrderedDict, abc
+from collections.abc import Callable
 from contextlib import ExitStack, contextmanager
-from typing import Callable, Optional, Union
 
 import torch
 from torch import nn
@@ -32,7 +33,7 @@ class DatasetEvaluator:
     def process(self, inputs: list[dict], outputs: list[dict]) -> None:
         """Consume one batch: the model's ``inputs`` and the ``outputs`` it returned for them."""
 
-    def evaluate(self) -> Optional[dict]:
+    def evaluate(self) -> dict | None:
         """Return ``{task: {metric: float}}`` (on the main process), or None / ``{}``."""
 
 
@@ -58,8 +59,10 @@ class DatasetEvaluators(DatasetEvaluator):
             if comm.is_main_process() and result is not None:
                 for k, v in result.items():
                     if k in results:
-                        raise KeyError(f"DatasetEvaluators: two evaluators returned the task {k!r}; "
-                                       f"rename one of them ({type(e).__name__} is the second)")
+                        raise KeyError(
+                            f"DatasetEvaluators: two evaluators returned the task {k!r}; "
+                            f"rename one of them ({type(e).__name__} is the second)"
+                        )
                     results[k] = v
         return results
 
@@ -80,10 +83,10 @@ def _fmt_eta(seconds: float) -> str:
 
 
 def inference_on_dataset(
-    model: Union[nn.Module, Callable],
+    model: nn.Module | Callable,
     data_loader,
-    evaluator: Union[DatasetEvaluator, list[DatasetEvaluator], None],
-    callbacks: Optional[dict[str, Callable[[], None]]] = None,
+    evaluator: DatasetEvaluator | list[DatasetEvaluator] | None,
+    callbacks: dict[str, Callable[[], None]] | None = None,
     log_period_s: float = 5.0,
 ) -> dict:
     """Run ``model`` over every batch of ``data_loader`` and evaluate with ``evaluator``.
@@ -104,7 +107,7 @@ def inference_on_dataset(
     """
     num_devices = comm.get_world_size()
     try:
-        total: Optional[int] = len(data_loader)
+        total: int | None = len(data_loader)
     except TypeError:
         total = None
     logger.info("Start inference on %s batches", total if total is not None else "an unknown number of")
@@ -169,9 +172,13 @@ def inference_on_dataset(
                 logger.info(
                     "Inference done %d/%s. Dataloading: %.4f s/iter. Inference: %.4f s/iter. Eval: %.4f s/iter. "
                     "Total: %.4f s/iter (%.4f s/img). ETA=%s",
-                    idx + 1, total if total is not None else "?",
-                    total_data_time / iters_after_start, total_compute_time / iters_after_start,
-                    total_eval_time / iters_after_start, per_iter, per_img,
+                    idx + 1,
+                    total if total is not None else "?",
+                    total_data_time / iters_after_start,
+                    total_compute_time / iters_after_start,
+                    total_eval_time / iters_after_start,
+                    per_iter,
+                    per_img,
                     _fmt_eta(eta) if eta == eta else "?",
                 )
             start_data_time = time.perf_counter()
@@ -184,11 +191,16 @@ def inference_on_dataset(
     if timed_iters > 0:
         logger.info(
             "Total inference time: %s (%.6f s / iter per device, %.6f s / img, on %d devices)",
-            _fmt_eta(total_time), total_time / timed_iters, total_time / max(timed_images, 1), num_devices,
+            _fmt_eta(total_time),
+            total_time / timed_iters,
+            total_time / max(timed_images, 1),
+            num_devices,
         )
         logger.info(
             "Total inference pure compute time: %s (%.6f s / iter per device, on %d devices)",
-            _fmt_eta(total_compute_time), total_compute_time / timed_iters, num_devices,
+            _fmt_eta(total_compute_time),
+            total_compute_time / timed_iters,
+            num_devices,
         )
 
     results = evaluator.evaluate()

@@ -22,11 +22,12 @@ round predictions to 0.1 px / scores to 3 decimals on the way).
 
 Classes without any non-difficult ground truth have an undefined AP (NaN) and are left out of the means.
 """
+
 from __future__ import annotations
 
 import logging
 from collections import OrderedDict, defaultdict
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from tabulate import tabulate
@@ -162,7 +163,7 @@ class PascalVOCDetectionEvaluator(DatasetEvaluator):
                   "AP50-<class>": per-class AP at .5 (default metric)}}
     """
 
-    def __init__(self, dataset_name: str, use_07_metric: Optional[bool] = None, distributed: bool = True):
+    def __init__(self, dataset_name: str, use_07_metric: bool | None = None, distributed: bool = True):
         """
         Args:
             dataset_name: a registered dataset with ``thing_classes`` metadata.
@@ -210,16 +211,20 @@ class PascalVOCDetectionEvaluator(DatasetEvaluator):
                     box = BoxMode.convert(list(map(float, a["bbox"])), BoxMode(a["bbox_mode"]), BoxMode.XYXY_ABS)
                     cls = int(a["category_id"])
                 except KeyError as e:
-                    raise KeyError(f"PascalVOCDetectionEvaluator({self._dataset_name!r}): annotation {j} of "
-                                   f"image {image_id!r} lacks {e}") from None
+                    raise KeyError(
+                        f"PascalVOCDetectionEvaluator({self._dataset_name!r}): annotation {j} of "
+                        f"image {image_id!r} lacks {e}"
+                    ) from None
                 buckets[cls][0].append(box)
                 buckets[cls][1].append(bool(a.get("difficult", 0)))
             for cls, (boxes, diff) in buckets.items():
-                per_class[cls][image_id] = (np.asarray(boxes, dtype=np.float64).reshape(-1, 4),
-                                            np.asarray(diff, dtype=bool))
+                per_class[cls][image_id] = (
+                    np.asarray(boxes, dtype=np.float64).reshape(-1, 4),
+                    np.asarray(diff, dtype=bool),
+                )
         return per_class
 
-    def evaluate(self) -> Optional[dict]:
+    def evaluate(self) -> dict | None:
         if self._distributed:
             all_predictions = comm.gather(dict(self._predictions), dst=0)
             if not comm.is_main_process():
@@ -233,8 +238,11 @@ class PascalVOCDetectionEvaluator(DatasetEvaluator):
         if not any(predictions.values()):
             logger.warning("[PascalVOCDetectionEvaluator] Did not receive any predictions; APs are 0.")
 
-        logger.info("Evaluating %s using the %s metric (IoU computed like the VOC devkit).", self._dataset_name,
-                    "VOC2007 11-point" if self._is_2007 else "area-under-curve")
+        logger.info(
+            "Evaluating %s using the %s metric (IoU computed like the VOC devkit).",
+            self._dataset_name,
+            "VOC2007 11-point" if self._is_2007 else "area-under-curve",
+        )
         gts = self._load_ground_truth()
         thresholds = [t / 100.0 for t in IOU_THRESHOLDS]
         ap_default = {t: [] for t in IOU_THRESHOLDS}  # per threshold: per-class APs
@@ -242,8 +250,9 @@ class PascalVOCDetectionEvaluator(DatasetEvaluator):
         for cls in range(len(self._class_names)):
             curves, npos = voc_match_class(predictions.get(cls, []), gts.get(cls, {}), thresholds)
             if npos == 0:
-                logger.warning("VOC eval: class %r has no non-difficult ground truth; its AP is NaN",
-                               self._class_names[cls])
+                logger.warning(
+                    "VOC eval: class %r has no non-difficult ground truth; its AP is NaN", self._class_names[cls]
+                )
                 for t in IOU_THRESHOLDS:
                     ap_default[t].append(float("nan"))
                 ap50_07.append(float("nan"))
@@ -263,11 +272,11 @@ class PascalVOCDetectionEvaluator(DatasetEvaluator):
         map_per_thr = {t: mean(v) for t, v in ap_default.items()}
         per_class_ap = np.asarray([ap_default[t] for t in IOU_THRESHOLDS])  # (T, C)
         table = tabulate(
-            [(name, ap50_07[i], ap50_area[i],
-              mean(per_class_ap[:, i]))
-             for i, name in enumerate(self._class_names)],
+            [(name, ap50_07[i], ap50_area[i], mean(per_class_ap[:, i])) for i, name in enumerate(self._class_names)],
             headers=["category", "AP50 (11-pt)", "AP50 (area)", "AP .50:.95"],
-            tablefmt="pipe", floatfmt=".2f", numalign="left",
+            tablefmt="pipe",
+            floatfmt=".2f",
+            numalign="left",
         )
         logger.info("Per-class VOC AP of %s:\n%s", self._dataset_name, table)
 

@@ -1,4 +1,5 @@
 """Printing and flattening evaluation results."""
+
 from __future__ import annotations
 
 import logging

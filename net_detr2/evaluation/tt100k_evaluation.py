@@ -18,11 +18,11 @@ Protocol (Zhu et al. 2016, as used by EFPN), at a fixed score threshold:
 The evaluator also runs :class:`COCOEvaluator` on the same predictions (AP/AR-style metrics the
 paper reports in addition), so its results are ``{"bbox": {...COCO...}, "tt100k": {...}}``.
 """
+
 from __future__ import annotations
 
 import logging
 from collections import OrderedDict, defaultdict
-from typing import Optional
 
 import numpy as np
 from tabulate import tabulate
@@ -41,8 +41,9 @@ __all__ = ["TT100KEvaluator", "match_tt100k_image", "size_bins", "SIZE_BINS"]
 logger = logging.getLogger(__name__)
 
 # name -> [min area, max area)
-SIZE_BINS = OrderedDict(small=(0.0, 32.0**2), medium=(32.0**2, 96.0**2), large=(96.0**2, float("inf")),
-                        overall=(0.0, float("inf")))
+SIZE_BINS = OrderedDict(
+    small=(0.0, 32.0**2), medium=(32.0**2, 96.0**2), large=(96.0**2, float("inf")), overall=(0.0, float("inf"))
+)
 
 
 def size_bins(boxes: np.ndarray) -> dict[str, np.ndarray]:
@@ -52,9 +53,15 @@ def size_bins(boxes: np.ndarray) -> dict[str, np.ndarray]:
     return {name: (area >= lo) & (area < hi) for name, (lo, hi) in SIZE_BINS.items()}
 
 
-def match_tt100k_image(det_boxes: np.ndarray, det_scores: np.ndarray, det_classes: np.ndarray,
-                       gt_boxes: np.ndarray, gt_classes: np.ndarray, gt_crowd: Optional[np.ndarray],
-                       iou_threshold: float) -> tuple[np.ndarray, np.ndarray]:
+def match_tt100k_image(
+    det_boxes: np.ndarray,
+    det_scores: np.ndarray,
+    det_classes: np.ndarray,
+    gt_boxes: np.ndarray,
+    gt_classes: np.ndarray,
+    gt_crowd: np.ndarray | None,
+    iou_threshold: float,
+) -> tuple[np.ndarray, np.ndarray]:
     """Greedy same-class matching of one image's (already score-filtered) detections.
 
     Args:
@@ -104,8 +111,15 @@ class TT100KEvaluator(DatasetEvaluator):
                     "f1_overall", "tp_small", "fp_small", "gt_small", ...}}
     """
 
-    def __init__(self, dataset_name: str, score_threshold: float = 0.5, iou_threshold: float = 0.5,
-                 distributed: bool = True, output_dir: Optional[str] = None, run_coco: bool = True):
+    def __init__(
+        self,
+        dataset_name: str,
+        score_threshold: float = 0.5,
+        iou_threshold: float = 0.5,
+        distributed: bool = True,
+        output_dir: str | None = None,
+        run_coco: bool = True,
+    ):
         """
         Args:
             dataset_name: a registered dataset (its dicts are the ground truth).
@@ -139,7 +153,7 @@ class TT100KEvaluator(DatasetEvaluator):
             classes = inst.pred_classes.detach().numpy()[keep] if len(inst) else np.zeros(0, dtype=np.int64)
             self._predictions[inp["image_id"]] = (boxes.reshape(-1, 4), scores[keep], classes)
 
-    def evaluate(self) -> Optional[dict]:
+    def evaluate(self) -> dict | None:
         results = OrderedDict()
         if self._coco is not None:
             coco_res = self._coco.evaluate()
@@ -168,13 +182,18 @@ class TT100KEvaluator(DatasetEvaluator):
             seen.add(image_id)
             annos = d.get("annotations", [])
             gt_boxes = np.asarray(
-                [BoxMode.convert(list(map(float, a["bbox"])), BoxMode(a["bbox_mode"]), BoxMode.XYXY_ABS) for a in annos],
-                dtype=np.float64).reshape(-1, 4)
+                [
+                    BoxMode.convert(list(map(float, a["bbox"])), BoxMode(a["bbox_mode"]), BoxMode.XYXY_ABS)
+                    for a in annos
+                ],
+                dtype=np.float64,
+            ).reshape(-1, 4)
             gt_classes = np.asarray([int(a["category_id"]) for a in annos], dtype=np.int64)
             gt_crowd = np.asarray([bool(a.get("iscrowd", 0)) for a in annos], dtype=bool)
             det_boxes, det_scores, det_classes = predictions.get(image_id, empty_det)
-            det_match, gt_matched = match_tt100k_image(det_boxes, det_scores, det_classes, gt_boxes, gt_classes,
-                                                       gt_crowd, self._iou_threshold)
+            det_match, gt_matched = match_tt100k_image(
+                det_boxes, det_scores, det_classes, gt_boxes, gt_classes, gt_crowd, self._iou_threshold
+            )
             gt_bins, det_bins = size_bins(gt_boxes), size_bins(det_boxes)
             for name in SIZE_BINS:
                 counts[name]["gt"] += int((gt_bins[name] & ~gt_crowd).sum())
@@ -182,8 +201,12 @@ class TT100KEvaluator(DatasetEvaluator):
                 counts[name]["fp"] += int((det_bins[name] & (det_match == -1)).sum())
         missing = [k for k in predictions if k not in seen]
         if missing:
-            logger.warning("[TT100KEvaluator] %d predicted image ids are not in %r (e.g. %r); ignored",
-                           len(missing), self._dataset_name, missing[0])
+            logger.warning(
+                "[TT100KEvaluator] %d predicted image ids are not in %r (e.g. %r); ignored",
+                len(missing),
+                self._dataset_name,
+                missing[0],
+            )
 
         res = OrderedDict()
         rows = []
@@ -198,9 +221,16 @@ class TT100KEvaluator(DatasetEvaluator):
             for k in ("tp", "fp", "gt"):
                 res[f"{k}_{name}"] = float(counts[name][k])
         logger.info(
-            "TT100K accuracy/recall/F1 on %s (score >= %.2f, IoU >= %.2f):\n%s", self._dataset_name,
-            self._score_threshold, self._iou_threshold,
-            tabulate(rows, headers=["size", "Acc.", "Rec.", "F1", "TP", "FP", "GT"], tablefmt="pipe",
-                     floatfmt=".1f", numalign="left"),
+            "TT100K accuracy/recall/F1 on %s (score >= %.2f, IoU >= %.2f):\n%s",
+            self._dataset_name,
+            self._score_threshold,
+            self._iou_threshold,
+            tabulate(
+                rows,
+                headers=["size", "Acc.", "Rec.", "F1", "TP", "FP", "GT"],
+                tablefmt="pipe",
+                floatfmt=".1f",
+                numalign="left",
+            ),
         )
         return res

@@ -1,5 +1,6 @@
 """Normalisation layers: `FrozenBatchNorm2d`, a naive `SyncBN`, and `get_norm` to build one by name."""
-from typing import Callable, Optional, Union
+
+from collections.abc import Callable
 
 import torch
 import torch.distributed as dist
@@ -44,12 +45,14 @@ class FrozenBatchNorm2d(nn.Module):
         shape = (1, -1) + (1,) * (x.dim() - 2)
         return x * scale.reshape(shape).to(x.dtype) + shift.reshape(shape).to(x.dtype)
 
-    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys,
-                              unexpected_keys, error_msgs):
+    def _load_from_state_dict(
+        self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
+    ):
         # Checkpoints converted from a trainable BN carry a counter we have no use for.
         state_dict.pop(prefix + "num_batches_tracked", None)
-        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys,
-                                      unexpected_keys, error_msgs)
+        super()._load_from_state_dict(
+            state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
+        )
 
     def extra_repr(self) -> str:
         return f"{self.num_features}, eps={self.eps}"
@@ -147,7 +150,7 @@ _NORMS = {
 }
 
 
-def get_norm(norm: Union[str, Callable[[int], nn.Module], None], out_channels: int) -> Optional[nn.Module]:
+def get_norm(norm: str | Callable[[int], nn.Module] | None, out_channels: int) -> nn.Module | None:
     """Build a normalisation layer for `out_channels` channels.
 
     Args:

@@ -1,4 +1,5 @@
 """`L2Norm`: SSD's learnable per-channel rescaling of an L2-normalised feature map (conv4_3)."""
+
 import torch
 from torch import nn
 

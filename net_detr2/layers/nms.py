@@ -1,4 +1,5 @@
 """Non-maximum suppression (torchvision's kernels)."""
+
 import torch
 from torchvision.ops import boxes as box_ops
 from torchvision.ops import nms  # noqa: F401  re-exported: nms(boxes [N,4] XYXY, scores [N], iou) -> kept idx

@@ -1,5 +1,4 @@
 """`ROIAlign` module around torchvision's kernel."""
-from typing import Tuple, Union
 
 import torch
 from torch import nn
@@ -19,8 +18,9 @@ class ROIAlign(nn.Module):
             ("ROIAlignV2"); False reproduces the original Mask R-CNN ROIAlign.
     """
 
-    def __init__(self, output_size: Union[int, Tuple[int, int]], spatial_scale: float, sampling_ratio: int,
-                 aligned: bool = True):
+    def __init__(
+        self, output_size: int | tuple[int, int], spatial_scale: float, sampling_ratio: int, aligned: bool = True
+    ):
         super().__init__()
         self.output_size = output_size
         self.spatial_scale = spatial_scale
@@ -32,9 +32,12 @@ class ROIAlign(nn.Module):
         assert rois.dim() == 2 and rois.size(1) == 5, f"ROIAlign expects rois [R, 5], got {tuple(rois.shape)}"
         if input.is_quantized:
             input = input.dequantize()
-        return roi_align(input, rois.to(dtype=input.dtype), self.output_size, self.spatial_scale,
-                         self.sampling_ratio, self.aligned)
+        return roi_align(
+            input, rois.to(dtype=input.dtype), self.output_size, self.spatial_scale, self.sampling_ratio, self.aligned
+        )
 
     def extra_repr(self) -> str:
-        return (f"output_size={self.output_size}, spatial_scale={self.spatial_scale}, "
-                f"sampling_ratio={self.sampling_ratio}, aligned={self.aligned}")
+        return (
+            f"output_size={self.output_size}, spatial_scale={self.spatial_scale}, "
+            f"sampling_ratio={self.sampling_ratio}, aligned={self.aligned}"
+        )

@@ -1,6 +1,6 @@
 """`ShapeSpec`: the static shape of a feature map, passed between model parts at construction time."""
+
 from dataclasses import dataclass
-from typing import Optional
 
 __all__ = ["ShapeSpec"]
 
@@ -15,7 +15,7 @@ class ShapeSpec:
         stride: the feature map's stride relative to the input image.
     """
 
-    channels: Optional[int] = None
-    height: Optional[int] = None
-    width: Optional[int] = None
-    stride: Optional[int] = None
+    channels: int | None = None
+    height: int | None = None
+    width: int | None = None
+    stride: int | None = None

@@ -1,4 +1,5 @@
 """Weight initialisations of the Caffe2/Detectron lineage (the defaults behind detectron2's modules)."""
+
 from torch import nn
 
 __all__ = ["c2_msra_fill", "c2_xavier_fill"]

@@ -1,16 +1,21 @@
 """Thin wrappers around torch ops: `Conv2d` with attached norm/activation and small tensor helpers."""
-from typing import List, Optional, Tuple
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 __all__ = [
-    "Conv2d", "cat", "nonzero_tuple", "move_device_like", "shapes_to_tensor", "max_pool2d", "adaptive_max_pool2d",
+    "Conv2d",
+    "cat",
+    "nonzero_tuple",
+    "move_device_like",
+    "shapes_to_tensor",
+    "max_pool2d",
+    "adaptive_max_pool2d",
 ]
 
 
-def shapes_to_tensor(x: List[int], device: Optional[torch.device] = None) -> torch.Tensor:
+def shapes_to_tensor(x: list[int], device: torch.device | None = None) -> torch.Tensor:
     """Turn a list of ints (or 0-dim tensors, as met while tracing) into a 1-D int64 tensor."""
     if torch.jit.is_scripting():
         return torch.as_tensor(x, device=device)
@@ -23,7 +28,7 @@ def shapes_to_tensor(x: List[int], device: Optional[torch.device] = None) -> tor
     return torch.as_tensor(x, device=device)
 
 
-def cat(tensors: List[torch.Tensor], dim: int = 0) -> torch.Tensor:
+def cat(tensors: list[torch.Tensor], dim: int = 0) -> torch.Tensor:
     """`torch.cat` that skips the copy when there is a single tensor."""
     assert isinstance(tensors, (list, tuple)), f"cat expects a list or tuple of tensors, got {type(tensors)}"
     if len(tensors) == 1:
@@ -31,7 +36,7 @@ def cat(tensors: List[torch.Tensor], dim: int = 0) -> torch.Tensor:
     return torch.cat(tensors, dim)
 
 
-def nonzero_tuple(x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+def nonzero_tuple(x: torch.Tensor) -> tuple[torch.Tensor, ...]:
     """`x.nonzero(as_tuple=True)`, also for 0-dim inputs (treated as 1-D)."""
     if x.dim() == 0:
         return x.unsqueeze(0).nonzero().unbind(1)

@@ -1,7 +1,9 @@
 """Models: backbones, anchors, box coders, matchers, proposal generators, ROI heads and meta-architectures."""
+
 from .anchor_generator import ANCHOR_GENERATOR_REGISTRY, BufferList, DefaultAnchorGenerator
 from .backbone import (
     FPN,
+    VGG16,
     Backbone,
     BasicBlock,
     BasicStem,
@@ -10,15 +12,14 @@ from .backbone import (
     LastLevelMaxPool,
     LastLevelP6P7,
     ResNet,
-    VGG16,
     build_backbone,
     build_resnet_backbone,
     build_resnet_fpn_backbone,
     build_retinanet_resnet_fpn_backbone,
     make_stage,
 )
-from .build import build_model
 from .box_regression import Box2BoxTransform, Box2BoxTransformLinear
+from .build import build_model
 from .matcher import Matcher
 from .meta_arch import SSD, DenseDetector, DetectorBase, GeneralizedRCNN, ProposalNetwork, RetinaNet, RetinaNetHead
 from .poolers import ROIPooler, assign_boxes_to_levels

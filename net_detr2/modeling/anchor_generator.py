@@ -1,9 +1,10 @@
 """Anchor generators: the reference boxes tiled over every feature-map location."""
+
 from __future__ import annotations
 
 import collections.abc
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from fvcore.common.registry import Registry
@@ -81,7 +82,9 @@ def generate_cell_anchors(sizes: Sequence[float], aspect_ratios: Sequence[float]
     return torch.tensor(anchors, dtype=torch.float32)
 
 
-def grid_shifts(grid_size: tuple[int, int], stride: int, offset: float, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+def grid_shifts(
+    grid_size: tuple[int, int], stride: int, offset: float, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(x, y) pixel offsets of every location of a (H, W) grid, row-major (y slow, x fast): two [H*W] tensors."""
     h, w = grid_size
     xs = torch.arange(offset * stride, w * stride, step=stride, dtype=torch.float32, device=device)
@@ -116,7 +119,7 @@ class DefaultAnchorGenerator(nn.Module):
         self.cell_anchors = BufferList([generate_cell_anchors(s, a) for s, a in zip(sizes, aspect_ratios)])
 
     @classmethod
-    def from_shapes(cls, input_shape: Sequence[ShapeSpec], **kwargs) -> "DefaultAnchorGenerator":
+    def from_shapes(cls, input_shape: Sequence[ShapeSpec], **kwargs) -> DefaultAnchorGenerator:
         """Build with the strides read from the feature shapes."""
         return cls(strides=[s.stride for s in input_shape], **kwargs)
 

@@ -1,8 +1,9 @@
 """Box <-> regression-delta encodings and the dense box regression losses built on them."""
+
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch.nn import functional as F
@@ -101,9 +102,7 @@ class Box2BoxTransformLinear:
         else:
             deltas = deltas.view(deltas.shape[0], -1, 4)
         cx, cy = cx[:, None], cy[:, None]
-        out = torch.stack(
-            (cx - deltas[..., 0], cy - deltas[..., 1], cx + deltas[..., 2], cy + deltas[..., 3]), dim=-1
-        )
+        out = torch.stack((cx - deltas[..., 0], cy - deltas[..., 1], cx + deltas[..., 2], cy + deltas[..., 3]), dim=-1)
         return out.reshape(deltas.shape[0], -1)
 
 

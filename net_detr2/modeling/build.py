@@ -1,4 +1,5 @@
 """``build_model``: a model from a LazyCall node or from a registered meta-architecture name."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -29,13 +30,17 @@ def build_model(cfg: Any, device: str | torch.device | None = None, **kwargs: An
             known = sorted(k for k, _ in META_ARCH_REGISTRY)
             from net_detr2.config.instantiate import did_you_mean
 
-            raise KeyError(f"build_model: no meta-architecture '{cfg}' in META_ARCH_REGISTRY"
-                           f"{did_you_mean(cfg, known)} (registered: {', '.join(known)})") from e
+            raise KeyError(
+                f"build_model: no meta-architecture '{cfg}' in META_ARCH_REGISTRY"
+                f"{did_you_mean(cfg, known)} (registered: {', '.join(known)})"
+            ) from e
         model = cls(**kwargs)
     elif isinstance(cfg, (DictConfig, dict)) and "_target_" in cfg:
         if kwargs:
-            raise TypeError(f"build_model: extra arguments {sorted(kwargs)} given with a LazyCall node; set them "
-                            "on the node instead")
+            raise TypeError(
+                f"build_model: extra arguments {sorted(kwargs)} given with a LazyCall node; set them "
+                "on the node instead"
+            )
         from net_detr2.config import instantiate
 
         model = instantiate(cfg)

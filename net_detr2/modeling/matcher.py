@@ -1,8 +1,9 @@
 """`Matcher`: assigns each prediction (anchor/proposal) to its best ground truth, with a label from IoU bands."""
+
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 
@@ -34,7 +35,9 @@ class Matcher:
         if any(label not in (-1, 0, 1) for label in labels):
             raise ValueError(f"Matcher: labels must be in {{-1, 0, 1}}, got {list(labels)}")
         if len(labels) != len(thresholds) + 1:
-            raise ValueError(f"Matcher: need len(thresholds) + 1 labels, got {len(labels)} for {len(thresholds)} thresholds")
+            raise ValueError(
+                f"Matcher: need len(thresholds) + 1 labels, got {len(labels)} for {len(thresholds)} thresholds"
+            )
         self.thresholds = [-math.inf] + thresholds + [math.inf]
         self.labels = list(labels)
         self.allow_low_quality_matches = allow_low_quality_matches

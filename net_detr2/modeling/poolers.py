@@ -1,8 +1,9 @@
 """`ROIPooler`: pools every box from the FPN level that suits its size."""
+
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn

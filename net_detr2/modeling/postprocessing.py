@@ -1,4 +1,5 @@
 """Rescale detections from the network's input frame to the caller's requested output frame."""
+
 from __future__ import annotations
 
 from net_detr2.structures import Instances

@@ -1,4 +1,5 @@
 """Name registries of the model parts, so configs and checkpoints can refer to them by name."""
+
 from fvcore.common.registry import Registry
 
 META_ARCH_REGISTRY = Registry("META_ARCH")

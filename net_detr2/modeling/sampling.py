@@ -1,4 +1,5 @@
 """Random foreground/background sampling of labelled anchors or proposals."""
+
 from __future__ import annotations
 
 import torch

@@ -1,4 +1,5 @@
 """Optimizers' parameter groups and LR schedules."""
+
 from .build import build_optimizer, freeze_parameters, get_default_optimizer_params, reduce_param_groups
 from .lr_scheduler import (
     CosineParamScheduler,
@@ -10,7 +11,14 @@ from .lr_scheduler import (
 )
 
 __all__ = [
-    "build_optimizer", "freeze_parameters", "get_default_optimizer_params", "reduce_param_groups",
-    "CosineParamScheduler", "LRMultiplier", "MultiStepParamScheduler", "WarmupParamScheduler",
-    "cosine_with_warmup", "multistep_with_warmup",
+    "build_optimizer",
+    "freeze_parameters",
+    "get_default_optimizer_params",
+    "reduce_param_groups",
+    "CosineParamScheduler",
+    "LRMultiplier",
+    "MultiStepParamScheduler",
+    "WarmupParamScheduler",
+    "cosine_with_warmup",
+    "multistep_with_warmup",
 ]

@@ -1,11 +1,13 @@
 """Optimizer parameter groups: weight decay per parameter kind and per-name LR multipliers."""
+
 from __future__ import annotations
 
 import copy
 import logging
 import re
 from collections import defaultdict
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import nn
@@ -15,9 +17,16 @@ __all__ = ["get_default_optimizer_params", "reduce_param_groups", "build_optimiz
 logger = logging.getLogger(__name__)
 
 NORM_MODULE_TYPES: tuple[type, ...] = (
-    nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm,
-    nn.GroupNorm, nn.InstanceNorm1d, nn.InstanceNorm2d, nn.InstanceNorm3d,
-    nn.LayerNorm, nn.LocalResponseNorm,
+    nn.BatchNorm1d,
+    nn.BatchNorm2d,
+    nn.BatchNorm3d,
+    nn.SyncBatchNorm,
+    nn.GroupNorm,
+    nn.InstanceNorm1d,
+    nn.InstanceNorm2d,
+    nn.InstanceNorm3d,
+    nn.LayerNorm,
+    nn.LocalResponseNorm,
 )
 
 

@@ -1,4 +1,5 @@
 """LR schedules: fvcore ``ParamScheduler`` multipliers applied per iteration to torch optimizers."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -14,9 +15,16 @@ from fvcore.common.param_scheduler import (
 )
 
 __all__ = [
-    "WarmupParamScheduler", "LRMultiplier", "multistep_with_warmup", "cosine_with_warmup",
-    "ParamScheduler", "MultiStepParamScheduler", "CosineParamScheduler", "ConstantParamScheduler",
-    "LinearParamScheduler", "CompositeParamScheduler",
+    "WarmupParamScheduler",
+    "LRMultiplier",
+    "multistep_with_warmup",
+    "cosine_with_warmup",
+    "ParamScheduler",
+    "MultiStepParamScheduler",
+    "CosineParamScheduler",
+    "ConstantParamScheduler",
+    "LinearParamScheduler",
+    "CompositeParamScheduler",
 ]
 
 
@@ -70,9 +78,13 @@ class LRMultiplier(torch.optim.lr_scheduler.LRScheduler):
     and ``base_lrs``, so it can be checkpointed and resumed.
     """
 
-    def __init__(self, optimizer: torch.optim.Optimizer, multiplier: ParamScheduler, max_iter: int, last_iter: int = -1):
+    def __init__(
+        self, optimizer: torch.optim.Optimizer, multiplier: ParamScheduler, max_iter: int, last_iter: int = -1
+    ):
         if not isinstance(multiplier, ParamScheduler):
-            raise TypeError(f"LRMultiplier needs an fvcore ParamScheduler as multiplier, got {type(multiplier).__name__}")
+            raise TypeError(
+                f"LRMultiplier needs an fvcore ParamScheduler as multiplier, got {type(multiplier).__name__}"
+            )
         if max_iter <= 0:
             raise ValueError(f"LRMultiplier: max_iter must be positive, got {max_iter}")
         self._multiplier = multiplier

@@ -1,4 +1,5 @@
 """Data structures shared by every part of net_detr2: boxes, per-image instances, padded image batches."""
+
 from .boxes import (
     Boxes,
     BoxMode,

@@ -1,14 +1,14 @@
 """Axis-aligned boxes: the `Boxes` container, `BoxMode` conversions and pairwise overlaps."""
+
 from __future__ import annotations
 
-import math
+from collections.abc import Iterator, Sequence
 from enum import IntEnum
-from typing import Iterator, Sequence, Union
 
 import numpy as np
 import torch
 
-_RawBoxType = Union[list, tuple, np.ndarray, torch.Tensor]
+_RawBoxType = list | tuple | np.ndarray | torch.Tensor
 
 
 class BoxMode(IntEnum):
@@ -24,7 +24,7 @@ class BoxMode(IntEnum):
     XYWH_REL = 3
 
     @staticmethod
-    def convert(box: _RawBoxType, from_mode: "BoxMode", to_mode: "BoxMode", image_size=None) -> _RawBoxType:
+    def convert(box: _RawBoxType, from_mode: BoxMode, to_mode: BoxMode, image_size=None) -> _RawBoxType:
         """Convert boxes between modes.
 
         Args:
@@ -50,7 +50,9 @@ class BoxMode(IntEnum):
         else:
             raise TypeError(f"BoxMode.convert: unsupported box type {original_type}")
         if arr.shape[-1] != 4:
-            raise ValueError(f"BoxMode.convert: boxes must have 4 numbers in the last dim, got shape {tuple(arr.shape)}")
+            raise ValueError(
+                f"BoxMode.convert: boxes must have 4 numbers in the last dim, got shape {tuple(arr.shape)}"
+            )
 
         relative = {BoxMode.XYXY_REL, BoxMode.XYWH_REL}
         if (from_mode in relative) != (to_mode in relative):
@@ -94,10 +96,10 @@ class Boxes:
             raise ValueError(f"Boxes: expected an Nx4 tensor, got shape {tuple(tensor.shape)}")
         self.tensor = tensor
 
-    def clone(self) -> "Boxes":
+    def clone(self) -> Boxes:
         return Boxes(self.tensor.clone())
 
-    def to(self, *args, **kwargs) -> "Boxes":
+    def to(self, *args, **kwargs) -> Boxes:
         return Boxes(self.tensor.to(*args, **kwargs))
 
     @property
@@ -141,7 +143,7 @@ class Boxes:
         self.tensor[:, 0::2] *= scale_x
         self.tensor[:, 1::2] *= scale_y
 
-    def __getitem__(self, item) -> "Boxes":
+    def __getitem__(self, item) -> Boxes:
         if isinstance(item, int):
             return Boxes(self.tensor[item].view(1, -1))
         b = self.tensor[item]
@@ -159,7 +161,7 @@ class Boxes:
         yield from self.tensor
 
     @classmethod
-    def cat(cls, boxes_list: Sequence["Boxes"]) -> "Boxes":
+    def cat(cls, boxes_list: Sequence[Boxes]) -> Boxes:
         if not isinstance(boxes_list, (list, tuple)):
             raise TypeError("Boxes.cat expects a list of Boxes")
         if len(boxes_list) == 0:

@@ -1,8 +1,9 @@
 """`ImageList`: images of different sizes padded into one batch tensor, remembering each size."""
+
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -23,7 +24,7 @@ class ImageList:
         h, w = self.image_sizes[idx]
         return self.tensor[idx, ..., :h, :w]
 
-    def to(self, *args, **kwargs) -> "ImageList":
+    def to(self, *args, **kwargs) -> ImageList:
         return ImageList(self.tensor.to(*args, **kwargs), self.image_sizes)
 
     @property
@@ -36,7 +37,7 @@ class ImageList:
         size_divisibility: int = 0,
         pad_value: float = 0.0,
         padding_constraints: dict | None = None,
-    ) -> "ImageList":
+    ) -> ImageList:
         """Pad images (each [..., H_i, W_i], same leading dims) at the bottom/right into one batch.
 
         The padded size is the maximum H and W, rounded up to a multiple of ``size_divisibility``
@@ -49,7 +50,9 @@ class ImageList:
             if not isinstance(t, torch.Tensor):
                 raise TypeError(f"ImageList.from_tensors: expected tensors, got {type(t)}")
             if t.shape[:-2] != tensors[0].shape[:-2]:
-                raise ValueError(f"ImageList.from_tensors: leading dims differ: {tuple(t.shape)} vs {tuple(tensors[0].shape)}")
+                raise ValueError(
+                    f"ImageList.from_tensors: leading dims differ: {tuple(t.shape)} vs {tuple(tensors[0].shape)}"
+                )
         image_sizes = [(int(t.shape[-2]), int(t.shape[-1])) for t in tensors]
         max_h = max(s[0] for s in image_sizes)
         max_w = max(s[1] for s in image_sizes)

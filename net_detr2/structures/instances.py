@@ -1,4 +1,5 @@
 """`Instances`: per-image fields of equal length (boxes, scores, classes, ...) with the image size."""
+
 from __future__ import annotations
 
 import itertools
@@ -57,7 +58,7 @@ class Instances:
     def get_fields(self) -> dict[str, Any]:
         return self._fields
 
-    def to(self, *args, **kwargs) -> "Instances":
+    def to(self, *args, **kwargs) -> Instances:
         out = Instances(self._image_size)
         for k, v in self._fields.items():
             if hasattr(v, "to"):
@@ -65,7 +66,7 @@ class Instances:
             out.set(k, v)
         return out
 
-    def __getitem__(self, item) -> "Instances":
+    def __getitem__(self, item) -> Instances:
         if isinstance(item, int):
             if item >= len(self) or item < -len(self):
                 raise IndexError(f"Instances index {item} out of range for {len(self)} instances")
@@ -89,7 +90,7 @@ class Instances:
         raise NotImplementedError("Instances cannot be iterated; index it instead")
 
     @staticmethod
-    def cat(instance_lists: list["Instances"]) -> "Instances":
+    def cat(instance_lists: list[Instances]) -> Instances:
         """Concatenate instances of the same image (same image_size and fields)."""
         if len(instance_lists) == 0:
             raise ValueError("Instances.cat: empty list")
@@ -116,5 +117,7 @@ class Instances:
 
     def __repr__(self) -> str:
         fields = ", ".join(f"{k}: {v}" for k, v in self._fields.items())
-        return (f"Instances(num_instances={len(self) if self._fields else 0}, image_height={self._image_size[0]}, "
-                f"image_width={self._image_size[1]}, fields=[{fields}])")
+        return (
+            f"Instances(num_instances={len(self) if self._fields else 0}, image_height={self._image_size[0]}, "
+            f"image_width={self._image_size[1]}, fields=[{fields}])"
+        )

@@ -5,6 +5,7 @@ neighbouring indices land far apart on the colour wheel, and saturation/value cy
 levels so that colours whose hues happen to be close still differ in brightness. Every colour is
 bright enough to stand out on dark images and saturated enough to stand out on grey ones.
 """
+
 from __future__ import annotations
 
 import colorsys

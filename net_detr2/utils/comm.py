@@ -3,6 +3,7 @@
 Every function works without an initialised process group (single process: rank 0, world size 1),
 so code can call them unconditionally.
 """
+
 from __future__ import annotations
 
 import functools
@@ -14,8 +15,16 @@ import torch
 import torch.distributed as dist
 
 __all__ = [
-    "get_world_size", "get_rank", "get_local_rank", "get_local_size", "is_main_process",
-    "synchronize", "all_gather", "gather", "reduce_dict", "shared_random_seed",
+    "get_world_size",
+    "get_rank",
+    "get_local_rank",
+    "get_local_size",
+    "is_main_process",
+    "synchronize",
+    "all_gather",
+    "gather",
+    "reduce_dict",
+    "shared_random_seed",
     "create_local_process_group",
 ]
 
@@ -81,7 +90,7 @@ def synchronize() -> None:
         dist.barrier()
 
 
-@functools.lru_cache()
+@functools.lru_cache
 def _cpu_group():
     # Object collectives through gloo avoid moving pickled bytes through GPU memory.
     if dist.get_backend() == "nccl":

@@ -1,4 +1,5 @@
 """Environment helpers: seeding and a printable description of the software/hardware."""
+
 from __future__ import annotations
 
 import os

@@ -1,4 +1,5 @@
 """Training-time metrics: ``EventStorage`` collects scalars per iteration; writers print/save them."""
+
 from __future__ import annotations
 
 import datetime
@@ -14,14 +15,19 @@ import torch
 from fvcore.common.history_buffer import HistoryBuffer
 
 __all__ = [
-    "get_event_storage", "has_event_storage", "EventStorage", "EventWriter",
-    "JSONWriter", "TensorboardXWriter", "CommonMetricPrinter",
+    "get_event_storage",
+    "has_event_storage",
+    "EventStorage",
+    "EventWriter",
+    "JSONWriter",
+    "TensorboardXWriter",
+    "CommonMetricPrinter",
 ]
 
-_CURRENT_STORAGE_STACK: list["EventStorage"] = []
+_CURRENT_STORAGE_STACK: list[EventStorage] = []
 
 
-def get_event_storage() -> "EventStorage":
+def get_event_storage() -> EventStorage:
     """The innermost ``EventStorage`` in use (raises if none: call inside ``with EventStorage():``)."""
     if not _CURRENT_STORAGE_STACK:
         raise RuntimeError("get_event_storage() has to be called inside a 'with EventStorage(...)' context")
@@ -116,7 +122,7 @@ class EventStorage:
     def iteration(self) -> int:  # alias used by some writers
         return self._iter
 
-    def __enter__(self) -> "EventStorage":
+    def __enter__(self) -> EventStorage:
         _CURRENT_STORAGE_STACK.append(self)
         return self
 
@@ -205,8 +211,12 @@ class TensorboardXWriter(EventWriter):
             storage.clear_images()
         if storage._histograms:
             for params in storage._histograms:
-                self._writer.add_histogram(params["tag"], params["values"], params["global_step"],
-                                           bins="auto" if params["bins"] is None else "tensorflow")
+                self._writer.add_histogram(
+                    params["tag"],
+                    params["values"],
+                    params["global_step"],
+                    bins="auto" if params["bins"] is None else "tensorflow",
+                )
             storage.clear_histograms()
 
     def close(self) -> None:
@@ -259,17 +269,18 @@ class CommonMetricPrinter(EventWriter):
         lr = f"{hist['lr'].latest():.5g}" if "lr" in hist else "N/A"
         eta = self._get_eta(storage)
         max_mem_mb = (torch.cuda.max_memory_allocated() / 1024.0 / 1024.0) if torch.cuda.is_available() else None
-        losses = "  ".join(
-            f"{k}: {v.median(self._window_size):.4g}" for k, v in hist.items() if "loss" in k
-        )
+        losses = "  ".join(f"{k}: {v.median(self._window_size):.4g}" for k, v in hist.items() if "loss" in k)
         self.logger.info(
             " {eta}iter: {iter}  {losses}  {time}{data_time}lr: {lr}  {memory}".format(
                 eta=f"eta: {eta}  " if eta else "",
                 iter=iteration,
                 losses=losses,
                 time=(f"time: {iter_time:.4f} (last: {last_iter_time:.4f})  " if iter_time is not None else ""),
-                data_time=(f"data_time: {avg_data_time:.4f} (last: {last_data_time:.4f})  "
-                           if avg_data_time is not None else ""),
+                data_time=(
+                    f"data_time: {avg_data_time:.4f} (last: {last_data_time:.4f})  "
+                    if avg_data_time is not None
+                    else ""
+                ),
                 lr=lr,
                 memory=f"max_mem: {max_mem_mb:.0f}M" if max_mem_mb is not None else "",
             )

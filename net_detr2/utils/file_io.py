@@ -1,5 +1,7 @@
 """The project's iopath ``PathManager`` (local files; HTTP URLs are cached on first use)."""
-from iopath.common.file_io import HTTPURLHandler, PathManager as _PathManagerBase
+
+from iopath.common.file_io import HTTPURLHandler
+from iopath.common.file_io import PathManager as _PathManagerBase
 
 __all__ = ["PathManager"]
 

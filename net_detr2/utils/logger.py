@@ -1,4 +1,5 @@
 """Logging setup: console on the main process, one ``log.txt`` file per rank."""
+
 from __future__ import annotations
 
 import atexit
@@ -33,7 +34,7 @@ class _ColorfulFormatter(logging.Formatter):
         return prefix + " " + log
 
 
-@functools.lru_cache()  # one set of handlers per (output, rank, name): repeated calls are no-ops
+@functools.lru_cache  # one set of handlers per (output, rank, name): repeated calls are no-ops
 def setup_logger(
     output: str | None = None,
     distributed_rank: int = 0,
@@ -63,8 +64,14 @@ def setup_logger(
         ch._net_detr2_console = True
         ch.setLevel(logging.DEBUG)
         if color and sys.stdout.isatty():
-            ch.setFormatter(_ColorfulFormatter("\x1b[32m[%(asctime)s %(name)s]: \x1b[0m%(message)s",
-                                               datefmt=_DATEFMT, root_name=name, abbrev_name=abbrev_name))
+            ch.setFormatter(
+                _ColorfulFormatter(
+                    "\x1b[32m[%(asctime)s %(name)s]: \x1b[0m%(message)s",
+                    datefmt=_DATEFMT,
+                    root_name=name,
+                    abbrev_name=abbrev_name,
+                )
+            )
         else:
             ch.setFormatter(plain)
         logger.addHandler(ch)
@@ -80,7 +87,7 @@ def setup_logger(
     return logger
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _cached_log_stream(filename: str):
     stream = open(filename, "a", buffering=1, encoding="utf-8")
     atexit.register(stream.close)

@@ -1,4 +1,5 @@
 """Make lambdas/closures picklable across processes (dataset functions given to workers)."""
+
 from __future__ import annotations
 
 import pickle

@@ -10,14 +10,16 @@ that small objects stay visible under their labels; when there is no room above 
 the box, and when there is no room either way (tiny images) against the image border on the
 roomier side.
 """
+
 from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterable, Sequence
 from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
-from typing import Any, Iterable, Optional, Sequence
+from typing import Any
 
 import cv2
 import numpy as np
@@ -98,14 +100,17 @@ class VisImage:
         except cv2.error:
             ok = False
         if not ok:
-            raise OSError(f"VisImage.save: could not write image to {filepath!r} (unknown extension or unwritable path)")
+            raise OSError(
+                f"VisImage.save: could not write image to {filepath!r} (unknown extension or unwritable path)"
+            )
 
 
 class Visualizer:
     """Draws boxes and labels onto an RGB image (detectron2's ``Visualizer`` API, boxes only)."""
 
-    def __init__(self, img_rgb: np.ndarray, metadata: Any = None, scale: float = 1.0,
-                 instance_mode: ColorMode = ColorMode.IMAGE):
+    def __init__(
+        self, img_rgb: np.ndarray, metadata: Any = None, scale: float = 1.0, instance_mode: ColorMode = ColorMode.IMAGE
+    ):
         """
         Args:
             img_rgb: HxWx3 (or HxW grey) image, RGB, values in 0..255 (uint8 or float).
@@ -157,12 +162,18 @@ class Visualizer:
         boxes = []
         for i, a in enumerate(annos):
             if "bbox" not in a or "bbox_mode" not in a:
-                raise KeyError(f"draw_dataset_dict: annotation {i} of {dic.get('file_name', '<dict>')!r} "
-                               f"needs 'bbox' and 'bbox_mode', has keys {sorted(a)}")
+                raise KeyError(
+                    f"draw_dataset_dict: annotation {i} of {dic.get('file_name', '<dict>')!r} "
+                    f"needs 'bbox' and 'bbox_mode', has keys {sorted(a)}"
+                )
             mode = BoxMode(a["bbox_mode"])
             if mode in (BoxMode.XYXY_REL, BoxMode.XYWH_REL):
-                box = BoxMode.convert(list(a["bbox"]), mode, BoxMode.XYXY_ABS,
-                                      image_size=(dic.get("height", self.img.shape[0]), dic.get("width", self.img.shape[1])))
+                box = BoxMode.convert(
+                    list(a["bbox"]),
+                    mode,
+                    BoxMode.XYXY_ABS,
+                    image_size=(dic.get("height", self.img.shape[0]), dic.get("width", self.img.shape[1])),
+                )
             else:
                 box = BoxMode.convert(list(a["bbox"]), mode, BoxMode.XYXY_ABS)
             boxes.append(box)
@@ -174,8 +185,14 @@ class Visualizer:
         colors = self._instance_colors(classes if all(c is not None for c in classes) else None, len(boxes))
         return self.overlay_instances(boxes=np.asarray(boxes, dtype=np.float32), labels=labels, assigned_colors=colors)
 
-    def overlay_instances(self, *, boxes=None, labels: Optional[Sequence[str]] = None,
-                          assigned_colors: Optional[Sequence] = None, alpha: float = 1.0) -> VisImage:
+    def overlay_instances(
+        self,
+        *,
+        boxes=None,
+        labels: Sequence[str] | None = None,
+        assigned_colors: Sequence | None = None,
+        alpha: float = 1.0,
+    ) -> VisImage:
         """Draw N boxes with optional labels.
 
         Args:
@@ -207,32 +224,46 @@ class Visualizer:
         return self.output
 
     # ------------------------------------------------------------------ primitives
-    def draw_box(self, box_coord, edge_color=(0, 255, 0), line_width: Optional[int] = None) -> VisImage:
+    def draw_box(self, box_coord, edge_color=(0, 255, 0), line_width: int | None = None) -> VisImage:
         """Draw one rectangle. ``box_coord``: (x0, y0, x1, y1) in input-image pixels."""
         x0, y0, x1, y1 = self._to_canvas(box_coord)
         lw = self._line_width if line_width is None else max(int(line_width), 1)
         cv2.rectangle(self.output.canvas, (x0, y0), (x1, y1), _as_rgb255(edge_color), lw, lineType=cv2.LINE_8)
         return self.output
 
-    def draw_text(self, text: str, position, color=(255, 255, 255), background=None,
-                  font_size: Optional[float] = None) -> VisImage:
+    def draw_text(
+        self, text: str, position, color=(255, 255, 255), background=None, font_size: float | None = None
+    ) -> VisImage:
         """Draw ``text`` with its top-left corner at ``position`` (input-image pixels)."""
         x, y = position
         x, y = int(round(x * self.output.scale)), int(round(y * self.output.scale))
         font_scale, thick = self._font(font_size)
         (tw, th), base = cv2.getTextSize(text, _FONT, font_scale, thick)
         if background is not None:
-            cv2.rectangle(self.output.canvas, (x, y), (x + tw + 2 * _LABEL_PAD, y + th + base + 2 * _LABEL_PAD),
-                          _as_rgb255(background), -1)
-        cv2.putText(self.output.canvas, text, (x + _LABEL_PAD, y + _LABEL_PAD + th), _FONT, font_scale,
-                    _as_rgb255(color), thick, cv2.LINE_AA)
+            cv2.rectangle(
+                self.output.canvas,
+                (x, y),
+                (x + tw + 2 * _LABEL_PAD, y + th + base + 2 * _LABEL_PAD),
+                _as_rgb255(background),
+                -1,
+            )
+        cv2.putText(
+            self.output.canvas,
+            text,
+            (x + _LABEL_PAD, y + _LABEL_PAD + th),
+            _FONT,
+            font_scale,
+            _as_rgb255(color),
+            thick,
+            cv2.LINE_AA,
+        )
         return self.output
 
     def get_output(self) -> VisImage:
         return self.output
 
     # ------------------------------------------------------------------ helpers
-    def _font(self, font_size: Optional[float]) -> tuple[float, int]:
+    def _font(self, font_size: float | None) -> tuple[float, int]:
         px = self._default_font_size if font_size is None else font_size * self.output.scale
         return px / _FONT_BASE_PX, max(int(round(px / 12)), 1)
 
@@ -241,7 +272,7 @@ class Visualizer:
         x0, y0, x1, y1 = (float(v) * s for v in box)
         return int(round(x0)), int(round(y0)), int(round(x1)), int(round(y1))
 
-    def _instance_colors(self, classes: Optional[list], n: int) -> list[np.ndarray]:
+    def _instance_colors(self, classes: list | None, n: int) -> list[np.ndarray]:
         if self._instance_mode == ColorMode.SEGMENTATION and classes is not None:
             thing_colors = _meta_get(self.metadata, "thing_colors")
             if thing_colors is not None:
@@ -267,8 +298,16 @@ class Visualizer:
             ly = 0 if y0 >= H - y1 else max(H - lh, 0)
         lx = max(min(x0, W - lw_), 0)
         cv2.rectangle(canvas, (lx, ly), (lx + lw_ - 1, ly + lh - 1), tuple(int(v) for v in color), -1)
-        cv2.putText(canvas, text, (lx + _LABEL_PAD, ly + _LABEL_PAD + th), _FONT, font_scale,
-                    _contrasting_text_color(color), thick, cv2.LINE_AA)
+        cv2.putText(
+            canvas,
+            text,
+            (lx + _LABEL_PAD, ly + _LABEL_PAD + th),
+            _FONT,
+            font_scale,
+            _contrasting_text_color(color),
+            thick,
+            cv2.LINE_AA,
+        )
 
 
 def _as_rgb255(color) -> tuple[int, int, int]:
@@ -301,7 +340,7 @@ def _to_numpy_boxes(boxes) -> np.ndarray:
     return arr
 
 
-def _to_list(x) -> Optional[list]:
+def _to_list(x) -> list | None:
     if x is None:
         return None
     if isinstance(x, torch.Tensor):
@@ -309,8 +348,9 @@ def _to_list(x) -> Optional[list]:
     return list(x)
 
 
-def _create_text_labels(classes: Optional[list], scores: Optional[list],
-                        class_names: Optional[Sequence[str]]) -> Optional[list[str]]:
+def _create_text_labels(
+    classes: list | None, scores: list | None, class_names: Sequence[str] | None
+) -> list[str] | None:
     """Labels like "cat 97%" (class name when known, else the class id)."""
     labels = None
     if classes is not None:
@@ -367,9 +407,14 @@ def _image_from_input(inp: dict, input_format: str) -> np.ndarray:
     return np.ascontiguousarray(img)
 
 
-def save_prediction_images(model: torch.nn.Module, data_loader: Iterable[list[dict]], metadata: Any,
-                           output_dir: str | os.PathLike, max_images: int = 8,
-                           score_threshold: float = 0.3) -> list[str]:
+def save_prediction_images(
+    model: torch.nn.Module,
+    data_loader: Iterable[list[dict]],
+    metadata: Any,
+    output_dir: str | os.PathLike,
+    max_images: int = 8,
+    score_threshold: float = 0.3,
+) -> list[str]:
     """Run ``model`` on the first ``max_images`` inputs of ``data_loader`` and save drawn predictions.
 
     The model is put in eval mode under ``torch.no_grad`` (its training flag is restored after).
@@ -412,8 +457,7 @@ def save_prediction_images(model: torch.nn.Module, data_loader: Iterable[list[di
     return written
 
 
-def make_image_grid(images: Sequence[np.ndarray], columns: int = 4, cell_width: int = 480,
-                    gap: int = 4) -> np.ndarray:
+def make_image_grid(images: Sequence[np.ndarray], columns: int = 4, cell_width: int = 480, gap: int = 4) -> np.ndarray:
     """Tile RGB uint8 images into one picture, row-major, each resized to ``cell_width`` wide (aspect kept).
 
     Every row is as tall as its tallest cell; the background (and the gap between cells) is white.
@@ -433,21 +477,23 @@ def make_image_grid(images: Sequence[np.ndarray], columns: int = 4, cell_width: 
         interp = cv2.INTER_AREA if cell_width < w else cv2.INTER_LINEAR
         cells.append(cv2.resize(np.ascontiguousarray(img), (cell_width, height), interpolation=interp))
     columns = min(columns, len(cells))
-    rows = [cells[i:i + columns] for i in range(0, len(cells), columns)]
+    rows = [cells[i : i + columns] for i in range(0, len(cells), columns)]
     row_heights = [max(c.shape[0] for c in row) for row in rows]
-    grid = np.full((sum(row_heights) + gap * (len(rows) + 1), columns * cell_width + gap * (columns + 1), 3),
-                   255, dtype=np.uint8)
+    grid = np.full(
+        (sum(row_heights) + gap * (len(rows) + 1), columns * cell_width + gap * (columns + 1), 3), 255, dtype=np.uint8
+    )
     y = gap
     for row, row_height in zip(rows, row_heights):
         for j, cell in enumerate(row):
             x = gap + j * (cell_width + gap)
-            grid[y:y + cell.shape[0], x:x + cell_width] = cell
+            grid[y : y + cell.shape[0], x : x + cell_width] = cell
         y += row_height + gap
     return grid
 
 
-def save_image_grid(paths: Sequence[str | os.PathLike], output: str | os.PathLike, columns: int = 4,
-                    cell_width: int = 480) -> str:
+def save_image_grid(
+    paths: Sequence[str | os.PathLike], output: str | os.PathLike, columns: int = 4, cell_width: int = 480
+) -> str:
     """Read pictures (e.g. the files of `save_prediction_images`) and save them tiled by `make_image_grid`."""
     VisImage(make_image_grid([_read_rgb(str(p)) for p in paths], columns, cell_width)).save(output)
     return str(output)

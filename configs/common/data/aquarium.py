@@ -1,6 +1,7 @@
 """Aquarium photos (7 classes, YOLO labels, `$NET_DETR2_DATASETS/aquarium`), R-CNN style for CPU budgets:
 short edge 320..416 (max 576) + flip for training, 384 (max 512) for testing; batch 4; COCO box AP on
 aquarium_valid. The photos are 1024x768, so the test size is 3/8 of the stored resolution."""
+
 import net_detr2.data.transforms as T
 from net_detr2.config import LazyCall as L
 

@@ -1,5 +1,6 @@
 """Aquarium photos with the SSD pipeline at 300x300 (photometric distortion, zoom-out, min-IoU crop, flip,
 fixed resize); batch 8; COCO box AP on aquarium_valid."""
+
 from .shapes_ssd import dataloader
 
 dataloader.train.dataset.names = "aquarium_train"

@@ -1,5 +1,6 @@
 """COCO 2017 detection, detectron2's standard: short edge (640..800 step 32, choice) max 1333 + flip;
 test at 800; batch 16; COCO box AP on coco_2017_val."""
+
 from omegaconf import OmegaConf
 
 import net_detr2.data.transforms as T

@@ -1,5 +1,6 @@
 """COCO 2017 with the SSD pipeline (NETNet): SSD300 augmentation, batch 32; COCO box AP on coco_2017_val.
 For SSD512 set ``dataloader.train.mapper.augmentations[3].shape`` and the test resize to (512, 512)."""
+
 from omegaconf import OmegaConf
 
 import net_detr2.data.transforms as T

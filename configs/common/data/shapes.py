@@ -1,5 +1,6 @@
 """Synthetic `shapes` (6 classes, ~50% small objects), R-CNN style: short edge 288/320/352 (max 512) + flip;
 test at 320; batch 4; COCO-style box AP on shapes_val."""
+
 from omegaconf import OmegaConf
 
 import net_detr2.data.transforms as T

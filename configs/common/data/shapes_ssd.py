@@ -1,5 +1,6 @@
 """Synthetic `shapes` with the SSD pipeline at 300x300 (photometric distortion, zoom-out, min-IoU crop,
 flip, fixed resize); batch 8; COCO-style box AP on shapes_val."""
+
 from omegaconf import OmegaConf
 
 import net_detr2.data.transforms as T

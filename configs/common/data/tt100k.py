@@ -1,6 +1,7 @@
 """Tsinghua-Tencent 100K, 45-class subset (EFPN): train and test with the short side at 1400 (TT100K images are
 2048x2048). No flip: mirrored traffic signs change meaning (turn directions). Batch 8.
 The evaluator reports accuracy/recall per size bin and COCO box AP."""
+
 from omegaconf import OmegaConf
 
 import net_detr2.data.transforms as T

@@ -1,6 +1,7 @@
 """Pascal VOC 07+12 detection, detectron2's recipe: train on voc_2007_trainval + voc_2012_trainval with short
 edge (480..800 step 32, choice) max 1333 + flip; test on voc_2007_test at 800 with the VOC evaluator
 (11-point AP50 for VOC2007, plus AP over IoU .5:.95)."""
+
 from omegaconf import OmegaConf
 
 import net_detr2.data.transforms as T

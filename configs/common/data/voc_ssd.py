@@ -1,5 +1,6 @@
 """Pascal VOC 07+12 with the SSD pipeline (NETNet): SSD300 augmentation, batch 32; test voc_2007_test with
 the VOC evaluator. For SSD512 change both 300s to 512."""
+
 from omegaconf import OmegaConf
 
 import net_detr2.data.transforms as T

@@ -3,6 +3,7 @@
 Edit it in experiment configs, e.g. ``model.roi_heads.num_classes = 20``; the widths
 (``model.backbone.out_channels``...) must then be changed in every node that repeats them.
 """
+
 from net_detr2.config import LazyCall as L
 from net_detr2.layers import ShapeSpec
 from net_detr2.modeling import (

@@ -3,6 +3,7 @@
 BasicBlocks (two per stage), BatchNorm (not frozen: nothing is pretrained), stem width 16 and res2..res5
 widths 16/32/64/128 (ResNet-18 has 64..512), outputs res2..res5 at strides 4..32.
 """
+
 from net_detr2.config import LazyCall as L
 from net_detr2.modeling import BasicBlock, BasicStem, ResNet
 

@@ -2,6 +2,7 @@
 
 P3-P5 from the FPN, P6 = 3x3/2 conv on C5, P7 = 3x3/2 conv on ReLU(P6); 9 anchors per location.
 """
+
 from net_detr2.config import LazyCall as L
 from net_detr2.layers import ShapeSpec
 from net_detr2.modeling import (

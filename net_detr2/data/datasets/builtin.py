@@ -5,6 +5,7 @@ Real datasets, the Aquarium photo set included, live under ``$NET_DETR2_DATASETS
 into ``$NET_DETR2_CACHE``. No dataset is read at import (only Aquarium's small ``data.yaml``, for its
 class names): asking for a dataset whose files are missing raises naming the path that was looked for.
 """
+
 from __future__ import annotations
 
 import os

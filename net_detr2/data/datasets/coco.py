@@ -1,11 +1,12 @@
 """COCO-format json (instances) -> detectron2 dataset dicts, and registering such datasets."""
+
 from __future__ import annotations
 
 import json
 import logging
 import os
 import time
-from typing import Sequence
+from collections.abc import Sequence
 
 from net_detr2.structures import BoxMode
 
@@ -25,8 +26,9 @@ def _check_exists(path: str, what: str, dataset_name: str | None) -> None:
         )
 
 
-def load_coco_json(json_file: str, image_root: str, dataset_name: str | None = None,
-                   extra_annotation_keys: Sequence[str] | None = None) -> list[dict]:
+def load_coco_json(
+    json_file: str, image_root: str, dataset_name: str | None = None, extra_annotation_keys: Sequence[str] | None = None
+) -> list[dict]:
     """Read a COCO instances json into ``list[dict]`` (one per image, every image of the json kept).
 
     Each dict: ``file_name`` (image_root joined with the json's file name), ``height``, ``width``,
@@ -87,8 +89,10 @@ def load_coco_json(json_file: str, image_root: str, dataset_name: str | None = N
         objs = []
         for ann in anns_per_image.get(img["id"], []):
             if ann.get("ignore", 0) != 0:
-                raise ValueError(f"{json_file}: annotation {ann.get('id')} of image {img['file_name']} has 'ignore' set; "
-                                 "use iscrowd instead")
+                raise ValueError(
+                    f"{json_file}: annotation {ann.get('id')} of image {img['file_name']} has 'ignore' set; "
+                    "use iscrowd instead"
+                )
             cid = ann.get("category_id")
             if cid not in known:
                 raise ValueError(
@@ -97,8 +101,10 @@ def load_coco_json(json_file: str, image_root: str, dataset_name: str | None = N
                 )
             bbox = ann.get("bbox")
             if bbox is None or len(bbox) != 4:
-                raise ValueError(f"{json_file}: image {img['file_name']} (id {img['id']}): annotation "
-                                 f"{ann.get('id')} has a malformed bbox {bbox!r}")
+                raise ValueError(
+                    f"{json_file}: image {img['file_name']} (id {img['id']}): annotation "
+                    f"{ann.get('id')} has a malformed bbox {bbox!r}"
+                )
             obj = {k: ann[k] for k in ann_keys if k in ann}
             obj.setdefault("iscrowd", 0)
             obj["bbox"] = [float(v) for v in bbox]
@@ -108,8 +114,9 @@ def load_coco_json(json_file: str, image_root: str, dataset_name: str | None = N
             objs.append(obj)
         record["annotations"] = objs
         dataset_dicts.append(record)
-    logger.info("Loaded %d images in COCO format from %s in %.2fs", len(dataset_dicts), json_file,
-                time.perf_counter() - start)
+    logger.info(
+        "Loaded %d images in COCO format from %s in %.2fs", len(dataset_dicts), json_file, time.perf_counter() - start
+    )
     return dataset_dicts
 
 
@@ -122,5 +129,6 @@ def register_coco_instances(name: str, metadata: dict, json_file: str, image_roo
     if not isinstance(name, str):
         raise TypeError(f"register_coco_instances: name must be a str, got {name!r}")
     DatasetCatalog.register(name, lambda: load_coco_json(json_file, image_root, name))
-    MetadataCatalog.get(name).set(**{"evaluator_type": "coco", **metadata, "json_file": json_file,
-                                     "image_root": image_root})
+    MetadataCatalog.get(name).set(
+        **{"evaluator_type": "coco", **metadata, "json_file": json_file, "image_root": image_root}
+    )

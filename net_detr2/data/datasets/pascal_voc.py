@@ -1,11 +1,12 @@
 """Pascal VOC (Annotations/*.xml + ImageSets/Main/<split>.txt) -> detectron2 dataset dicts."""
+
 from __future__ import annotations
 
 import logging
 import os
 import time
 import xml.etree.ElementTree as ET
-from typing import Sequence
+from collections.abc import Sequence
 
 from net_detr2.structures import BoxMode
 
@@ -16,8 +17,26 @@ __all__ = ["load_voc_instances", "register_pascal_voc", "CLASS_NAMES"]
 logger = logging.getLogger(__name__)
 
 CLASS_NAMES = (
-    "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow", "diningtable",
-    "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train", "tvmonitor",
+    "aeroplane",
+    "bicycle",
+    "bird",
+    "boat",
+    "bottle",
+    "bus",
+    "car",
+    "cat",
+    "chair",
+    "cow",
+    "diningtable",
+    "dog",
+    "horse",
+    "motorbike",
+    "person",
+    "pottedplant",
+    "sheep",
+    "sofa",
+    "train",
+    "tvmonitor",
 )
 
 
@@ -75,16 +94,20 @@ def load_voc_instances(dirname: str, split: str, class_names: Sequence[str] = CL
             # VOC pixel indices are 1-based and inclusive; detectron2's frame has pixel i covering [i, i+1)
             bbox[0] -= 1.0
             bbox[1] -= 1.0
-            instances.append({"category_id": class_index[cls], "bbox": bbox, "bbox_mode": BoxMode.XYXY_ABS,
-                              "difficult": difficult})
+            instances.append(
+                {"category_id": class_index[cls], "bbox": bbox, "bbox_mode": BoxMode.XYXY_ABS, "difficult": difficult}
+            )
         r["annotations"] = instances
         dicts.append(r)
     logger.info("Loaded %d images of VOC %s/%s in %.2fs", len(dicts), dirname, split, time.perf_counter() - start)
     return dicts
 
 
-def register_pascal_voc(name: str, dirname: str, split: str, year: int, class_names: Sequence[str] = CLASS_NAMES) -> None:
+def register_pascal_voc(
+    name: str, dirname: str, split: str, year: int, class_names: Sequence[str] = CLASS_NAMES
+) -> None:
     """Register a VOC-style dataset; metadata: thing_classes, dirname, year, split, evaluator_type="pascal_voc"."""
     DatasetCatalog.register(name, lambda: load_voc_instances(dirname, split, class_names))
-    MetadataCatalog.get(name).set(thing_classes=list(class_names), dirname=dirname, year=year, split=split,
-                                  evaluator_type="pascal_voc")
+    MetadataCatalog.get(name).set(
+        thing_classes=list(class_names), dirname=dirname, year=year, split=split, evaluator_type="pascal_voc"
+    )

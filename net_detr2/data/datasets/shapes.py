@@ -14,6 +14,7 @@ files. The files go to ``$NET_DETR2_CACHE/shapes_v1`` (default ``~/.cache/net_de
 written to a temporary directory that is renamed into place, so concurrent first uses cannot leave a
 half-written dataset behind.
 """
+
 from __future__ import annotations
 
 import json
@@ -77,8 +78,23 @@ def _unit_polygon(kind: str, rng: np.random.RandomState) -> np.ndarray:
         return np.stack([r * np.cos(a), -r * np.sin(a)], axis=1)
     if kind == "cross":
         t = rng.uniform(0.28, 0.4)  # half arm width
-        return np.array([[-t, -1], [t, -1], [t, -t], [1, -t], [1, t], [t, t], [t, 1], [-t, 1], [-t, t], [-1, t],
-                         [-1, -t], [-t, -t]], dtype=np.float64)
+        return np.array(
+            [
+                [-t, -1],
+                [t, -1],
+                [t, -t],
+                [1, -t],
+                [1, t],
+                [t, t],
+                [t, 1],
+                [-t, 1],
+                [-t, t],
+                [-1, t],
+                [-1, -t],
+                [-t, -t],
+            ],
+            dtype=np.float64,
+        )
     raise ValueError(kind)
 
 
@@ -122,8 +138,9 @@ def _background(rng: np.random.RandomState, h: int, w: int) -> np.ndarray:
     """Float32 HxWx3 cluttered background (before the final noise)."""
     c0, c1 = rng.uniform(30, 225, size=(2, 3))
     ang = rng.uniform(0, 2 * np.pi)
-    t = (np.arange(w, dtype=np.float32)[None, :] * np.float32(np.cos(ang))
-         + np.arange(h, dtype=np.float32)[:, None] * np.float32(np.sin(ang)))
+    t = np.arange(w, dtype=np.float32)[None, :] * np.float32(np.cos(ang)) + np.arange(h, dtype=np.float32)[
+        :, None
+    ] * np.float32(np.sin(ang))
     t = (t - t.min()) / max(float(t.max() - t.min()), 1.0)
     img = c0.astype(np.float32)[None, None, :] + t[:, :, None] * (c1 - c0).astype(np.float32)[None, None, :]
     # low-frequency texture: a coarse random grid upsampled smoothly
@@ -223,8 +240,10 @@ def _voc_xml(fileid: str, h: int, w: int, objects: list[dict]) -> str:
         f"<xmax>{o['bbox'][2]}</xmax><ymax>{o['bbox'][3]}</ymax></bndbox></object>"
         for o in objects
     )
-    return (f"<annotation><folder>shapes</folder><filename>{fileid}.jpg</filename><size><width>{w}</width>"
-            f"<height>{h}</height><depth>3</depth></size><segmented>0</segmented>{objs}</annotation>\n")
+    return (
+        f"<annotation><folder>shapes</folder><filename>{fileid}.jpg</filename><size><width>{w}</width>"
+        f"<height>{h}</height><depth>3</depth></size><segmented>0</segmented>{objs}</annotation>\n"
+    )
 
 
 def _write_split(out: Path, split: str, num: int, image_dir: Path, seed: int, voc_dir: Path | None) -> dict:
@@ -243,8 +262,16 @@ def _write_split(out: Path, split: str, num: int, image_dir: Path, seed: int, vo
         images.append({"id": image_id, "file_name": f"{fileid}.jpg", "height": h, "width": w})
         for o in objects:
             x1, y1, x2, y2 = o["bbox"]
-            anns.append({"id": len(anns) + 1, "image_id": image_id, "category_id": o["category_id"] + 1,
-                         "bbox": [x1, y1, x2 - x1, y2 - y1], "area": (x2 - x1) * (y2 - y1), "iscrowd": 0})
+            anns.append(
+                {
+                    "id": len(anns) + 1,
+                    "image_id": image_id,
+                    "category_id": o["category_id"] + 1,
+                    "bbox": [x1, y1, x2 - x1, y2 - y1],
+                    "area": (x2 - x1) * (y2 - y1),
+                    "iscrowd": 0,
+                }
+            )
         if voc_dir is not None:
             (voc_dir / "Annotations" / f"{fileid}.xml").write_text(_voc_xml(fileid, h, w, objects))
             fileids.append(fileid)
@@ -261,8 +288,9 @@ def _write_split(out: Path, split: str, num: int, image_dir: Path, seed: int, vo
     return coco
 
 
-def generate_shapes_dataset(out_dir: str | os.PathLike, num_train: int = NUM_TRAIN, num_val: int = NUM_VAL,
-                            seed: int = _SEED) -> Path:
+def generate_shapes_dataset(
+    out_dir: str | os.PathLike, num_train: int = NUM_TRAIN, num_val: int = NUM_VAL, seed: int = _SEED
+) -> Path:
     """Write the dataset to ``out_dir`` (which must not exist yet) atomically.
 
     Layout::
@@ -296,8 +324,13 @@ def generate_shapes_dataset(out_dir: str | os.PathLike, num_train: int = NUM_TRA
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
-    logger.info("Generated the shapes dataset (%d train, %d val images) in %s in %.1fs", num_train, num_val, out,
-                time.perf_counter() - start)
+    logger.info(
+        "Generated the shapes dataset (%d train, %d val images) in %s in %.1fs",
+        num_train,
+        num_val,
+        out,
+        time.perf_counter() - start,
+    )
     return out
 
 
@@ -317,6 +350,7 @@ def register_shapes(root: str | os.PathLike | None = None) -> None:
         "shapes_val": (root / "annotations" / "instances_val.json", root / "VOC" / "JPEGImages"),
     }
     for name, (json_file, image_root) in splits.items():
+
         def _load(name=name, json_file=json_file, image_root=image_root):
             ensure_shapes_dataset(root)
             # json_file is only announced once the file exists: an evaluator built before the first load
@@ -325,8 +359,9 @@ def register_shapes(root: str | os.PathLike | None = None) -> None:
             return load_coco_json(str(json_file), str(image_root), name)
 
         DatasetCatalog.register(name, _load)
-        meta = MetadataCatalog.get(name).set(thing_classes=list(SHAPES_CLASSES), evaluator_type="coco",
-                                             image_root=str(image_root))
+        meta = MetadataCatalog.get(name).set(
+            thing_classes=list(SHAPES_CLASSES), evaluator_type="coco", image_root=str(image_root)
+        )
         if json_file.exists():
             meta.json_file = str(json_file)
 
@@ -336,5 +371,10 @@ def register_shapes(root: str | os.PathLike | None = None) -> None:
 
     DatasetCatalog.register("shapes_voc_val", _load_voc)
     # year 2012: the VOC evaluator then uses the exact area under the PR curve, not the 11-point metric
-    MetadataCatalog.get("shapes_voc_val").set(thing_classes=list(SHAPES_CLASSES), dirname=str(root / "VOC"),
-                                              split="val", year=2012, evaluator_type="pascal_voc")
+    MetadataCatalog.get("shapes_voc_val").set(
+        thing_classes=list(SHAPES_CLASSES),
+        dirname=str(root / "VOC"),
+        split="val",
+        year=2012,
+        evaluator_type="pascal_voc",
+    )

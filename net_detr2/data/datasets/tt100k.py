@@ -1,11 +1,12 @@
 """Tsinghua-Tencent 100K traffic signs: conversion of its ``annotations.json`` to COCO json, and the
 45-class evaluation subset (the classes with at least 100 instances, as in the EFPN paper)."""
+
 from __future__ import annotations
 
 import json
 import logging
 import os
-from typing import Sequence
+from collections.abc import Sequence
 
 from .coco import register_coco_instances
 
@@ -15,16 +16,62 @@ logger = logging.getLogger(__name__)
 
 # Categories of TT100K (2016 release) with >= 100 instances in train+test: the standard 45-class subset.
 TT100K_45_CLASSES = (
-    "i2", "i4", "i5", "il100", "il60", "il80", "io", "ip", "p10", "p11", "p12", "p19", "p23", "p26", "p27",
-    "p3", "p5", "p6", "pg", "ph4", "ph4.5", "ph5", "pl100", "pl120", "pl20", "pl30", "pl40", "pl5", "pl50",
-    "pl60", "pl70", "pl80", "pm20", "pm30", "pm55", "pn", "pne", "po", "pr40", "w13", "w32", "w55", "w57",
-    "w59", "wo",
+    "i2",
+    "i4",
+    "i5",
+    "il100",
+    "il60",
+    "il80",
+    "io",
+    "ip",
+    "p10",
+    "p11",
+    "p12",
+    "p19",
+    "p23",
+    "p26",
+    "p27",
+    "p3",
+    "p5",
+    "p6",
+    "pg",
+    "ph4",
+    "ph4.5",
+    "ph5",
+    "pl100",
+    "pl120",
+    "pl20",
+    "pl30",
+    "pl40",
+    "pl5",
+    "pl50",
+    "pl60",
+    "pl70",
+    "pl80",
+    "pm20",
+    "pm30",
+    "pm55",
+    "pn",
+    "pne",
+    "po",
+    "pr40",
+    "w13",
+    "w32",
+    "w55",
+    "w57",
+    "w59",
+    "wo",
 )
 assert len(TT100K_45_CLASSES) == 45
 
 
-def convert_tt100k_to_coco(annotations: dict, image_ids: Sequence[str], classes: Sequence[str] = TT100K_45_CLASSES,
-                           image_root: str | None = None, default_size: tuple[int, int] = (2048, 2048)) -> dict:
+def convert_tt100k_to_coco(
+    annotations: dict,
+    image_ids: Sequence[str],
+    classes: Sequence[str] = TT100K_45_CLASSES,
+    image_root: str | None = None,
+    default_size: tuple[int, int] = (2048, 2048),
+) -> dict:
     """Convert the images ``image_ids`` of TT100K's ``annotations`` (the parsed ``annotations.json``) to a
     COCO instances dict over ``classes`` (ids 1..K in that order).
 
@@ -61,10 +108,20 @@ def convert_tt100k_to_coco(annotations: dict, image_ids: Sequence[str], classes:
             b = obj["bbox"]
             x1, y1, x2, y2 = float(b["xmin"]), float(b["ymin"]), float(b["xmax"]), float(b["ymax"])
             bw, bh = x2 - x1, y2 - y1
-            anns.append({"id": len(anns) + 1, "image_id": image_id, "category_id": cat_id[c],
-                         "bbox": [x1, y1, bw, bh], "area": bw * bh, "iscrowd": 0})
+            anns.append(
+                {
+                    "id": len(anns) + 1,
+                    "image_id": image_id,
+                    "category_id": cat_id[c],
+                    "bbox": [x1, y1, bw, bh],
+                    "area": bw * bh,
+                    "iscrowd": 0,
+                }
+            )
     if skipped:
-        logger.info("TT100K conversion: left out %d objects of categories outside the %d classes", skipped, len(classes))
+        logger.info(
+            "TT100K conversion: left out %d objects of categories outside the %d classes", skipped, len(classes)
+        )
     return {
         "info": {"description": f"Tsinghua-Tencent 100K, {len(classes)}-class subset (converted by net_detr2)"},
         "images": images,

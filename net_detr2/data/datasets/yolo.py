@@ -3,12 +3,13 @@
 
 This is the layout Roboflow, YOLOv5/v8 and most labelling tools export, e.g. the Aquarium photo set.
 """
+
 from __future__ import annotations
 
 import logging
 import math
 import os
-from typing import Sequence
+from collections.abc import Sequence
 
 from PIL import Image
 
@@ -33,7 +34,8 @@ def read_yolo_class_names(data_yaml: str) -> list[str]:
 
     if not os.path.isfile(data_yaml):
         raise FileNotFoundError(
-            f"YOLO data.yaml not found: {data_yaml} (give class_names explicitly, or add a data.yaml with 'names')")
+            f"YOLO data.yaml not found: {data_yaml} (give class_names explicitly, or add a data.yaml with 'names')"
+        )
     with open(data_yaml) as f:
         cfg = yaml.safe_load(f)
     names = cfg.get("names") if isinstance(cfg, dict) else None
@@ -125,8 +127,9 @@ def load_yolo_instances(image_dir: str, label_dir: str, class_names: Sequence[st
     return dicts
 
 
-def register_yolo_dataset(name: str, root: str, split: str, class_names: Sequence[str] | None = None,
-                          evaluator_type: str = "coco") -> None:
+def register_yolo_dataset(
+    name: str, root: str, split: str, class_names: Sequence[str] | None = None, evaluator_type: str = "coco"
+) -> None:
     """Register ``root/split/{images,labels}`` as ``name``; read when the dataset is first asked for.
 
     Args:

@@ -3,20 +3,27 @@
 Each rank takes its share of the same global stream, so the union over ranks is what a single process
 with the whole batch would see.
 """
+
 from __future__ import annotations
 
 import itertools
 import logging
 import math
 from collections import defaultdict
-from typing import Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import torch
 from torch.utils.data.sampler import Sampler
 
-__all__ = ["TrainingSampler", "RepeatFactorTrainingSampler", "InferenceSampler", "get_rank", "get_world_size",
-           "shared_random_seed"]
+__all__ = [
+    "TrainingSampler",
+    "RepeatFactorTrainingSampler",
+    "InferenceSampler",
+    "get_rank",
+    "get_world_size",
+    "shared_random_seed",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -68,8 +75,14 @@ class TrainingSampler(Sampler):
     of it. ``seed=None`` draws one seed shared by all ranks.
     """
 
-    def __init__(self, size: int, shuffle: bool = True, seed: int | None = None, rank: int | None = None,
-                 world_size: int | None = None):
+    def __init__(
+        self,
+        size: int,
+        shuffle: bool = True,
+        seed: int | None = None,
+        rank: int | None = None,
+        world_size: int | None = None,
+    ):
         if not isinstance(size, int) or size <= 0:
             raise ValueError(f"TrainingSampler(size=...) must be a positive int, got {size!r}")
         self._size = size
@@ -101,17 +114,28 @@ class RepeatFactorTrainingSampler(TrainingSampler):
     """`TrainingSampler` where image ``i`` appears ``repeat_factors[i]`` times per epoch on average (LVIS-style
     class-aware resampling). The fractional part is drawn stochastically, per epoch, from the same seed."""
 
-    def __init__(self, repeat_factors: torch.Tensor | Sequence[float], *, shuffle: bool = True, seed: int | None = None,
-                 rank: int | None = None, world_size: int | None = None):
+    def __init__(
+        self,
+        repeat_factors: torch.Tensor | Sequence[float],
+        *,
+        shuffle: bool = True,
+        seed: int | None = None,
+        rank: int | None = None,
+        world_size: int | None = None,
+    ):
         rf = torch.as_tensor(repeat_factors, dtype=torch.float32)
         if rf.ndim != 1 or len(rf) == 0 or (rf < 0).any():
-            raise ValueError("RepeatFactorTrainingSampler: repeat_factors must be a non-empty 1-D tensor of values >= 0")
+            raise ValueError(
+                "RepeatFactorTrainingSampler: repeat_factors must be a non-empty 1-D tensor of values >= 0"
+            )
         super().__init__(len(rf), shuffle=shuffle, seed=seed, rank=rank, world_size=world_size)
         self._int_part = torch.trunc(rf)
         self._frac_part = rf - self._int_part
 
     @staticmethod
-    def repeat_factors_from_category_frequency(dataset_dicts: list[dict], repeat_thresh: float, sqrt: bool = True) -> torch.Tensor:
+    def repeat_factors_from_category_frequency(
+        dataset_dicts: list[dict], repeat_thresh: float, sqrt: bool = True
+    ) -> torch.Tensor:
         """Per image: ``max over its categories c of max(1, (t / f_c) ** 0.5)`` (or without the square root),
         ``f_c`` the fraction of images containing ``c``."""
         counts: dict[int, int] = defaultdict(int)

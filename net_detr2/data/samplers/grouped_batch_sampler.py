@@ -1,7 +1,8 @@
 """Batching of an index stream, optionally grouping images of the same aspect-ratio class."""
+
 from __future__ import annotations
 
-from typing import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 from torch.utils.data.sampler import Sampler
 
@@ -13,8 +14,10 @@ def aspect_ratio_group_ids(dataset_dicts: Sequence[dict]) -> list[int]:
     ids = []
     for i, d in enumerate(dataset_dicts):
         if "height" not in d or "width" not in d:
-            raise KeyError(f"aspect-ratio grouping needs 'height' and 'width' in every dataset dict; dict {i} "
-                           f"({d.get('file_name', '?')}) lacks them (pass aspect_ratio_grouping=False)")
+            raise KeyError(
+                f"aspect-ratio grouping needs 'height' and 'width' in every dataset dict; dict {i} "
+                f"({d.get('file_name', '?')}) lacks them (pass aspect_ratio_grouping=False)"
+            )
         ids.append(0 if d["width"] >= d["height"] else 1)
     return ids
 
@@ -28,7 +31,9 @@ class GroupedBatchSampler(Sampler):
     skipping the first N batches cheap and exact.
     """
 
-    def __init__(self, sampler: Iterable[int], group_ids: Sequence[int] | None, batch_size: int, drop_last: bool = True):
+    def __init__(
+        self, sampler: Iterable[int], group_ids: Sequence[int] | None, batch_size: int, drop_last: bool = True
+    ):
         if not isinstance(batch_size, int) or batch_size <= 0:
             raise ValueError(f"GroupedBatchSampler: batch_size must be a positive int, got {batch_size!r}")
         self.sampler = sampler

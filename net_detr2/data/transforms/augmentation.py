@@ -3,10 +3,12 @@
 Randomness comes from numpy's global RNG (``np.random``) as in detectron2; the data loader seeds it per
 sample so that a sample's augmentation depends only on the loader seed and its place in the stream.
 """
+
 from __future__ import annotations
 
 import inspect
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -33,7 +35,7 @@ class Augmentation:
     def get_transform(self, *args) -> Transform:
         raise NotImplementedError
 
-    def __call__(self, aug_input: "AugInput") -> Transform:
+    def __call__(self, aug_input: AugInput) -> Transform:
         """Sample a transform from ``aug_input``, apply it to ``aug_input`` in place, return it."""
         args = []
         for name in self.input_args:

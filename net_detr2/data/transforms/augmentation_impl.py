@@ -1,4 +1,5 @@
 """The standard augmentations: flips, resizes, crops and colour jitter (detectron2's names and arguments)."""
+
 from __future__ import annotations
 
 import sys

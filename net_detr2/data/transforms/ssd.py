@@ -4,9 +4,10 @@ photometric distortion, zoom-out ("expand") with mean fill, min-IoU random crop,
 Each augmentation samples its parameters in ``get_transform`` and returns a deterministic `Transform`,
 so boxes follow the pixels exactly.
 """
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import cv2
 import numpy as np
@@ -33,10 +34,27 @@ class PhotometricDistortTransform(Transform):
     Works in float32 and clips to [0, 255] between steps; returns the input dtype.
     """
 
-    def __init__(self, brightness=None, contrast=None, contrast_first=True, saturation=None, hue=None,
-                 channel_perm=None, image_format="BGR"):
-        self._set_attributes(dict(brightness=brightness, contrast=contrast, contrast_first=contrast_first,
-                                  saturation=saturation, hue=hue, channel_perm=channel_perm, image_format=image_format))
+    def __init__(
+        self,
+        brightness=None,
+        contrast=None,
+        contrast_first=True,
+        saturation=None,
+        hue=None,
+        channel_perm=None,
+        image_format="BGR",
+    ):
+        self._set_attributes(
+            dict(
+                brightness=brightness,
+                contrast=contrast,
+                contrast_first=contrast_first,
+                saturation=saturation,
+                hue=hue,
+                channel_perm=channel_perm,
+                image_format=image_format,
+            )
+        )
 
     def apply_image(self, img):
         dtype = img.dtype
@@ -50,7 +68,9 @@ class PhotometricDistortTransform(Transform):
         color = x.ndim == 3 and x.shape[2] == 3 and self.image_format in ("BGR", "RGB")
         if color and (self.saturation is not None or self.hue is not None):
             to_hsv, from_hsv = (
-                (cv2.COLOR_BGR2HSV, cv2.COLOR_HSV2BGR) if self.image_format == "BGR" else (cv2.COLOR_RGB2HSV, cv2.COLOR_HSV2RGB)
+                (cv2.COLOR_BGR2HSV, cv2.COLOR_HSV2BGR)
+                if self.image_format == "BGR"
+                else (cv2.COLOR_RGB2HSV, cv2.COLOR_HSV2RGB)
             )
             # float input in [0, 1]: H in degrees [0, 360), S and V in [0, 1]
             x *= np.float32(1.0 / 255.0)
@@ -98,8 +118,15 @@ class PhotometricDistort(Augmentation):
         image_format: "BGR" or "RGB" (for the HSV conversion).
     """
 
-    def __init__(self, brightness_delta: float = 32, contrast_range=(0.5, 1.5), saturation_range=(0.5, 1.5),
-                 hue_delta: float = 18, channel_swap_prob: float = 0.0, image_format: str = "BGR"):
+    def __init__(
+        self,
+        brightness_delta: float = 32,
+        contrast_range=(0.5, 1.5),
+        saturation_range=(0.5, 1.5),
+        hue_delta: float = 18,
+        channel_swap_prob: float = 0.0,
+        image_format: str = "BGR",
+    ):
         super().__init__()
         self._init(locals())
 
@@ -111,7 +138,9 @@ class PhotometricDistort(Augmentation):
         saturation = float(np.random.uniform(*self.saturation_range)) if r[3] < 0.5 else None
         hue = float(np.random.uniform(-self.hue_delta, self.hue_delta)) if r[4] < 0.5 else None
         perm = tuple(int(i) for i in np.random.permutation(3)) if r[5] < self.channel_swap_prob else None
-        return PhotometricDistortTransform(brightness, contrast, contrast_first, saturation, hue, perm, self.image_format)
+        return PhotometricDistortTransform(
+            brightness, contrast, contrast_first, saturation, hue, perm, self.image_format
+        )
 
 
 class Expand(Augmentation):
@@ -147,9 +176,15 @@ class MinIoURandomCrop(Augmentation):
 
     input_args = ("image", "boxes")
 
-    def __init__(self, min_ious=(0.1, 0.3, 0.5, 0.7, 0.9), min_crop_size: float = 0.3,
-                 aspect_ratio_range=(0.5, 2.0), max_trials: int = 50, include_original: bool = True,
-                 constraint: str = "any"):
+    def __init__(
+        self,
+        min_ious=(0.1, 0.3, 0.5, 0.7, 0.9),
+        min_crop_size: float = 0.3,
+        aspect_ratio_range=(0.5, 2.0),
+        max_trials: int = 50,
+        include_original: bool = True,
+        constraint: str = "any",
+    ):
         super().__init__()
         if constraint not in ("any", "all"):
             raise ValueError(f"MinIoURandomCrop: constraint must be 'any' or 'all', got {constraint!r}")
@@ -181,19 +216,23 @@ class MinIoURandomCrop(Augmentation):
         ious = inter / np.maximum(area_w + area_b - inter, 1e-12)
         iou_ok = ious.max(axis=1) >= min_iou if self.constraint == "any" else ious.min(axis=1) >= min_iou
         inside = (
-            (centers[None, :, 0] >= windows[:, None, 0]) & (centers[None, :, 0] < windows[:, None, 2])
-            & (centers[None, :, 1] >= windows[:, None, 1]) & (centers[None, :, 1] < windows[:, None, 3])
+            (centers[None, :, 0] >= windows[:, None, 0])
+            & (centers[None, :, 0] < windows[:, None, 2])
+            & (centers[None, :, 1] >= windows[:, None, 1])
+            & (centers[None, :, 1] < windows[:, None, 3])
         ).any(axis=1)
         ok = np.nonzero(aspect_ok & iou_ok & inside)[0]
         if len(ok):
             k = ok[0]
-            return CropTransform(int(x0[k]), int(y0[k]), int(cw[k]), int(ch[k]), orig_w=w, orig_h=h,
-                                 keep_center_only=True)
+            return CropTransform(
+                int(x0[k]), int(y0[k]), int(cw[k]), int(ch[k]), orig_w=w, orig_h=h, keep_center_only=True
+            )
         return NoOpTransform()
 
 
-def ssd_train_augmentations(size: int = 300, pixel_mean: Sequence[float] = (103.53, 116.28, 123.675),
-                            image_format: str = "BGR") -> list:
+def ssd_train_augmentations(
+    size: int = 300, pixel_mean: Sequence[float] = (103.53, 116.28, 123.675), image_format: str = "BGR"
+) -> list:
     """SSD's training augmentations for a ``size`` x ``size`` input; ``pixel_mean`` in the image's
     channel order (fills the expanded canvas)."""
     return [

@@ -8,9 +8,10 @@ Conventions (detectron2's): images are numpy arrays HxW or HxWxC, uint8 or float
 float ``(x, y)`` in pixels with pixel ``i`` covering ``[i, i+1)``, so an image of width W spans
 ``[0, W]``; boxes are ``Nx4`` ``(x1, y1, x2, y2)`` in that frame.
 """
+
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import cv2
 import numpy as np
@@ -44,7 +45,9 @@ def _interp_flag(interp) -> int:
             raise ValueError(f"unknown interpolation {interp!r}; choose from {sorted(_CV2_INTERP)}")
         return _CV2_INTERP[interp.lower()]
     # PIL constants: 0 NEAREST, 2 BILINEAR, 3 BICUBIC, 1 LANCZOS
-    return {0: cv2.INTER_NEAREST, 1: cv2.INTER_LANCZOS4, 2: cv2.INTER_LINEAR, 3: cv2.INTER_CUBIC}.get(int(interp), cv2.INTER_LINEAR)
+    return {0: cv2.INTER_NEAREST, 1: cv2.INTER_LANCZOS4, 2: cv2.INTER_LINEAR, 3: cv2.INTER_CUBIC}.get(
+        int(interp), cv2.INTER_LINEAR
+    )
 
 
 class Transform:
@@ -79,11 +82,13 @@ class Transform:
         maxxy = coords.max(axis=1)
         return np.concatenate((minxy, maxxy), axis=1).astype(np.float32)
 
-    def inverse(self) -> "Transform":
+    def inverse(self) -> Transform:
         raise NotImplementedError(f"{type(self).__name__} has no inverse")
 
     def __repr__(self) -> str:
-        attrs = ", ".join(f"{k}={v!r}" for k, v in self.__dict__.items() if not isinstance(v, np.ndarray) or v.size < 10)
+        attrs = ", ".join(
+            f"{k}={v!r}" for k, v in self.__dict__.items() if not isinstance(v, np.ndarray) or v.size < 10
+        )
         return f"{type(self).__name__}({attrs})"
 
 
@@ -119,10 +124,10 @@ class TransformList(Transform):
     def apply_segmentation(self, segmentation):
         return self._apply("apply_segmentation", segmentation)
 
-    def inverse(self) -> "TransformList":
+    def inverse(self) -> TransformList:
         return TransformList([t.inverse() for t in reversed(self.transforms)])
 
-    def __add__(self, other) -> "TransformList":
+    def __add__(self, other) -> TransformList:
         other = other.transforms if isinstance(other, TransformList) else [other]
         return TransformList(self.transforms + list(other))
 
@@ -227,10 +232,27 @@ class CropTransform(Transform):
     inside are kept (and later clipped to the window).
     """
 
-    def __init__(self, x0: int, y0: int, w: int, h: int, orig_w: int | None = None, orig_h: int | None = None,
-                 keep_center_only: bool = False):
-        self._set_attributes(dict(x0=int(x0), y0=int(y0), w=int(w), h=int(h), orig_w=orig_w, orig_h=orig_h,
-                                  keep_center_only=keep_center_only))
+    def __init__(
+        self,
+        x0: int,
+        y0: int,
+        w: int,
+        h: int,
+        orig_w: int | None = None,
+        orig_h: int | None = None,
+        keep_center_only: bool = False,
+    ):
+        self._set_attributes(
+            dict(
+                x0=int(x0),
+                y0=int(y0),
+                w=int(w),
+                h=int(h),
+                orig_w=orig_w,
+                orig_h=orig_h,
+                keep_center_only=keep_center_only,
+            )
+        )
 
     def apply_image(self, img):
         return img[self.y0 : self.y0 + self.h, self.x0 : self.x0 + self.w]
@@ -270,8 +292,9 @@ class PadTransform(Transform):
         h, w = img.shape[:2]
         if img.dtype == np.uint8 and (img.ndim == 2 or img.shape[2] <= 4):
             # cv2's border fill is several times faster than numpy for the large canvases of SSD's expand
-            fill = np.broadcast_to(np.asarray(self.pad_value, dtype=np.float64).reshape(-1),
-                                   (img.shape[2] if img.ndim == 3 else 1,))
+            fill = np.broadcast_to(
+                np.asarray(self.pad_value, dtype=np.float64).reshape(-1), (img.shape[2] if img.ndim == 3 else 1,)
+            )
             value = [float(np.clip(np.round(v), 0, 255)) for v in fill]
             out = cv2.copyMakeBorder(img, self.y0, self.y1, self.x0, self.x1, cv2.BORDER_CONSTANT, value=value)
             return out[:, :, None] if img.ndim == 3 and out.ndim == 2 else out
@@ -315,7 +338,9 @@ class BlendTransform(Transform):
 
     def apply_image(self, img):
         if img.dtype == np.uint8:
-            out = self.src_weight * np.asarray(self.src_image, dtype=np.float32) + self.dst_weight * img.astype(np.float32)
+            out = self.src_weight * np.asarray(self.src_image, dtype=np.float32) + self.dst_weight * img.astype(
+                np.float32
+            )
             return np.clip(out + 0.5, 0, 255).astype(np.uint8)
         return self.src_weight * self.src_image + self.dst_weight * img
 

@@ -1,4 +1,5 @@
 """Backbones: ResNet, FPN (and VGG16 for NETNet)."""
+
 from .backbone import Backbone
 from .build import BACKBONE_REGISTRY, build_backbone
 from .fpn import FPN, LastLevelMaxPool, LastLevelP6P7, build_resnet_fpn_backbone, build_retinanet_resnet_fpn_backbone

@@ -1,6 +1,6 @@
 """`Backbone`: the interface every feature extractor implements."""
+
 from abc import ABCMeta, abstractmethod
-from typing import Dict
 
 import torch
 from torch import nn
@@ -21,7 +21,7 @@ class Backbone(nn.Module, metaclass=ABCMeta):
         super().__init__()
 
     @abstractmethod
-    def forward(self, x: torch.Tensor) -> Dict[str, torch.Tensor]:
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """x: [N, C, H, W] -> {feature name: [N, C_f, H/stride_f, W/stride_f]}."""
 
     @property
@@ -30,14 +30,14 @@ class Backbone(nn.Module, metaclass=ABCMeta):
         return 0
 
     @property
-    def padding_constraints(self) -> Dict[str, int]:
+    def padding_constraints(self) -> dict[str, int]:
         """Extra padding rules, e.g. ``{"square_size": 1024}`` pads every batch to that square (0/absent: none).
 
         ``size_divisibility`` here, when present, overrides the property of the same name.
         """
         return {}
 
-    def output_shape(self) -> Dict[str, ShapeSpec]:
+    def output_shape(self) -> dict[str, ShapeSpec]:
         """{feature name: ShapeSpec(channels, stride)} for every output feature."""
         return {
             name: ShapeSpec(channels=self._out_feature_channels[name], stride=self._out_feature_strides[name])

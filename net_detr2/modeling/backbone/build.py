@@ -1,4 +1,5 @@
 """`build_backbone`: construct a registered backbone by name."""
+
 from ..registry import BACKBONE_REGISTRY
 from .backbone import Backbone
 

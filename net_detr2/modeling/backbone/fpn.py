@@ -3,22 +3,27 @@
 State dict: ``fpn_lateral{s}.*`` / ``fpn_output{s}.*`` for each input level (s = log2 stride),
 then ``bottom_up.*``, then ``top_block.*``.
 """
+
 import math
-from typing import Dict, List, Optional, Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
-from net_detr2.layers import weight_init
 from torch import nn
 
-from net_detr2.layers import Conv2d, ShapeSpec, get_norm
+from net_detr2.layers import Conv2d, ShapeSpec, get_norm, weight_init
 
 from ..registry import BACKBONE_REGISTRY
 from .backbone import Backbone
 from .resnet import build_resnet_backbone
 
-__all__ = ["FPN", "LastLevelMaxPool", "LastLevelP6P7", "build_resnet_fpn_backbone",
-           "build_retinanet_resnet_fpn_backbone"]
+__all__ = [
+    "FPN",
+    "LastLevelMaxPool",
+    "LastLevelP6P7",
+    "build_resnet_fpn_backbone",
+    "build_retinanet_resnet_fpn_backbone",
+]
 
 
 class LastLevelMaxPool(nn.Module):
@@ -29,7 +34,7 @@ class LastLevelMaxPool(nn.Module):
         self.num_levels = 1
         self.in_feature = "p5"
 
-    def forward(self, x: torch.Tensor) -> List[torch.Tensor]:
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         """x: P5 [N, C, H, W] -> [P6 [N, C, ceil(H/2), ceil(W/2)]]."""
         return [F.max_pool2d(x, kernel_size=1, stride=2, padding=0)]
 
@@ -52,7 +57,7 @@ class LastLevelP6P7(nn.Module):
         for module in [self.p6, self.p7]:
             weight_init.c2_xavier_fill(module)
 
-    def forward(self, x: torch.Tensor) -> List[torch.Tensor]:
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         p6 = self.p6(x)
         p7 = self.p7(F.relu(p6))
         return [p6, p7]
@@ -76,8 +81,16 @@ class FPN(Backbone):
         square_pad: if > 0, inputs are padded to this square size (see `padding_constraints`).
     """
 
-    def __init__(self, bottom_up: Backbone, in_features: Sequence[str], out_channels: int, norm="",
-                 top_block: Optional[nn.Module] = None, fuse_type: str = "sum", square_pad: int = 0):
+    def __init__(
+        self,
+        bottom_up: Backbone,
+        in_features: Sequence[str],
+        out_channels: int,
+        norm="",
+        top_block: nn.Module | None = None,
+        fuse_type: str = "sum",
+        square_pad: int = 0,
+    ):
         super().__init__()
         if not isinstance(bottom_up, Backbone):
             raise TypeError(f"FPN bottom_up must be a Backbone, got {type(bottom_up).__name__}")
@@ -88,23 +101,33 @@ class FPN(Backbone):
         input_shapes = bottom_up.output_shape()
         missing = [f for f in in_features if f not in input_shapes]
         if missing:
-            raise ValueError(f"FPN in_features {missing} are not outputs of the bottom-up backbone "
-                             f"(it gives {list(input_shapes)})")
+            raise ValueError(
+                f"FPN in_features {missing} are not outputs of the bottom-up backbone (it gives {list(input_shapes)})"
+            )
         strides = [input_shapes[f].stride for f in in_features]
         in_channels_per_feature = [input_shapes[f].channels for f in in_features]
         for i in range(1, len(strides)):
             if strides[i] != 2 * strides[i - 1]:
-                raise ValueError(f"FPN in_features strides must double from level to level; got {strides} "
-                                 f"for {list(in_features)}")
+                raise ValueError(
+                    f"FPN in_features strides must double from level to level; got {strides} for {list(in_features)}"
+                )
 
         lateral_convs, output_convs = [], []
         use_bias = norm == ""
         for in_channels, stride in zip(in_channels_per_feature, strides):
             stage = int(math.log2(stride))
-            lateral_conv = Conv2d(in_channels, out_channels, kernel_size=1, bias=use_bias,
-                                  norm=get_norm(norm, out_channels))
-            output_conv = Conv2d(out_channels, out_channels, kernel_size=3, stride=1, padding=1, bias=use_bias,
-                                 norm=get_norm(norm, out_channels))
+            lateral_conv = Conv2d(
+                in_channels, out_channels, kernel_size=1, bias=use_bias, norm=get_norm(norm, out_channels)
+            )
+            output_conv = Conv2d(
+                out_channels,
+                out_channels,
+                kernel_size=3,
+                stride=1,
+                padding=1,
+                bias=use_bias,
+                norm=get_norm(norm, out_channels),
+            )
             weight_init.c2_xavier_fill(lateral_conv)
             weight_init.c2_xavier_fill(output_conv)
             self.add_module(f"fpn_lateral{stage}", lateral_conv)
@@ -134,10 +157,10 @@ class FPN(Backbone):
         return self._size_divisibility
 
     @property
-    def padding_constraints(self) -> Dict[str, int]:
+    def padding_constraints(self) -> dict[str, int]:
         return {"square_size": self._square_pad}
 
-    def forward(self, x: torch.Tensor) -> Dict[str, torch.Tensor]:
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """x: [N, C, H, W] (H, W best multiples of `size_divisibility`) -> {"p2": ..., ...} fine to coarse."""
         bottom_up_features = self.bottom_up(x)
         results = []
@@ -160,13 +183,15 @@ class FPN(Backbone):
             elif name in self._out_features:
                 top_in = results[self._out_features.index(name)]
             else:
-                raise KeyError(f"FPN top_block.in_feature {name!r} is neither a bottom-up feature "
-                               f"({list(bottom_up_features)}) nor an FPN output ({self._out_features})")
+                raise KeyError(
+                    f"FPN top_block.in_feature {name!r} is neither a bottom-up feature "
+                    f"({list(bottom_up_features)}) nor an FPN output ({self._out_features})"
+                )
             results.extend(self.top_block(top_in))
         assert len(self._out_features) == len(results)
         return dict(zip(self._out_features, results))
 
-    def output_shape(self) -> Dict[str, ShapeSpec]:
+    def output_shape(self) -> dict[str, ShapeSpec]:
         return {
             name: ShapeSpec(channels=self._out_feature_channels[name], stride=self._out_feature_strides[name])
             for name in self._out_features
@@ -177,9 +202,15 @@ BACKBONE_REGISTRY.register(FPN)
 
 
 @BACKBONE_REGISTRY.register()
-def build_resnet_fpn_backbone(*, in_features: Sequence[str] = ("res2", "res3", "res4", "res5"),
-                              out_channels: int = 256, fpn_norm="", fuse_type: str = "sum",
-                              resnet_out_features: Optional[Sequence[str]] = None, **resnet_kwargs) -> FPN:
+def build_resnet_fpn_backbone(
+    *,
+    in_features: Sequence[str] = ("res2", "res3", "res4", "res5"),
+    out_channels: int = 256,
+    fpn_norm="",
+    fuse_type: str = "sum",
+    resnet_out_features: Sequence[str] | None = None,
+    **resnet_kwargs,
+) -> FPN:
     """ResNet + FPN + `LastLevelMaxPool` (P2..P6), detectron2's Faster R-CNN FPN backbone.
 
     Args:
@@ -189,20 +220,37 @@ def build_resnet_fpn_backbone(*, in_features: Sequence[str] = ("res2", "res3", "
         **resnet_kwargs: passed to `build_resnet_backbone` (depth, norm, stride_in_1x1, ...).
     """
     bottom_up = build_resnet_backbone(out_features=list(resnet_out_features or in_features), **resnet_kwargs)
-    return FPN(bottom_up=bottom_up, in_features=list(in_features), out_channels=out_channels, norm=fpn_norm,
-               top_block=LastLevelMaxPool(), fuse_type=fuse_type)
+    return FPN(
+        bottom_up=bottom_up,
+        in_features=list(in_features),
+        out_channels=out_channels,
+        norm=fpn_norm,
+        top_block=LastLevelMaxPool(),
+        fuse_type=fuse_type,
+    )
 
 
 @BACKBONE_REGISTRY.register()
-def build_retinanet_resnet_fpn_backbone(*, in_features: Sequence[str] = ("res3", "res4", "res5"),
-                                        out_channels: int = 256, fpn_norm="", fuse_type: str = "sum",
-                                        resnet_out_features: Optional[Sequence[str]] = None,
-                                        **resnet_kwargs) -> FPN:
+def build_retinanet_resnet_fpn_backbone(
+    *,
+    in_features: Sequence[str] = ("res3", "res4", "res5"),
+    out_channels: int = 256,
+    fpn_norm="",
+    fuse_type: str = "sum",
+    resnet_out_features: Sequence[str] | None = None,
+    **resnet_kwargs,
+) -> FPN:
     """ResNet + FPN + `LastLevelP6P7` on C5 (P3..P7), detectron2's RetinaNet backbone.
 
     Arguments as for `build_resnet_fpn_backbone`.
     """
     bottom_up = build_resnet_backbone(out_features=list(resnet_out_features or in_features), **resnet_kwargs)
     in_channels_p6p7 = bottom_up.output_shape()["res5"].channels
-    return FPN(bottom_up=bottom_up, in_features=list(in_features), out_channels=out_channels, norm=fpn_norm,
-               top_block=LastLevelP6P7(in_channels_p6p7, out_channels, in_feature="res5"), fuse_type=fuse_type)
+    return FPN(
+        bottom_up=bottom_up,
+        in_features=list(in_features),
+        out_channels=out_channels,
+        norm=fpn_norm,
+        top_block=LastLevelP6P7(in_channels_p6p7, out_channels, in_feature="res5"),
+        fuse_type=fuse_type,
+    )

@@ -3,22 +3,28 @@
 Layout of the state dict: ``stem.conv1.*``, then stages ``res2`` .. ``res5``, each a sequence of
 blocks ``res{k}.{i}.{shortcut,conv1,conv2,conv3}.*``; every conv carries its norm as ``.norm``.
 """
-from typing import Dict, List, Optional, Sequence, Type
+
+from collections.abc import Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from net_detr2.layers import weight_init
 from torch import nn
 
-from net_detr2.layers import Conv2d, FrozenBatchNorm2d, ShapeSpec, get_norm, max_pool2d
+from net_detr2.layers import Conv2d, FrozenBatchNorm2d, ShapeSpec, get_norm, max_pool2d, weight_init
 
 from ..registry import BACKBONE_REGISTRY
 from .backbone import Backbone
 
 __all__ = [
-    "CNNBlockBase", "BasicBlock", "BottleneckBlock", "BasicStem", "ResNet", "make_stage",
-    "build_resnet_backbone", "RESNET_BLOCKS_PER_STAGE",
+    "CNNBlockBase",
+    "BasicBlock",
+    "BottleneckBlock",
+    "BasicStem",
+    "ResNet",
+    "make_stage",
+    "build_resnet_backbone",
+    "RESNET_BLOCKS_PER_STAGE",
 ]
 
 # Number of blocks in res2..res5 for each depth.
@@ -57,14 +63,29 @@ class BasicBlock(CNNBlockBase):
     def __init__(self, in_channels: int, out_channels: int, *, stride: int = 1, norm="BN"):
         super().__init__(in_channels, out_channels, stride)
         if in_channels != out_channels:
-            self.shortcut = Conv2d(in_channels, out_channels, kernel_size=1, stride=stride, bias=False,
-                                   norm=get_norm(norm, out_channels))
+            self.shortcut = Conv2d(
+                in_channels, out_channels, kernel_size=1, stride=stride, bias=False, norm=get_norm(norm, out_channels)
+            )
         else:
             self.shortcut = None
-        self.conv1 = Conv2d(in_channels, out_channels, kernel_size=3, stride=stride, padding=1, bias=False,
-                            norm=get_norm(norm, out_channels))
-        self.conv2 = Conv2d(out_channels, out_channels, kernel_size=3, stride=1, padding=1, bias=False,
-                            norm=get_norm(norm, out_channels))
+        self.conv1 = Conv2d(
+            in_channels,
+            out_channels,
+            kernel_size=3,
+            stride=stride,
+            padding=1,
+            bias=False,
+            norm=get_norm(norm, out_channels),
+        )
+        self.conv2 = Conv2d(
+            out_channels,
+            out_channels,
+            kernel_size=3,
+            stride=1,
+            padding=1,
+            bias=False,
+            norm=get_norm(norm, out_channels),
+        )
         for layer in [self.conv1, self.conv2, self.shortcut]:
             if layer is not None:
                 weight_init.c2_msra_fill(layer)
@@ -87,22 +108,48 @@ class BottleneckBlock(CNNBlockBase):
         dilation: dilation (and padding) of the 3x3 conv.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, *, bottleneck_channels: int, stride: int = 1,
-                 num_groups: int = 1, norm="BN", stride_in_1x1: bool = False, dilation: int = 1):
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        *,
+        bottleneck_channels: int,
+        stride: int = 1,
+        num_groups: int = 1,
+        norm="BN",
+        stride_in_1x1: bool = False,
+        dilation: int = 1,
+    ):
         super().__init__(in_channels, out_channels, stride)
         if in_channels != out_channels:
-            self.shortcut = Conv2d(in_channels, out_channels, kernel_size=1, stride=stride, bias=False,
-                                   norm=get_norm(norm, out_channels))
+            self.shortcut = Conv2d(
+                in_channels, out_channels, kernel_size=1, stride=stride, bias=False, norm=get_norm(norm, out_channels)
+            )
         else:
             self.shortcut = None
         stride_1x1, stride_3x3 = (stride, 1) if stride_in_1x1 else (1, stride)
-        self.conv1 = Conv2d(in_channels, bottleneck_channels, kernel_size=1, stride=stride_1x1, bias=False,
-                            norm=get_norm(norm, bottleneck_channels))
-        self.conv2 = Conv2d(bottleneck_channels, bottleneck_channels, kernel_size=3, stride=stride_3x3,
-                            padding=dilation, bias=False, groups=num_groups, dilation=dilation,
-                            norm=get_norm(norm, bottleneck_channels))
-        self.conv3 = Conv2d(bottleneck_channels, out_channels, kernel_size=1, bias=False,
-                            norm=get_norm(norm, out_channels))
+        self.conv1 = Conv2d(
+            in_channels,
+            bottleneck_channels,
+            kernel_size=1,
+            stride=stride_1x1,
+            bias=False,
+            norm=get_norm(norm, bottleneck_channels),
+        )
+        self.conv2 = Conv2d(
+            bottleneck_channels,
+            bottleneck_channels,
+            kernel_size=3,
+            stride=stride_3x3,
+            padding=dilation,
+            bias=False,
+            groups=num_groups,
+            dilation=dilation,
+            norm=get_norm(norm, bottleneck_channels),
+        )
+        self.conv3 = Conv2d(
+            bottleneck_channels, out_channels, kernel_size=1, bias=False, norm=get_norm(norm, out_channels)
+        )
         for layer in [self.conv1, self.conv2, self.conv3, self.shortcut]:
             if layer is not None:
                 weight_init.c2_msra_fill(layer)
@@ -120,8 +167,9 @@ class BasicStem(CNNBlockBase):
 
     def __init__(self, in_channels: int = 3, out_channels: int = 64, norm="BN"):
         super().__init__(in_channels, out_channels, 4)
-        self.conv1 = Conv2d(in_channels, out_channels, kernel_size=7, stride=2, padding=3, bias=False,
-                            norm=get_norm(norm, out_channels))
+        self.conv1 = Conv2d(
+            in_channels, out_channels, kernel_size=7, stride=2, padding=3, bias=False, norm=get_norm(norm, out_channels)
+        )
         weight_init.c2_msra_fill(self.conv1)
 
     def forward_before_pool(self, x: torch.Tensor) -> torch.Tensor:
@@ -149,8 +197,14 @@ class ResNet(Backbone):
         freeze_at: 0 = train everything, 1 = freeze the stem, k >= 2 = freeze the stem and res2..res{k}.
     """
 
-    def __init__(self, stem: nn.Module, stages: List[List[CNNBlockBase]], num_classes: Optional[int] = None,
-                 out_features: Optional[Sequence[str]] = None, freeze_at: int = 0):
+    def __init__(
+        self,
+        stem: nn.Module,
+        stages: list[list[CNNBlockBase]],
+        num_classes: int | None = None,
+        out_features: Sequence[str] | None = None,
+        freeze_at: int = 0,
+    ):
         super().__init__()
         self.stem = stem
         self.num_classes = num_classes
@@ -163,8 +217,10 @@ class ResNet(Backbone):
             order = {"stem": 0, **{f"res{i + 2}": i + 1 for i in range(len(stages))}}
             unknown = [f for f in out_features if f not in order and f != "linear"]
             if unknown:
-                raise ValueError(f"ResNet out_features {unknown} unknown; available: {list(order)}"
-                                 + (" and 'linear'" if num_classes else ""))
+                raise ValueError(
+                    f"ResNet out_features {unknown} unknown; available: {list(order)}"
+                    + (" and 'linear'" if num_classes else "")
+                )
             if "linear" not in out_features:
                 stages = stages[: max(order[f] for f in out_features)]
         for i, blocks in enumerate(stages):
@@ -196,13 +252,13 @@ class ResNet(Backbone):
                 raise ValueError(f"ResNet out_feature {f!r} is not built; available: {children}")
         self.freeze(freeze_at)
 
-    def forward(self, x: torch.Tensor) -> Dict[str, torch.Tensor]:
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """x: [N, C, H, W] -> {name: feature} for every name in out_features."""
         if x.dim() != 4:
             raise ValueError(f"ResNet takes an input of shape [N, C, H, W]; got {tuple(x.shape)}")
         return self.forward_after_stem(self.stem(x))
 
-    def forward_after_stem(self, x: torch.Tensor) -> Dict[str, torch.Tensor]:
+    def forward_after_stem(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """The stem's output [N, C, H/4, W/4] -> {name: feature} for every name in out_features."""
         outputs = {}
         if "stem" in self._out_features:
@@ -218,10 +274,11 @@ class ResNet(Backbone):
                 outputs["linear"] = x
         return outputs
 
-    def output_shape(self) -> Dict[str, ShapeSpec]:
+    def output_shape(self) -> dict[str, ShapeSpec]:
         return {
             name: ShapeSpec(channels=self._out_feature_channels[name], stride=self._out_feature_strides[name])
-            for name in self._out_features if name != "linear"
+            for name in self._out_features
+            if name != "linear"
         }
 
     def freeze(self, freeze_at: int = 0) -> "ResNet":
@@ -235,8 +292,9 @@ class ResNet(Backbone):
         return self
 
     @staticmethod
-    def make_stage(block_class: Type[CNNBlockBase], num_blocks: int, *, in_channels: int, out_channels: int,
-                   **kwargs) -> List[CNNBlockBase]:
+    def make_stage(
+        block_class: type[CNNBlockBase], num_blocks: int, *, in_channels: int, out_channels: int, **kwargs
+    ) -> list[CNNBlockBase]:
         """Build `num_blocks` blocks of one stage.
 
         Every keyword is passed to each block; a keyword ``<arg>_per_block`` must be a list of
@@ -261,8 +319,9 @@ class ResNet(Backbone):
         return blocks
 
     @staticmethod
-    def make_default_stages(depth: int, block_class: Optional[Type[CNNBlockBase]] = None,
-                            **kwargs) -> List[List[CNNBlockBase]]:
+    def make_default_stages(
+        depth: int, block_class: type[CNNBlockBase] | None = None, **kwargs
+    ) -> list[list[CNNBlockBase]]:
         """The four stages of a standard ResNet-`depth` after a 64-channel stem.
 
         Extra keywords (e.g. ``norm``, ``stride_in_1x1``) go to every block.
@@ -282,8 +341,11 @@ class ResNet(Backbone):
         for n, s, i, o in zip(num_blocks, [1, 2, 2, 2], in_channels, out_channels):
             if depth >= 50:
                 kwargs["bottleneck_channels"] = o // 4
-            stages.append(ResNet.make_stage(block_class, n, stride_per_block=[s] + [1] * (n - 1),
-                                            in_channels=i, out_channels=o, **kwargs))
+            stages.append(
+                ResNet.make_stage(
+                    block_class, n, stride_per_block=[s] + [1] * (n - 1), in_channels=i, out_channels=o, **kwargs
+                )
+            )
         return stages
 
 
@@ -291,10 +353,20 @@ make_stage = ResNet.make_stage
 
 
 @BACKBONE_REGISTRY.register()
-def build_resnet_backbone(*, depth: int = 50, in_channels: int = 3, norm="FrozenBN", stem_out_channels: int = 64,
-                          res2_out_channels: int = 256, num_groups: int = 1, width_per_group: int = 64,
-                          stride_in_1x1: bool = True, res5_dilation: int = 1,
-                          out_features: Sequence[str] = ("res4",), freeze_at: int = 2) -> ResNet:
+def build_resnet_backbone(
+    *,
+    depth: int = 50,
+    in_channels: int = 3,
+    norm="FrozenBN",
+    stem_out_channels: int = 64,
+    res2_out_channels: int = 256,
+    num_groups: int = 1,
+    width_per_group: int = 64,
+    stride_in_1x1: bool = True,
+    res5_dilation: int = 1,
+    out_features: Sequence[str] = ("res4",),
+    freeze_at: int = 2,
+) -> ResNet:
     """A ResNet / ResNeXt with detectron2's ``MODEL.RESNETS`` options as explicit arguments.
 
     Args:
@@ -334,11 +406,16 @@ def build_resnet_backbone(*, depth: int = 50, in_channels: int = 3, norm="Frozen
         dilation = res5_dilation if stage_idx == 5 else 1
         first_stride = 1 if idx == 0 or (stage_idx == 5 and dilation == 2) else 2
         n = RESNET_BLOCKS_PER_STAGE[depth][idx]
-        kwargs = dict(stride_per_block=[first_stride] + [1] * (n - 1), in_channels=in_ch, out_channels=out_ch,
-                      norm=norm)
+        kwargs = dict(
+            stride_per_block=[first_stride] + [1] * (n - 1), in_channels=in_ch, out_channels=out_ch, norm=norm
+        )
         if depth >= 50:
-            kwargs.update(bottleneck_channels=bottleneck_channels, stride_in_1x1=stride_in_1x1,
-                          dilation=dilation, num_groups=num_groups)
+            kwargs.update(
+                bottleneck_channels=bottleneck_channels,
+                stride_in_1x1=stride_in_1x1,
+                dilation=dilation,
+                num_groups=num_groups,
+            )
             block_class = BottleneckBlock
         else:
             block_class = BasicBlock

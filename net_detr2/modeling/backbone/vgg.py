@@ -10,7 +10,8 @@ The same class serves two users:
 Layer names (``conv1_1`` ... ``conv5_3``, ``fc6``, ``fc7``) are the names used by the original VGG and
 SSD releases; `net_detr2.compat.vgg_weights` maps a torchvision ``vgg16`` state dict onto them.
 """
-from typing import Dict, List, Optional, Sequence
+
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -57,7 +58,7 @@ class VGG16(Backbone):
         out_features: Sequence[str] = ("conv4_3", "fc7"),
         width_mult: float = 1.0,
         norm: str = "",
-        l2norm_scale: Optional[float] = 20.0,
+        l2norm_scale: float | None = 20.0,
         fc_channels: int = 1024,
         fc6_dilation: int = 6,
         ceil_mode: bool = True,
@@ -76,17 +77,22 @@ class VGG16(Backbone):
         deepest = _FEATURES.index(self._out_features[-1])
         num_stages = min(deepest + 1, len(VGG16_STAGES))
 
-        self.stage_names: List[str] = []
-        self._out_feature_channels: Dict[str, int] = {}
-        self._out_feature_strides: Dict[str, int] = {}
+        self.stage_names: list[str] = []
+        self._out_feature_channels: dict[str, int] = {}
+        self._out_feature_strides: dict[str, int] = {}
         c_in = in_channels
-        for stage_idx, (stage, depth, channels) in enumerate(VGG16_STAGES[:num_stages]):
+        for stage, depth, channels in VGG16_STAGES[:num_stages]:
             c_out = _scaled(channels, width_mult)
             for i in range(1, depth + 1):
                 name = f"{stage}_{i}"
                 conv = Conv2d(
-                    c_in, c_out, kernel_size=3, padding=1, bias=not norm,
-                    norm=get_norm(norm, c_out), activation=nn.ReLU(inplace=True),
+                    c_in,
+                    c_out,
+                    kernel_size=3,
+                    padding=1,
+                    bias=not norm,
+                    norm=get_norm(norm, c_out),
+                    activation=nn.ReLU(inplace=True),
                 )
                 self.add_module(name, conv)
                 c_in = c_out
@@ -99,10 +105,18 @@ class VGG16(Backbone):
             c_fc = _scaled(fc_channels, width_mult)
             # fc6 as a dilated 3x3 conv after a 3x3/1 pool5: same receptive field, stride kept at 16.
             self.fc6 = Conv2d(
-                c_in, c_fc, kernel_size=3, padding=fc6_dilation, dilation=fc6_dilation, bias=not norm,
-                norm=get_norm(norm, c_fc), activation=nn.ReLU(inplace=True),
+                c_in,
+                c_fc,
+                kernel_size=3,
+                padding=fc6_dilation,
+                dilation=fc6_dilation,
+                bias=not norm,
+                norm=get_norm(norm, c_fc),
+                activation=nn.ReLU(inplace=True),
             )
-            self.fc7 = Conv2d(c_fc, c_fc, kernel_size=1, bias=not norm, norm=get_norm(norm, c_fc), activation=nn.ReLU(inplace=True))
+            self.fc7 = Conv2d(
+                c_fc, c_fc, kernel_size=1, bias=not norm, norm=get_norm(norm, c_fc), activation=nn.ReLU(inplace=True)
+            )
             self._out_feature_channels["fc7"] = c_fc
             self._out_feature_strides["fc7"] = 16
         self.conv4_3_norm = None
@@ -131,7 +145,7 @@ class VGG16(Backbone):
                     p.requires_grad_(False)
         return self
 
-    def forward(self, x: torch.Tensor) -> Dict[str, torch.Tensor]:
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """
         Args:
             x: (N, C, H, W) normalised images.
@@ -140,7 +154,7 @@ class VGG16(Backbone):
         """
         if x.dim() != 4:
             raise ValueError(f"VGG16 takes (N, C, H, W) inputs, got shape {tuple(x.shape)}")
-        outputs: Dict[str, torch.Tensor] = {}
+        outputs: dict[str, torch.Tensor] = {}
         for stage_idx, stage in enumerate(self.stage_names):
             if stage_idx > 0:
                 x = max_pool2d(x, kernel_size=2, stride=2, ceil_mode=self.ceil_mode)
@@ -159,7 +173,7 @@ class VGG16(Backbone):
             outputs["fc7"] = x
         return outputs
 
-    def output_shape(self) -> Dict[str, ShapeSpec]:
+    def output_shape(self) -> dict[str, ShapeSpec]:
         return {
             name: ShapeSpec(channels=self._out_feature_channels[name], stride=self._out_feature_strides[name])
             for name in self._out_features

@@ -1,7 +1,8 @@
 """Preprocessing and postprocessing shared by every meta-architecture (R-CNN, RetinaNet, SSD, ...)."""
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -24,16 +25,19 @@ class DetectorBase(nn.Module):
         input_format: "BGR" or "RGB": the channel order the model expects in ``"image"``.
     """
 
-    def __init__(self, *, backbone: nn.Module, pixel_mean: Sequence[float], pixel_std: Sequence[float],
-                 input_format: str = "BGR"):
+    def __init__(
+        self, *, backbone: nn.Module, pixel_mean: Sequence[float], pixel_std: Sequence[float], input_format: str = "BGR"
+    ):
         super().__init__()
         self.backbone = backbone
         self.input_format = input_format
         mean = torch.tensor(list(pixel_mean), dtype=torch.float32).view(-1, 1, 1)
         std = torch.tensor(list(pixel_std), dtype=torch.float32).view(-1, 1, 1)
         if mean.shape != std.shape:
-            raise ValueError(f"{type(self).__name__}: pixel_mean {list(pixel_mean)} and pixel_std "
-                             f"{list(pixel_std)} have different lengths")
+            raise ValueError(
+                f"{type(self).__name__}: pixel_mean {list(pixel_mean)} and pixel_std "
+                f"{list(pixel_std)} have different lengths"
+            )
         self.register_buffer("pixel_mean", mean, persistent=False)
         self.register_buffer("pixel_std", std, persistent=False)
 
@@ -52,15 +56,21 @@ class DetectorBase(nn.Module):
                 raise KeyError(f"{type(self).__name__}: input {i} has no '{key}' (keys: {sorted(x)})")
             img = self._move_to_current_device(x[key])
             if img.dim() != 3 or img.shape[0] != self.pixel_mean.shape[0]:
-                raise ValueError(f"{type(self).__name__}: input {i} '{key}' must be [{self.pixel_mean.shape[0]}, H, W], "
-                                 f"got {tuple(img.shape)}")
+                raise ValueError(
+                    f"{type(self).__name__}: input {i} '{key}' must be [{self.pixel_mean.shape[0]}, H, W], "
+                    f"got {tuple(img.shape)}"
+                )
             images.append((img - self.pixel_mean) / self.pixel_std)
         constraints = getattr(self.backbone, "padding_constraints", None)
         return ImageList.from_tensors(images, self.backbone.size_divisibility, padding_constraints=constraints)
 
     @staticmethod
-    def _postprocess(instances: list[Instances], batched_inputs: list[dict], image_sizes: list[tuple[int, int]],
-                     key: str = "instances") -> list[dict]:
+    def _postprocess(
+        instances: list[Instances],
+        batched_inputs: list[dict],
+        image_sizes: list[tuple[int, int]],
+        key: str = "instances",
+    ) -> list[dict]:
         """Rescale each image's results to its requested ``height``/``width`` (default: its input size)."""
         out = []
         for res, inp, size in zip(instances, batched_inputs, image_sizes):

@@ -1,7 +1,8 @@
 """`DenseDetector`: base of one-stage detectors that predict at every anchor of every level."""
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -33,8 +34,16 @@ class DenseDetector(DetectorBase):
         head_in_features: feature names fed to the head, finest first.
     """
 
-    def __init__(self, *, backbone: nn.Module, head: nn.Module, head_in_features: Sequence[str],
-                 pixel_mean: Sequence[float], pixel_std: Sequence[float], input_format: str = "BGR"):
+    def __init__(
+        self,
+        *,
+        backbone: nn.Module,
+        head: nn.Module,
+        head_in_features: Sequence[str],
+        pixel_mean: Sequence[float],
+        pixel_std: Sequence[float],
+        input_format: str = "BGR",
+    ):
         super().__init__(backbone=backbone, pixel_mean=pixel_mean, pixel_std=pixel_std, input_format=input_format)
         self.head = head
         self.head_in_features = list(head_in_features)
@@ -49,8 +58,9 @@ class DenseDetector(DetectorBase):
         results = self.forward_inference(images, features, predictions)
         return self._postprocess(results, batched_inputs, images.image_sizes)
 
-    def forward_training(self, images: ImageList, features: list[torch.Tensor], predictions,
-                         gt_instances: list[Instances]) -> dict[str, torch.Tensor]:
+    def forward_training(
+        self, images: ImageList, features: list[torch.Tensor], predictions, gt_instances: list[Instances]
+    ) -> dict[str, torch.Tensor]:
         raise NotImplementedError
 
     def forward_inference(self, images: ImageList, features: list[torch.Tensor], predictions) -> list[Instances]:

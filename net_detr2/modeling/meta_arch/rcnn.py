@@ -1,9 +1,9 @@
 """R-CNN meta-architectures: backbone -> proposal generator -> ROI heads."""
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
-import torch
 from torch import nn
 
 from net_detr2.structures import Instances
@@ -62,8 +62,9 @@ class GeneralizedRCNN(DetectorBase):
             raise KeyError("GeneralizedRCNN without a proposal_generator needs 'proposals' in every input")
         return [x["proposals"].to(self.device) for x in batched_inputs], {}
 
-    def inference(self, batched_inputs: list[dict], detected_instances: list[Instances] | None = None,
-                  do_postprocess: bool = True):
+    def inference(
+        self, batched_inputs: list[dict], detected_instances: list[Instances] | None = None, do_postprocess: bool = True
+    ):
         """Detections per image; with ``do_postprocess=False`` they stay in the network's input frame."""
         if self.training:
             raise RuntimeError("GeneralizedRCNN.inference called in training mode")
@@ -83,8 +84,15 @@ class GeneralizedRCNN(DetectorBase):
 class ProposalNetwork(DetectorBase):
     """Backbone + proposal generator only. Eval output: ``[{"proposals": Instances}]`` per image."""
 
-    def __init__(self, *, backbone: nn.Module, proposal_generator: nn.Module, pixel_mean: Sequence[float],
-                 pixel_std: Sequence[float], input_format: str = "BGR"):
+    def __init__(
+        self,
+        *,
+        backbone: nn.Module,
+        proposal_generator: nn.Module,
+        pixel_mean: Sequence[float],
+        pixel_std: Sequence[float],
+        input_format: str = "BGR",
+    ):
         super().__init__(backbone=backbone, pixel_mean=pixel_mean, pixel_std=pixel_std, input_format=input_format)
         self.proposal_generator = proposal_generator
 

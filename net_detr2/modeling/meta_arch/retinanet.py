@@ -1,8 +1,9 @@
 """RetinaNet: dense one-stage detector with a focal-loss classification subnet."""
+
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -13,15 +14,16 @@ from net_detr2.structures import Boxes, ImageList, Instances, pairwise_iou
 
 from ..box_regression import Box2BoxTransform, _dense_box_regression_loss
 from ..matcher import Matcher
-from ..roi_heads.box_head import as_shape_spec
 from ..registry import META_ARCH_REGISTRY
+from ..roi_heads.box_head import as_shape_spec
 from .dense_detector import DenseDetector
 
 __all__ = ["RetinaNet", "RetinaNetHead", "sigmoid_focal_loss"]
 
 
-def sigmoid_focal_loss(inputs: torch.Tensor, targets: torch.Tensor, alpha: float = 0.25, gamma: float = 2.0,
-                       reduction: str = "none") -> torch.Tensor:
+def sigmoid_focal_loss(
+    inputs: torch.Tensor, targets: torch.Tensor, alpha: float = 0.25, gamma: float = 2.0, reduction: str = "none"
+) -> torch.Tensor:
     """Focal loss (Lin et al., Eq. 5) on logits: -alpha_t (1 - p_t)^gamma log(p_t), elementwise.
 
     Args:
@@ -84,8 +86,14 @@ class RetinaNet(DenseDetector):
         vis_period: int = 0,
         input_format: str = "BGR",
     ):
-        super().__init__(backbone=backbone, head=head, head_in_features=head_in_features,
-                         pixel_mean=pixel_mean, pixel_std=pixel_std, input_format=input_format)
+        super().__init__(
+            backbone=backbone,
+            head=head,
+            head_in_features=head_in_features,
+            pixel_mean=pixel_mean,
+            pixel_std=pixel_std,
+            input_format=input_format,
+        )
         self.num_classes = num_classes
         self.anchor_generator = anchor_generator
         self.box2box_transform = box2box_transform
@@ -106,8 +114,9 @@ class RetinaNet(DenseDetector):
         self.loss_normalizer: float | torch.Tensor = 100.0
         self.loss_normalizer_momentum = 0.9
 
-    def forward_training(self, images: ImageList, features: list[torch.Tensor], predictions,
-                         gt_instances: list[Instances]) -> dict[str, torch.Tensor]:
+    def forward_training(
+        self, images: ImageList, features: list[torch.Tensor], predictions, gt_instances: list[Instances]
+    ) -> dict[str, torch.Tensor]:
         pred_logits, pred_deltas = self._transpose_dense_predictions(predictions, [self.num_classes, 4])
         anchors = self.anchor_generator(features)
         gt_labels, gt_boxes = self.label_anchors(anchors, gt_instances)
@@ -125,8 +134,9 @@ class RetinaNet(DenseDetector):
             matched_boxes.append(boxes)
         return gt_labels, matched_boxes
 
-    def _anchor_targets(self, inst: Instances, matched_idxs: torch.Tensor, anchor_labels: torch.Tensor,
-                        anchors: Boxes) -> tuple[torch.Tensor, torch.Tensor]:
+    def _anchor_targets(
+        self, inst: Instances, matched_idxs: torch.Tensor, anchor_labels: torch.Tensor, anchors: Boxes
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """One image's matcher result -> (class label per anchor [R]: K = background, -1 = ignore;
         matched GT box per anchor [R, 4]). Shared by assignment rules that change only the matching."""
         if len(inst) > 0:
@@ -148,8 +158,14 @@ class RetinaNet(DenseDetector):
         self.loss_normalizer = (m * prev + (1 - m) * num_pos.clamp(min=1).to(torch.float32)).detach()
         return self.loss_normalizer
 
-    def losses(self, anchors: list[Boxes], pred_logits: list[torch.Tensor], gt_labels: list[torch.Tensor],
-               pred_anchor_deltas: list[torch.Tensor], gt_boxes: list[torch.Tensor]) -> dict[str, torch.Tensor]:
+    def losses(
+        self,
+        anchors: list[Boxes],
+        pred_logits: list[torch.Tensor],
+        gt_labels: list[torch.Tensor],
+        pred_anchor_deltas: list[torch.Tensor],
+        gt_boxes: list[torch.Tensor],
+    ) -> dict[str, torch.Tensor]:
         """Focal loss over non-ignored anchors + box loss over positives, both / EMA of #positives.
 
         Args:
@@ -163,10 +179,18 @@ class RetinaNet(DenseDetector):
         # one-hot over K+1 then drop the background column: background anchors get all-zero targets
         target = F.one_hot(gt_labels[valid], num_classes=self.num_classes + 1)[:, :-1]
         logits = cat(pred_logits, dim=1)
-        loss_cls = sigmoid_focal_loss(logits[valid], target.to(logits.dtype), self.focal_loss_alpha,
-                                      self.focal_loss_gamma, reduction="sum")
-        loss_box = _dense_box_regression_loss(anchors, self.box2box_transform, pred_anchor_deltas, gt_boxes, pos,
-                                              self.box_reg_loss_type, self.smooth_l1_beta)
+        loss_cls = sigmoid_focal_loss(
+            logits[valid], target.to(logits.dtype), self.focal_loss_alpha, self.focal_loss_gamma, reduction="sum"
+        )
+        loss_box = _dense_box_regression_loss(
+            anchors,
+            self.box2box_transform,
+            pred_anchor_deltas,
+            gt_boxes,
+            pos,
+            self.box_reg_loss_type,
+            self.smooth_l1_beta,
+        )
         return {"loss_cls": loss_cls / normalizer, "loss_box_reg": loss_box / normalizer}
 
     def forward_inference(self, images: ImageList, features: list[torch.Tensor], predictions) -> list[Instances]:
@@ -179,15 +203,21 @@ class RetinaNet(DenseDetector):
             results.append(self.inference_single_image(anchors, scores, deltas, image_size))
         return results
 
-    def inference_single_image(self, anchors: list[Boxes], box_cls: list[torch.Tensor], box_delta: list[torch.Tensor],
-                               image_size: tuple[int, int]) -> Instances:
+    def inference_single_image(
+        self,
+        anchors: list[Boxes],
+        box_cls: list[torch.Tensor],
+        box_delta: list[torch.Tensor],
+        image_size: tuple[int, int],
+    ) -> Instances:
         """Per level top-k candidates above the score threshold, then per-class NMS and the best detections.
 
         Args:
             box_cls: per level [Ri, K] probabilities; box_delta: per level [Ri, 4].
         """
-        pred = self._decode_multi_level_predictions(anchors, box_cls, box_delta, self.test_score_thresh,
-                                                    self.test_topk_candidates, image_size)
+        pred = self._decode_multi_level_predictions(
+            anchors, box_cls, box_delta, self.test_score_thresh, self.test_topk_candidates, image_size
+        )
         keep = batched_nms(pred.pred_boxes.tensor, pred.scores, pred.pred_classes, self.test_nms_thresh)
         return pred[keep[: self.max_detections_per_image]]
 
@@ -203,8 +233,16 @@ class RetinaNetHead(nn.Module):
         prior_prob: initial foreground probability of every output (sets the cls bias).
     """
 
-    def __init__(self, *, input_shape: list[ShapeSpec], num_classes: int, num_anchors: int,
-                 conv_dims: Sequence[int], norm="", prior_prob: float = 0.01):
+    def __init__(
+        self,
+        *,
+        input_shape: list[ShapeSpec],
+        num_classes: int,
+        num_anchors: int,
+        conv_dims: Sequence[int],
+        norm="",
+        prior_prob: float = 0.01,
+    ):
         super().__init__()
         input_shape = [as_shape_spec(s, "RetinaNetHead input_shape") for s in input_shape]
         channels = {s.channels for s in input_shape}

@@ -14,8 +14,9 @@ Parts, in data-flow order:
 Class convention (as detectron2's Fast R-CNN): foreground classes are 0..K-1 and *background is K*.
 Box deltas are SSD's encoding with variances (0.1, 0.2), i.e. `Box2BoxTransform(weights=(10, 10, 5, 5))`.
 """
+
 import math
-from typing import Dict, List, Optional, Sequence, Tuple
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -72,7 +73,7 @@ _PRESETS = {
 }
 
 
-def ssd_default_box_sizes(input_size: int, dataset: str) -> Dict[str, tuple]:
+def ssd_default_box_sizes(input_size: int, dataset: str) -> dict[str, tuple]:
     """The SSD release's default-box settings for ``input_size`` in {300, 512} and ``dataset`` in {coco, voc}.
 
     Returns:
@@ -88,7 +89,7 @@ def ssd_default_box_sizes(input_size: int, dataset: str) -> Dict[str, tuple]:
     return dict(_PRESETS[key])
 
 
-def ssd_extra_layers(input_size: int, width_mult: float = 1.0) -> List[Tuple[int, int, int, int, int]]:
+def ssd_extra_layers(input_size: int, width_mult: float = 1.0) -> list[tuple[int, int, int, int, int]]:
     """SSD's extra layers after fc7 as (reduce channels, out channels, kernel, stride, padding).
 
     300: 19 -> 10 -> 5 -> 3 -> 1 (two stride-2 convs, two valid 3x3 convs).
@@ -119,7 +120,9 @@ class SSDBackbone(Backbone):
         norm: normalisation inside the extra layers ("" as in SSD; "BN" for from-scratch training).
     """
 
-    def __init__(self, *, bottom_up: Backbone, in_features: Sequence[str], extra_layers: Sequence[Sequence[int]], norm: str = ""):
+    def __init__(
+        self, *, bottom_up: Backbone, in_features: Sequence[str], extra_layers: Sequence[Sequence[int]], norm: str = ""
+    ):
         super().__init__()
         self.bottom_up = bottom_up
         shapes = bottom_up.output_shape()
@@ -135,8 +138,19 @@ class SSDBackbone(Backbone):
         self.extras = nn.ModuleList()
         for i, (mid, out, k, s, p) in enumerate(extra_layers, start=1):
             block = nn.Sequential(
-                Conv2d(c_in, mid, kernel_size=1, bias=not norm, norm=get_norm(norm, mid), activation=nn.ReLU(inplace=True)),
-                Conv2d(mid, out, kernel_size=k, stride=s, padding=p, bias=not norm, norm=get_norm(norm, out), activation=nn.ReLU(inplace=True)),
+                Conv2d(
+                    c_in, mid, kernel_size=1, bias=not norm, norm=get_norm(norm, mid), activation=nn.ReLU(inplace=True)
+                ),
+                Conv2d(
+                    mid,
+                    out,
+                    kernel_size=k,
+                    stride=s,
+                    padding=p,
+                    bias=not norm,
+                    norm=get_norm(norm, out),
+                    activation=nn.ReLU(inplace=True),
+                ),
             )
             self.extras.append(block)
             name = f"extra{i}"
@@ -151,7 +165,7 @@ class SSDBackbone(Backbone):
                 if m.bias is not None:
                     nn.init.zeros_(m.bias)
 
-    def forward(self, x: torch.Tensor) -> Dict[str, torch.Tensor]:
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         bottom = self.bottom_up(x)
         out = {f: bottom[f] for f in self.in_features}
         y = out[self.in_features[-1]]
@@ -160,7 +174,7 @@ class SSDBackbone(Backbone):
             out[f"extra{i}"] = y
         return out
 
-    def output_shape(self) -> Dict[str, ShapeSpec]:
+    def output_shape(self) -> dict[str, ShapeSpec]:
         return {
             f: ShapeSpec(channels=self._out_feature_channels[f], stride=self._out_feature_strides[f])
             for f in self._out_features
@@ -190,7 +204,7 @@ class DefaultBoxGenerator(nn.Module):
         min_sizes: Sequence[float],
         max_sizes: Sequence[float],
         aspect_ratios: Sequence[Sequence[float]],
-        steps: Optional[Sequence[float]] = None,
+        steps: Sequence[float] | None = None,
         clip: bool = True,
         offset: float = 0.5,
     ):
@@ -210,14 +224,14 @@ class DefaultBoxGenerator(nn.Module):
         self.steps = None if steps is None else [float(s) for s in steps]
         self.clip = clip
         self.offset = offset
-        self._cache: Dict[tuple, torch.Tensor] = {}
+        self._cache: dict[tuple, torch.Tensor] = {}
 
     @property
     def num_levels(self) -> int:
         return len(self.min_sizes)
 
     @property
-    def num_anchors(self) -> List[int]:
+    def num_anchors(self) -> list[int]:
         """Boxes per location for each level."""
         return [2 + 2 * len(r) for r in self.aspect_ratios]
 
@@ -230,7 +244,9 @@ class DefaultBoxGenerator(nn.Module):
             sizes += [(m * sr, m / sr), (m / sr, m * sr)]
         return torch.tensor(sizes, dtype=torch.float32)
 
-    def forward(self, feature_shapes: Sequence[Tuple[int, int]], image_size: Tuple[int, int], device=None) -> torch.Tensor:
+    def forward(
+        self, feature_shapes: Sequence[tuple[int, int]], image_size: tuple[int, int], device=None
+    ) -> torch.Tensor:
         """
         Args:
             feature_shapes: (H_l, W_l) of every level.
@@ -283,18 +299,22 @@ class SSDHead(nn.Module):
     def __init__(self, *, in_channels: Sequence[int], num_anchors: Sequence[int], num_classes: int):
         super().__init__()
         if len(in_channels) != len(num_anchors):
-            raise ValueError(f"SSDHead: in_channels ({len(in_channels)} levels) and num_anchors ({len(num_anchors)}) differ")
+            raise ValueError(
+                f"SSDHead: in_channels ({len(in_channels)} levels) and num_anchors ({len(num_anchors)}) differ"
+            )
         self.num_classes = num_classes
         self.cls_score = nn.ModuleList(
             nn.Conv2d(c, a * (num_classes + 1), kernel_size=3, padding=1) for c, a in zip(in_channels, num_anchors)
         )
-        self.bbox_pred = nn.ModuleList(nn.Conv2d(c, a * 4, kernel_size=3, padding=1) for c, a in zip(in_channels, num_anchors))
+        self.bbox_pred = nn.ModuleList(
+            nn.Conv2d(c, a * 4, kernel_size=3, padding=1) for c, a in zip(in_channels, num_anchors)
+        )
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.xavier_uniform_(m.weight)
                 nn.init.zeros_(m.bias)
 
-    def forward(self, features: List[torch.Tensor]) -> Tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, features: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """
         Returns:
             cls_logits: (N, P, K+1); box_deltas: (N, P, 4); P in `DefaultBoxGenerator` order.
@@ -311,7 +331,7 @@ class SSDHead(nn.Module):
 # ---------------------------------------------------------------------------------------------
 # Matching and loss (pure functions)
 # ---------------------------------------------------------------------------------------------
-def match_default_boxes(iou: torch.Tensor, threshold: float = 0.5) -> Tuple[torch.Tensor, torch.Tensor]:
+def match_default_boxes(iou: torch.Tensor, threshold: float = 0.5) -> tuple[torch.Tensor, torch.Tensor]:
     """SSD matching: each prior takes its best ground truth if IoU >= threshold, and every ground truth
     additionally claims its single best prior (whatever the IoU).
 
@@ -340,7 +360,7 @@ def multibox_loss(
     gt_deltas: torch.Tensor,
     neg_pos_ratio: float = 3.0,
     smooth_l1_beta: float = 1.0,
-) -> Dict[str, torch.Tensor]:
+) -> dict[str, torch.Tensor]:
     """SSD's multibox loss with hard negative mining.
 
     Per image, the ``neg_pos_ratio * num_pos`` negatives (at most all of them) with the largest
@@ -407,9 +427,9 @@ class SSD(nn.Module):
         num_classes: int,
         pixel_mean: Sequence[float],
         pixel_std: Sequence[float],
-        in_features: Optional[Sequence[str]] = None,
+        in_features: Sequence[str] | None = None,
         input_format: str = "BGR",
-        box_variances: Tuple[float, float] = (0.1, 0.2),
+        box_variances: tuple[float, float] = (0.1, 0.2),
         iou_threshold: float = 0.5,
         neg_pos_ratio: float = 3.0,
         smooth_l1_beta: float = 1.0,
@@ -454,22 +474,23 @@ class SSD(nn.Module):
     def device(self) -> torch.device:
         return self.pixel_mean.device
 
-    def preprocess_image(self, batched_inputs: List[Dict]) -> ImageList:
+    def preprocess_image(self, batched_inputs: list[dict]) -> ImageList:
         """Normalise and batch the images; SSD inputs are already resized to one size by the mapper."""
         images = [(x["image"].to(self.device).float() - self.pixel_mean) / self.pixel_std for x in batched_inputs]
         sizes = {tuple(im.shape[-2:]) for im in images}
         if len(sizes) > 1:
             raise ValueError(
-                f"SSD: all images of a batch must have the same size (the SSD mapper resizes them), got sizes {sorted(sizes)}"
+                "SSD: all images of a batch must have the same size (the SSD mapper resizes them), "
+                f"got sizes {sorted(sizes)}"
             )
         return ImageList.from_tensors(images)
 
-    def extract_features(self, images: torch.Tensor) -> List[torch.Tensor]:
+    def extract_features(self, images: torch.Tensor) -> list[torch.Tensor]:
         """Backbone features of the levels, shallow to deep. Subclasses (NETNet) refine them here."""
         features = self.backbone(images)
         return [features[f] for f in self.in_features]
 
-    def forward(self, batched_inputs: List[Dict]):
+    def forward(self, batched_inputs: list[dict]):
         images = self.preprocess_image(batched_inputs)
         features = self.extract_features(images.tensor)
         cls_logits, box_deltas = self.head(features)
@@ -480,8 +501,12 @@ class SSD(nn.Module):
             gt_instances = [x["instances"].to(self.device) for x in batched_inputs]
             gt_labels, gt_deltas = self.label_default_boxes(priors, gt_instances)
             return multibox_loss(
-                cls_logits, box_deltas, gt_labels, gt_deltas,
-                neg_pos_ratio=self.neg_pos_ratio, smooth_l1_beta=self.smooth_l1_beta,
+                cls_logits,
+                box_deltas,
+                gt_labels,
+                gt_deltas,
+                neg_pos_ratio=self.neg_pos_ratio,
+                smooth_l1_beta=self.smooth_l1_beta,
             )
         results = self.inference(priors, cls_logits, box_deltas, images.image_sizes)
         processed = []
@@ -492,7 +517,9 @@ class SSD(nn.Module):
         return processed
 
     @torch.no_grad()
-    def label_default_boxes(self, priors: torch.Tensor, gt_instances: List[Instances]) -> Tuple[torch.Tensor, torch.Tensor]:
+    def label_default_boxes(
+        self, priors: torch.Tensor, gt_instances: list[Instances]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """
         Returns:
             gt_labels: (N, P) int64, class of the matched ground truth or K (background);
@@ -516,8 +543,12 @@ class SSD(nn.Module):
 
     @torch.no_grad()
     def inference(
-        self, priors: torch.Tensor, cls_logits: torch.Tensor, box_deltas: torch.Tensor, image_sizes: List[Tuple[int, int]]
-    ) -> List[Instances]:
+        self,
+        priors: torch.Tensor,
+        cls_logits: torch.Tensor,
+        box_deltas: torch.Tensor,
+        image_sizes: list[tuple[int, int]],
+    ) -> list[Instances]:
         """Per class: score > thresh, top-k candidates, class-wise NMS; then the best detections per image."""
         scores_all = cls_logits.softmax(dim=-1)[..., : self.num_classes]  # (N, P, K)
         N, P, K = scores_all.shape

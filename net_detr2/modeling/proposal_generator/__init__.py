@@ -1,4 +1,5 @@
 """Proposal generators (RPN)."""
+
 from .proposal_utils import add_ground_truth_to_proposals, find_top_rpn_proposals
 from .rpn import RPN, RPN_HEAD_REGISTRY, StandardRPNHead
 

@@ -1,4 +1,5 @@
 """Helpers shared by proposal generators: test-time proposal selection and ground-truth injection."""
+
 from __future__ import annotations
 
 import math
@@ -87,7 +88,7 @@ def _add_gt_one(gt, proposals: Instances) -> Instances:
     gt_logit_value = math.log((1.0 - 1e-10) / (1 - (1.0 - 1e-10)))
     gt_logits = torch.full((len(gt_boxes),), gt_logit_value, device=device)
     gt_prop = Instances(proposals.image_size, proposal_boxes=gt_boxes.to(device), objectness_logits=gt_logits)
-    for name, value in proposals.get_fields().items():
+    for name, _ in proposals.get_fields().items():
         if name not in ("proposal_boxes", "objectness_logits"):
             raise ValueError(f"add_ground_truth_to_proposals: proposals have an extra field '{name}' with no GT value")
     return Instances.cat([proposals, gt_prop])

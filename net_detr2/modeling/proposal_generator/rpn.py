@@ -1,7 +1,8 @@
 """Region Proposal Network (Faster R-CNN): objectness + box deltas per anchor on each FPN level."""
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from fvcore.common.registry import Registry
@@ -179,8 +180,13 @@ class RPN(nn.Module):
         gt_labels = torch.stack(gt_labels)
         pos_mask = gt_labels == 1
         loc = _dense_box_regression_loss(
-            anchors, self.box2box_transform, pred_anchor_deltas, gt_boxes, pos_mask,
-            self.box_reg_loss_type, self.smooth_l1_beta,
+            anchors,
+            self.box2box_transform,
+            pred_anchor_deltas,
+            gt_boxes,
+            pos_mask,
+            self.box_reg_loss_type,
+            self.smooth_l1_beta,
         )
         valid = gt_labels >= 0
         obj = F.binary_cross_entropy_with_logits(
@@ -225,8 +231,14 @@ class RPN(nn.Module):
         """Decode and select proposals (no gradient flows into the proposals, as in detectron2)."""
         boxes = self._decode_proposals(anchors, pred_anchor_deltas)
         return find_top_rpn_proposals(
-            boxes, pred_objectness_logits, image_sizes, self.nms_thresh,
-            self.pre_nms_topk[self.training], self.post_nms_topk[self.training], self.min_box_size, self.training,
+            boxes,
+            pred_objectness_logits,
+            image_sizes,
+            self.nms_thresh,
+            self.pre_nms_topk[self.training],
+            self.post_nms_topk[self.training],
+            self.min_box_size,
+            self.training,
         )
 
     def _decode_proposals(self, anchors: list[Boxes], pred_anchor_deltas: list[torch.Tensor]) -> list[torch.Tensor]:

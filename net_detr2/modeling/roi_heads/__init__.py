@@ -1,4 +1,5 @@
 """ROI heads: proposal sampling, RoI pooling, box head and box predictor."""
+
 from .box_head import ROI_BOX_HEAD_REGISTRY, FastRCNNConvFCHead
 from .fast_rcnn import FastRCNNOutputLayers, fast_rcnn_inference, fast_rcnn_inference_single_image
 from .roi_heads import ROIHeads, StandardROIHeads, select_foreground_proposals

@@ -1,7 +1,8 @@
 """Box heads: pooled RoI features -> a feature vector per RoI."""
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -49,8 +50,15 @@ class FastRCNNConvFCHead(nn.Sequential):
         size = (input_shape.channels, input_shape.height, input_shape.width)
         self.conv_norm_relus = []
         for k, d in enumerate(conv_dims):
-            conv = Conv2d(size[0], d, kernel_size=3, padding=1, bias=not conv_norm,
-                          norm=get_norm(conv_norm, d), activation=nn.ReLU())
+            conv = Conv2d(
+                size[0],
+                d,
+                kernel_size=3,
+                padding=1,
+                bias=not conv_norm,
+                norm=get_norm(conv_norm, d),
+                activation=nn.ReLU(),
+            )
             self.add_module(f"conv{k + 1}", conv)
             self.conv_norm_relus.append(conv)
             size = (d, size[1], size[2])

@@ -1,7 +1,8 @@
 """Fast R-CNN box predictor: per-RoI class scores + class-specific box deltas, losses and inference."""
+
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -176,8 +177,13 @@ class FastRCNNOutputLayers(nn.Module):
         else:
             fg_deltas = pred_deltas.view(-1, self.num_classes, box_dim)[fg, gt_classes[fg]]
         loss = _dense_box_regression_loss(
-            [proposal_boxes[fg]], self.box2box_transform, [fg_deltas.unsqueeze(0)], [gt_boxes[fg]], ...,
-            self.box_reg_loss_type, self.smooth_l1_beta,
+            [proposal_boxes[fg]],
+            self.box2box_transform,
+            [fg_deltas.unsqueeze(0)],
+            [gt_boxes[fg]],
+            ...,
+            self.box_reg_loss_type,
+            self.smooth_l1_beta,
         )
         # normalise by all sampled RoIs (not only foreground), so each RoI weighs the same
         return loss / max(gt_classes.numel(), 1.0)
@@ -188,7 +194,12 @@ class FastRCNNOutputLayers(nn.Module):
         scores = self.predict_probs(predictions, proposals)
         shapes = [p.image_size for p in proposals]
         return fast_rcnn_inference(
-            boxes, scores, shapes, self.test_score_thresh, self.test_nms_thresh, self.test_topk_per_image,
+            boxes,
+            scores,
+            shapes,
+            self.test_score_thresh,
+            self.test_nms_thresh,
+            self.test_topk_per_image,
             self.test_nms,
         )
 

@@ -1,4 +1,5 @@
 """ROI heads: sample proposals against the ground truth, pool their features and predict boxes."""
+
 from __future__ import annotations
 
 import torch
@@ -15,7 +16,9 @@ from ..sampling import subsample_labels
 __all__ = ["ROIHeads", "StandardROIHeads", "select_foreground_proposals"]
 
 
-def select_foreground_proposals(proposals: list[Instances], bg_label: int) -> tuple[list[Instances], list[torch.Tensor]]:
+def select_foreground_proposals(
+    proposals: list[Instances], bg_label: int
+) -> tuple[list[Instances], list[torch.Tensor]]:
     """Keep the proposals whose gt_classes is a foreground class; also return the boolean masks."""
     fg, masks = [], []
     for p in proposals:
@@ -89,8 +92,13 @@ class ROIHeads(nn.Module):
             out.append(p)
         return out
 
-    def forward(self, images: ImageList, features: dict[str, torch.Tensor], proposals: list[Instances],
-                targets: list[Instances] | None = None):
+    def forward(
+        self,
+        images: ImageList,
+        features: dict[str, torch.Tensor],
+        proposals: list[Instances],
+        targets: list[Instances] | None = None,
+    ):
         raise NotImplementedError
 
 
@@ -122,8 +130,13 @@ class StandardROIHeads(ROIHeads):
         self.box_head = box_head
         self.box_predictor = box_predictor
 
-    def forward(self, images: ImageList, features: dict[str, torch.Tensor], proposals: list[Instances],
-                targets: list[Instances] | None = None):
+    def forward(
+        self,
+        images: ImageList,
+        features: dict[str, torch.Tensor],
+        proposals: list[Instances],
+        targets: list[Instances] | None = None,
+    ):
         """Training: (sampled proposals, losses). Test: (detections per image in the input frame, {})."""
         del images
         if self.training:
@@ -157,7 +170,9 @@ class StandardROIHeads(ROIHeads):
         pred_instances, _ = self.box_predictor.inference(predictions, proposals)
         return pred_instances
 
-    def forward_with_given_boxes(self, features: dict[str, torch.Tensor], instances: list[Instances]) -> list[Instances]:
+    def forward_with_given_boxes(
+        self, features: dict[str, torch.Tensor], instances: list[Instances]
+    ) -> list[Instances]:
         """No mask/keypoint branches here: the given detections are returned unchanged."""
         if self.training:
             raise RuntimeError("forward_with_given_boxes is for inference only")

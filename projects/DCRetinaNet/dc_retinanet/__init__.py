@@ -1,9 +1,10 @@
 """DC-RetinaNet: dynamic-coefficient loss, IoU-classification-aware assignment and CL-balanced NMS."""
+
 from .assignment import iou_classification_aware_score, promote_by_score
 from .cl_balanced_nms import CLBalancedNMS, cl_balanced_nms
 from .config_utils import DC_DEFAULTS, use_dc_retinanet
-from .dynamic_coefficient import dynamic_coefficient, normalized_coefficient
 from .drop_in import use_cl_nms
+from .dynamic_coefficient import dynamic_coefficient, normalized_coefficient
 from .meta_arch import DCRetinaNet
 
 __all__ = [

@@ -3,6 +3,7 @@
 An anchor that overlaps a ground truth too little for the IoU rule but already classifies it well,
 or lies mostly inside it (irregular shapes), is promoted to positive.
 """
+
 from __future__ import annotations
 
 import torch

@@ -5,6 +5,7 @@ the cluster's box closest to the cluster's consensus centre among the confident 
 scored ``p + beta * dis``, where ``dis`` is 1 at the softmax(logit)-weighted centre of the cluster and
 falls to 0 half a box diagonal away. The kept box is reported with the cluster's highest score.
 """
+
 from __future__ import annotations
 
 import torch
@@ -22,8 +23,12 @@ def _slots_by_class(classes: torch.Tensor, num_classes: int) -> tuple[torch.Tens
 
 
 def _first_overlapping_leader(
-    leader_boxes: torch.Tensor, leader_cls: torch.Tensor, boxes: torch.Tensor, cls: torch.Tensor,
-    num_classes: int, iou_threshold: float,
+    leader_boxes: torch.Tensor,
+    leader_cls: torch.Tensor,
+    boxes: torch.Tensor,
+    cls: torch.Tensor,
+    num_classes: int,
+    iou_threshold: float,
 ) -> torch.Tensor:
     """For each box, the index (into the score-sorted leaders) of the first leader of its class whose IoU
     with it exceeds the threshold; boxes and leaders are compared class by class in one padded batch."""
@@ -85,8 +90,12 @@ def cl_balanced_nms(
     if len(suppressed):
         _, compact = torch.unique(classes, return_inverse=True)
         cluster[suppressed] = _first_overlapping_leader(
-            boxes[leaders], compact[leaders], boxes[suppressed], compact[suppressed],
-            int(compact.max()) + 1, iou_threshold,
+            boxes[leaders],
+            compact[leaders],
+            boxes[suppressed],
+            compact[suppressed],
+            int(compact.max()) + 1,
+            iou_threshold,
         )
 
     k = len(leaders)
@@ -127,8 +136,9 @@ class CLBalancedNMS:
             raise ValueError(f"CLBalancedNMS: beta must be >= 0, got {beta}")
         self.beta = beta
 
-    def __call__(self, boxes: torch.Tensor, scores: torch.Tensor, classes: torch.Tensor,
-                 iou_threshold: float) -> tuple[torch.Tensor, torch.Tensor]:
+    def __call__(
+        self, boxes: torch.Tensor, scores: torch.Tensor, classes: torch.Tensor, iou_threshold: float
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         return cl_balanced_nms(boxes, scores, classes, iou_threshold, beta=self.beta)
 
     def __repr__(self) -> str:

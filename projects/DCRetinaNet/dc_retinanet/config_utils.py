@@ -1,4 +1,5 @@
 """Turn a baseline config's ``RetinaNet`` node into a :class:`DCRetinaNet` node (one Table-2 row)."""
+
 from __future__ import annotations
 
 from typing import Any

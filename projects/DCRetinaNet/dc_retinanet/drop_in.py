@@ -6,6 +6,7 @@
 * RetinaNet: `DCRetinaNet` with ``cl_nms=True`` only (``use_dc_retinanet(model, iac_assignment=False,
   dc_loss=False, cl_nms=True)``): the same weights, the same keys.
 """
+
 from __future__ import annotations
 
 from torch import nn

@@ -3,6 +3,7 @@
 A positive anchor whose decoded box is well localised gets a larger weight on its classification
 loss, so the classifier learns most from the anchors the localiser already trusts.
 """
+
 from __future__ import annotations
 
 import torch
@@ -42,5 +43,7 @@ def normalized_coefficient(coefficient: torch.Tensor, cls_loss: torch.Tensor) ->
     weighted = (coefficient * cls_loss).sum()
     total = cls_loss.sum()
     # With no loss to redistribute any weight is exact; 1 keeps the gradient unchanged.
-    scale = torch.where(weighted > 0, total / weighted.clamp(min=torch.finfo(weighted.dtype).tiny), torch.ones_like(total))
+    scale = torch.where(
+        weighted > 0, total / weighted.clamp(min=torch.finfo(weighted.dtype).tiny), torch.ones_like(total)
+    )
     return torch.where(weighted > 0, coefficient * scale, torch.ones_like(coefficient))

@@ -6,6 +6,7 @@
 
 With all three off it is exactly `RetinaNet`.
 """
+
 from __future__ import annotations
 
 import torch
@@ -59,8 +60,9 @@ class DCRetinaNet(RetinaNet):
         self.cl_nms = cl_nms
         self.cl_nms_beta = cl_nms_beta
 
-    def forward_training(self, images: ImageList, features: list[torch.Tensor], predictions,
-                         gt_instances: list[Instances]) -> dict[str, torch.Tensor]:
+    def forward_training(
+        self, images: ImageList, features: list[torch.Tensor], predictions, gt_instances: list[Instances]
+    ) -> dict[str, torch.Tensor]:
         pred_logits, pred_deltas = self._transpose_dense_predictions(predictions, [self.num_classes, 4])
         anchors = self.anchor_generator(features)
         if self.iac_assignment:
@@ -70,8 +72,9 @@ class DCRetinaNet(RetinaNet):
         return self.losses(anchors, pred_logits, gt_labels, pred_deltas, gt_boxes)
 
     @torch.no_grad()
-    def label_anchors_iac(self, anchors: list[Boxes], gt_instances: list[Instances],
-                          pred_logits: list[torch.Tensor]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    def label_anchors_iac(
+        self, anchors: list[Boxes], gt_instances: list[Instances], pred_logits: list[torch.Tensor]
+    ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         """`label_anchors` with the IoU rule extended by Eq. 5 (same outputs)."""
         anchors = Boxes.cat(anchors)
         logits = cat(pred_logits, dim=1)  # [N, R, K]
@@ -81,15 +84,22 @@ class DCRetinaNet(RetinaNet):
             if len(inst) > 0:
                 gt_class_prob = image_logits[:, inst.gt_classes].T.sigmoid()  # [G, R]
                 scores = iou_classification_aware_score(inst.gt_boxes, anchors, gt_class_prob, self.iac_alpha)
-                matched_idxs, anchor_labels = promote_by_score(matched_idxs, anchor_labels, scores,
-                                                               self.iac_score_threshold)
+                matched_idxs, anchor_labels = promote_by_score(
+                    matched_idxs, anchor_labels, scores, self.iac_score_threshold
+                )
             labels, boxes = self._anchor_targets(inst, matched_idxs, anchor_labels, anchors)
             gt_labels.append(labels)
             matched_boxes.append(boxes)
         return gt_labels, matched_boxes
 
-    def losses(self, anchors: list[Boxes], pred_logits: list[torch.Tensor], gt_labels: list[torch.Tensor],
-               pred_anchor_deltas: list[torch.Tensor], gt_boxes: list[torch.Tensor]) -> dict[str, torch.Tensor]:
+    def losses(
+        self,
+        anchors: list[Boxes],
+        pred_logits: list[torch.Tensor],
+        gt_labels: list[torch.Tensor],
+        pred_anchor_deltas: list[torch.Tensor],
+        gt_boxes: list[torch.Tensor],
+    ) -> dict[str, torch.Tensor]:
         if not self.dc_loss:
             return super().losses(anchors, pred_logits, gt_labels, pred_anchor_deltas, gt_boxes)
         gt_labels_t = torch.stack(gt_labels)  # [N, R]
@@ -99,8 +109,9 @@ class DCRetinaNet(RetinaNet):
         valid_labels = gt_labels_t[valid]
         target = F.one_hot(valid_labels, num_classes=self.num_classes + 1)[:, :-1]
         logits = cat(pred_logits, dim=1)[valid]
-        per_anchor = sigmoid_focal_loss(logits, target.to(logits.dtype), self.focal_loss_alpha,
-                                        self.focal_loss_gamma).sum(dim=1)  # [V]
+        per_anchor = sigmoid_focal_loss(
+            logits, target.to(logits.dtype), self.focal_loss_alpha, self.focal_loss_gamma
+        ).sum(dim=1)  # [V]
         positive = valid_labels != self.num_classes  # the positives of ``pos``, in the same order
 
         # lambda' from each positive's decoded (detached) prediction and its ground truth
@@ -112,18 +123,32 @@ class DCRetinaNet(RetinaNet):
         weight[positive] = normalized_coefficient(coefficient, per_anchor[positive])
         loss_cls = (per_anchor * weight).sum()
 
-        loss_box = _dense_box_regression_loss(anchors, self.box2box_transform, pred_anchor_deltas, gt_boxes, pos,
-                                              self.box_reg_loss_type, self.smooth_l1_beta)
+        loss_box = _dense_box_regression_loss(
+            anchors,
+            self.box2box_transform,
+            pred_anchor_deltas,
+            gt_boxes,
+            pos,
+            self.box_reg_loss_type,
+            self.smooth_l1_beta,
+        )
         return {"loss_cls": loss_cls / normalizer, "loss_box_reg": loss_box / normalizer}
 
-    def inference_single_image(self, anchors: list[Boxes], box_cls: list[torch.Tensor], box_delta: list[torch.Tensor],
-                               image_size: tuple[int, int]) -> Instances:
+    def inference_single_image(
+        self,
+        anchors: list[Boxes],
+        box_cls: list[torch.Tensor],
+        box_delta: list[torch.Tensor],
+        image_size: tuple[int, int],
+    ) -> Instances:
         if not self.cl_nms:
             return super().inference_single_image(anchors, box_cls, box_delta, image_size)
-        pred = self._decode_multi_level_predictions(anchors, box_cls, box_delta, self.test_score_thresh,
-                                                    self.test_topk_candidates, image_size)
-        keep, scores = cl_balanced_nms(pred.pred_boxes.tensor, pred.scores, pred.pred_classes,
-                                       self.test_nms_thresh, beta=self.cl_nms_beta)
+        pred = self._decode_multi_level_predictions(
+            anchors, box_cls, box_delta, self.test_score_thresh, self.test_topk_candidates, image_size
+        )
+        keep, scores = cl_balanced_nms(
+            pred.pred_boxes.tensor, pred.scores, pred.pred_classes, self.test_nms_thresh, beta=self.cl_nms_beta
+        )
         result = pred[keep[: self.max_detections_per_image]]
         result.scores = scores[: self.max_detections_per_image]
         return result

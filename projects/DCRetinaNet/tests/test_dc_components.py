@@ -46,7 +46,9 @@ def test_normalized_coefficient_keeps_total_loss():
 
 def test_iou_classification_aware_score_and_promotion():
     gt = Boxes(torch.tensor([[0.0, 0.0, 10.0, 10.0]]))
-    anchors = Boxes(torch.tensor([[0.0, 0.0, 10.0, 10.0], [2.0, 2.0, 6.0, 6.0], [5.0, 0.0, 25.0, 10.0], [50.0, 50.0, 60, 60]]))
+    anchors = Boxes(
+        torch.tensor([[0.0, 0.0, 10.0, 10.0], [2.0, 2.0, 6.0, 6.0], [5.0, 0.0, 25.0, 10.0], [50.0, 50.0, 60, 60]])
+    )
     prob = torch.tensor([[0.1, 0.9, 0.2, 0.99]])
     s = iou_classification_aware_score(gt, anchors, prob, alpha=0.5)
     # intersection / min area: 1, 16/16, 50/100, 0

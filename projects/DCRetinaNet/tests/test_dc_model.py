@@ -1,5 +1,6 @@
 """DCRetinaNet inside the model: assignment, DC loss, exact RetinaNet parity with the switches off, every switch
 combination, the configs, and CL-balanced NMS as drop-in post-processing of Faster R-CNN."""
+
 import copy
 import itertools
 from pathlib import Path
@@ -42,7 +43,10 @@ def _shapes_model(**switches):
 def _inputs(with_instances=True):
     g = torch.Generator().manual_seed(0)
     out = []
-    for h, w, boxes, cls in [(64, 96, [[10.0, 10.0, 40.0, 30.0]], [0]), (72, 64, [[5.0, 20.0, 30.0, 55.0], [30, 2, 60, 20]], [2, 5])]:
+    for h, w, boxes, cls in [
+        (64, 96, [[10.0, 10.0, 40.0, 30.0]], [0]),
+        (72, 64, [[5.0, 20.0, 30.0, 55.0], [30, 2, 60, 20]], [2, 5]),
+    ]:
         d = {"image": torch.randint(0, 256, (3, h, w), generator=g, dtype=torch.uint8)}
         if with_instances:
             d["instances"] = Instances((h, w), gt_boxes=Boxes(torch.tensor(boxes)), gt_classes=torch.tensor(cls))
@@ -58,12 +62,18 @@ def _one_level_logits(num_anchors, num_classes, value):
 
 # ------------------------------------------------------------------------------------------------ assignment
 GT = Instances((64, 64), gt_boxes=Boxes(torch.tensor([[0.0, 0.0, 10.0, 20.0]])), gt_classes=torch.tensor([2]))
-ANCHORS = [Boxes(torch.tensor([
-    [0.0, 0.0, 10.0, 9.0],  # IoU 0.45 -> ignored by the IoU rule; inside the gt: inter / min area = 1
-    [0.0, 0.0, 10.0, 22.0],  # IoU 20/22 -> positive either way
-    [50.0, 50.0, 60.0, 60.0],  # no overlap: background; s = alpha * p^ < 0.6 whatever p^
-    [2.0, 2.0, 8.0, 8.0],  # IoU 36/200 -> background; inside the gt: inter / min area = 1
-]))]
+ANCHORS = [
+    Boxes(
+        torch.tensor(
+            [
+                [0.0, 0.0, 10.0, 9.0],  # IoU 0.45 -> ignored by the IoU rule; inside the gt: inter / min area = 1
+                [0.0, 0.0, 10.0, 22.0],  # IoU 20/22 -> positive either way
+                [50.0, 50.0, 60.0, 60.0],  # no overlap: background; s = alpha * p^ < 0.6 whatever p^
+                [2.0, 2.0, 8.0, 8.0],  # IoU 36/200 -> background; inside the gt: inter / min area = 1
+            ]
+        )
+    )
+]
 
 
 def test_iac_assignment_equals_iou_assignment_when_it_cannot_fire():
@@ -106,11 +116,31 @@ def test_iac_assignment_flips_anchors_inside_the_object_when_p_is_high():
 # ------------------------------------------------------------------------------------------------ DC loss
 def _loss_inputs():
     g = torch.Generator().manual_seed(2)
-    anchors = [Boxes(torch.tensor([[0.0, 0.0, 10.0, 10.0], [20.0, 20.0, 40.0, 30.0], [5.0, 5.0, 25.0, 25.0],
-                                   [40.0, 40.0, 50.0, 50.0], [0.0, 30.0, 8.0, 50.0]]))]
+    anchors = [
+        Boxes(
+            torch.tensor(
+                [
+                    [0.0, 0.0, 10.0, 10.0],
+                    [20.0, 20.0, 40.0, 30.0],
+                    [5.0, 5.0, 25.0, 25.0],
+                    [40.0, 40.0, 50.0, 50.0],
+                    [0.0, 30.0, 8.0, 50.0],
+                ]
+            )
+        )
+    ]
     gt_labels = [torch.tensor([1, 0, 6, -1, 3])]  # three positives, one background, one ignored
-    gt_boxes = [torch.tensor([[0.0, 0.0, 12.0, 10.0], [18.0, 22.0, 40.0, 34.0], [0.0, 0.0, 1.0, 1.0],
-                              [0.0, 0.0, 1.0, 1.0], [1.0, 28.0, 9.0, 55.0]])]
+    gt_boxes = [
+        torch.tensor(
+            [
+                [0.0, 0.0, 12.0, 10.0],
+                [18.0, 22.0, 40.0, 34.0],
+                [0.0, 0.0, 1.0, 1.0],
+                [0.0, 0.0, 1.0, 1.0],
+                [1.0, 28.0, 9.0, 55.0],
+            ]
+        )
+    ]
     logits = [(torch.randn(1, 5, 6, generator=g) * 2).requires_grad_()]
     deltas = [(torch.randn(1, 5, 4, generator=g) * 0.3).requires_grad_()]
     return anchors, logits, gt_labels, deltas, gt_boxes

@@ -7,6 +7,7 @@ scale (short edge 640..832), so a step costs ~3x a stage-1 step.
 
     OMP_NUM_THREADS=2 python train_net.py --config-file projects/EFPN/configs/aquarium_stage2_distill.py
 """
+
 from net_detr2.solver import multistep_with_warmup
 from projects.EFPN.efpn import efpn_model_from_fpn, set_stage
 

@@ -3,6 +3,7 @@ frozen. ``train.init_checkpoint`` defaults to stage 2's output.
 
     OMP_NUM_THREADS=2 python train_net.py --config-file projects/EFPN/configs/aquarium_stage3_p2head.py
 """
+
 from net_detr2.solver import multistep_with_warmup
 from projects.EFPN.efpn import set_stage
 

@@ -7,6 +7,7 @@ Instead of training it, a detectron2 model-zoo checkpoint can serve as stage 1: 
 
     python train_net.py --config-file projects/EFPN/configs/coco_R50_stage1_fpn.py
 """
+
 from ....configs.common.data.coco import dataloader
 from ....configs.common.models.faster_rcnn_fpn import model
 from ....configs.common.optim import SGD as optimizer

@@ -7,6 +7,7 @@ gives none): 45k iterations at batch 16, LR 0.02, x0.1 at 30k and 40k.
 
     python train_net.py --config-file projects/EFPN/configs/coco_R50_stage2_distill.py
 """
+
 from net_detr2.solver import multistep_with_warmup
 from projects.EFPN.efpn import efpn_model_from_fpn, set_stage
 

@@ -6,6 +6,7 @@ Schedule (ours): 30k iterations at batch 16, LR 0.01, x0.1 at 20k and 26k.
 
     python train_net.py --config-file projects/EFPN/configs/coco_R50_stage3_p2head.py
 """
+
 from net_detr2.solver import multistep_with_warmup
 from projects.EFPN.efpn import set_stage
 

@@ -7,6 +7,7 @@ The final evaluation is EFPN before the P2' head is fine-tuned.
 
     OMP_NUM_THREADS=2 python train_net.py --config-file projects/EFPN/configs/shapes_stage2_distill.py
 """
+
 from net_detr2.solver import multistep_with_warmup
 from projects.EFPN.efpn import efpn_model_from_fpn, set_stage
 

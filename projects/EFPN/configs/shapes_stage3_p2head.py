@@ -6,6 +6,7 @@ labelled RoIs routed to P2'); backbone, EFPN extension, RPN and base head frozen
 
     OMP_NUM_THREADS=2 python train_net.py --config-file projects/EFPN/configs/shapes_stage3_p2head.py
 """
+
 from net_detr2.solver import multistep_with_warmup
 from projects.EFPN.efpn import set_stage
 

@@ -6,6 +6,7 @@ none): 60k iterations at batch 8, LR 0.01, x0.1 at 40k and 53k, from ImageNet R-
 
     python train_net.py --config-file projects/EFPN/configs/tt100k_R50_stage1_fpn.py
 """
+
 from net_detr2.solver import multistep_with_warmup
 
 from ....configs.common.data.tt100k import dataloader

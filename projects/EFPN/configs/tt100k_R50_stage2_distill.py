@@ -6,6 +6,7 @@ Schedule (ours): 30k iterations at batch 8, LR 0.01, x0.1 at 20k and 26k.
 
     python train_net.py --config-file projects/EFPN/configs/tt100k_R50_stage2_distill.py
 """
+
 from net_detr2.solver import multistep_with_warmup
 from projects.EFPN.efpn import efpn_model_from_fpn, set_stage
 

@@ -5,6 +5,7 @@ Schedule (ours): 20k iterations at batch 8, LR 0.01, x0.1 at 14k and 18k.
 
     python train_net.py --config-file projects/EFPN/configs/tt100k_R50_stage3_p2head.py
 """
+
 from net_detr2.solver import multistep_with_warmup
 from projects.EFPN.efpn import set_stage
 

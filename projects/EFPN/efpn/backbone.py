@@ -4,7 +4,6 @@ C2 and C2' come out of the very same ``res2`` module (one set of weights, one se
 keys), so a checkpoint of the plain ResNet loads unchanged. The stem convolution runs once; its
 output feeds C2' directly and C2 after the stem's 3x3/2 max-pool.
 """
-from typing import Dict
 
 import torch
 
@@ -45,13 +44,13 @@ class ResNetC2Prime(ResNet):
             return self._out_feature_channels[name]
         return getattr(self, name)[-1].out_channels
 
-    def output_shape(self) -> Dict[str, ShapeSpec]:
+    def output_shape(self) -> dict[str, ShapeSpec]:
         shapes = super().output_shape()
         name = self.c2_prime_name
         shapes[name] = ShapeSpec(channels=self._out_feature_channels[name], stride=self._out_feature_strides[name])
         return shapes
 
-    def forward(self, x: torch.Tensor, with_c2_prime: bool = True) -> Dict[str, torch.Tensor]:
+    def forward(self, x: torch.Tensor, with_c2_prime: bool = True) -> dict[str, torch.Tensor]:
         """x: [N, C, H, W] -> {"res2": stride 4, ..., c2_prime_name: stride 2 (if with_c2_prime)}.
 
         ``with_c2_prime=False`` skips the stride-2 branch (the distillation teacher does not need it).
@@ -72,6 +71,9 @@ def build_resnet_c2prime_backbone(*, c2_prime_name: str = "res2_prime", **resnet
     plain = build_resnet_backbone(**resnet_kwargs)
     # Reuse the built (and already frozen) stem and blocks; freeze_at=0 leaves their state as is.
     return ResNetC2Prime(
-        plain.stem, [list(stage) for stage in plain.stages], out_features=list(plain._out_features),
-        freeze_at=0, c2_prime_name=c2_prime_name,
+        plain.stem,
+        [list(stage) for stage in plain.stages],
+        out_features=list(plain._out_features),
+        freeze_at=0,
+        c2_prime_name=c2_prime_name,
     )

@@ -1,4 +1,5 @@
 """Turn a Faster R-CNN FPN LazyConfig model tree into the EFPN one (same widths, same checkpoint keys)."""
+
 import copy
 
 from omegaconf import DictConfig, ListConfig
@@ -40,7 +41,9 @@ def efpn_model_from_fpn(model: DictConfig, *, small_roi_threshold: float = 112.0
     heads._target_ = EFPNROIHeads
     pooler = heads.box_pooler
     heads.p2_prime_pooler = L(ROIPooler)(
-        output_size=pooler.output_size, scales=(0.5,), sampling_ratio=pooler.sampling_ratio,
+        output_size=pooler.output_size,
+        scales=(0.5,),
+        sampling_ratio=pooler.sampling_ratio,
         pooler_type=pooler.pooler_type,
     )
     heads.small_roi_threshold = small_roi_threshold

@@ -4,16 +4,15 @@
 / (number of positive positions * C)``, positive positions = feature cells covered by a
 ground-truth box mapped to the feature stride and rounded outward.
 """
-from typing import Sequence, Tuple
+
+from collections.abc import Sequence
 
 import torch
 
 __all__ = ["boxes_to_feature_mask", "fbb_loss"]
 
 
-def boxes_to_feature_mask(
-    boxes: Sequence[torch.Tensor], stride: int, feature_size: Tuple[int, int]
-) -> torch.Tensor:
+def boxes_to_feature_mask(boxes: Sequence[torch.Tensor], stride: int, feature_size: tuple[int, int]) -> torch.Tensor:
     """Mark the feature cells covered by boxes, per image.
 
     Args:

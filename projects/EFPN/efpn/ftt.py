@@ -7,7 +7,6 @@
 
 All three share one call signature ``module(p3, p2) -> p3_prime`` so the neck can swap them.
 """
-from typing import List
 
 import torch
 from fvcore.nn import weight_init
@@ -57,7 +56,7 @@ class SubPixelUpsample(nn.Module):
 
 def _extractor(in_channels: int, channels: int, num_blocks: int) -> nn.Sequential:
     """conv3x3 (in -> C) followed by `num_blocks` residual blocks."""
-    layers: List[nn.Module] = [_conv3x3(in_channels, channels)]
+    layers: list[nn.Module] = [_conv3x3(in_channels, channels)]
     layers += [ResidualBlock(channels) for _ in range(num_blocks)]
     return nn.Sequential(*layers)
 

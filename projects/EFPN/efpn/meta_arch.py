@@ -10,8 +10,9 @@ Training can produce two groups of losses, each switchable (the three-stage sche
 
 Inference is `GeneralizedRCNN.inference` (the ROI heads merge the P2' and base detections).
 """
+
 import contextlib
-from typing import Dict, Iterator, List, Optional, Sequence
+from collections.abc import Iterator, Sequence
 
 import torch
 from torch import nn
@@ -58,7 +59,7 @@ class EFPNRCNN(GeneralizedRCNN):
         self,
         *,
         backbone: nn.Module,
-        proposal_generator: Optional[nn.Module],
+        proposal_generator: nn.Module | None,
         roi_heads: nn.Module,
         pixel_mean: Sequence[float],
         pixel_std: Sequence[float],
@@ -72,11 +73,19 @@ class EFPNRCNN(GeneralizedRCNN):
         train_rpn: bool = True,
         teacher_image_key: str = "image_2x",
     ):
-        super().__init__(backbone=backbone, proposal_generator=proposal_generator, roi_heads=roi_heads,
-                         pixel_mean=pixel_mean, pixel_std=pixel_std, input_format=input_format,
-                         vis_period=vis_period)
+        super().__init__(
+            backbone=backbone,
+            proposal_generator=proposal_generator,
+            roi_heads=roi_heads,
+            pixel_mean=pixel_mean,
+            pixel_std=pixel_std,
+            input_format=input_format,
+            vis_period=vis_period,
+        )
         if not hasattr(self.backbone, "forward_base"):
-            raise TypeError(f"EFPNRCNN: the backbone must be an EFPN (with forward_base), got {type(self.backbone).__name__}")
+            raise TypeError(
+                f"EFPNRCNN: the backbone must be an EFPN (with forward_base), got {type(self.backbone).__name__}"
+            )
         if distillation and not (distill_p2 or distill_p3):
             raise ValueError("EFPNRCNN: distillation is on but distill_p2 and distill_p3 are both False")
         if not (distillation or detection_losses):
@@ -91,13 +100,13 @@ class EFPNRCNN(GeneralizedRCNN):
         self.train_rpn = train_rpn
         self.teacher_image_key = teacher_image_key
 
-    def forward(self, batched_inputs: List[dict]):
+    def forward(self, batched_inputs: list[dict]):
         if not self.training:
             return self.inference(batched_inputs)
         images = self.preprocess_image(batched_inputs)
         gt_instances = self._get_gt_instances(batched_inputs)
         features = self.backbone(images.tensor)
-        losses: Dict[str, torch.Tensor] = {}
+        losses: dict[str, torch.Tensor] = {}
         if self.distillation:
             losses.update(self.distillation_losses(batched_inputs, images, features, gt_instances))
         if self.detection_losses:
@@ -108,7 +117,7 @@ class EFPNRCNN(GeneralizedRCNN):
                 losses.update(proposal_losses)
         return losses
 
-    def teacher_features(self, batched_inputs: List[dict], student_images: ImageList) -> Dict[str, torch.Tensor]:
+    def teacher_features(self, batched_inputs: list[dict], student_images: ImageList) -> dict[str, torch.Tensor]:
         """The teacher's P2^2x / P3^2x (and inner maps as "p2_inner"/"p3_inner") on the 2x images.
 
         The 2x batch is padded to exactly twice the student's padded size, so every teacher map
@@ -135,9 +144,12 @@ class EFPNRCNN(GeneralizedRCNN):
         return {"p2": pyramid["p2"], "p3": pyramid["p3"], "p2_inner": inner["p2"], "p3_inner": inner["p3"]}
 
     def distillation_losses(
-        self, batched_inputs: List[dict], images: ImageList, features: Dict[str, torch.Tensor],
-        gt_instances: List[Instances],
-    ) -> Dict[str, torch.Tensor]:
+        self,
+        batched_inputs: list[dict],
+        images: ImageList,
+        features: dict[str, torch.Tensor],
+        gt_instances: list[Instances],
+    ) -> dict[str, torch.Tensor]:
         """{"loss_distill_p2": L_fbb(P2', P2^2x), "loss_distill_p3": L_fbb(P3', P3^2x)} (the enabled ones).
 
         With ``ftt_input="inner"`` the FTT output is compared with the teacher's inner P3 map, the

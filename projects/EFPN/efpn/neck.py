@@ -5,8 +5,9 @@ The class subclasses `FPN`, so P2-P6 use the same modules and state-dict keys (`
 ``fpn_output{k}``, ``bottom_up.*``) and a plain FPN checkpoint loads; the extension adds
 ``c2_prime_lateral``, ``ftt`` and ``p2_prime_output``.
 """
+
 import math
-from typing import Dict, Optional, Sequence, Tuple
+from collections.abc import Sequence
 
 import torch
 from fvcore.nn import weight_init
@@ -44,7 +45,7 @@ class EFPN(FPN):
         in_features: Sequence[str],
         out_channels: int,
         norm="",
-        top_block: Optional[nn.Module] = None,
+        top_block: nn.Module | None = None,
         fuse_type: str = "sum",
         square_pad: int = 0,
         *,
@@ -54,8 +55,15 @@ class EFPN(FPN):
         num_texture_blocks: int = 2,
         c2_prime_feature: str = "res2_prime",
     ):
-        super().__init__(bottom_up=bottom_up, in_features=in_features, out_channels=out_channels, norm=norm,
-                         top_block=top_block, fuse_type=fuse_type, square_pad=square_pad)
+        super().__init__(
+            bottom_up=bottom_up,
+            in_features=in_features,
+            out_channels=out_channels,
+            norm=norm,
+            top_block=top_block,
+            fuse_type=fuse_type,
+            square_pad=square_pad,
+        )
         if sr_module not in SR_MODULES:
             raise ValueError(f"EFPN: sr_module={sr_module!r} is not one of {SR_MODULES}")
         if ftt_input not in FTT_INPUTS:
@@ -76,7 +84,10 @@ class EFPN(FPN):
         self.c2_prime_feature = c2_prime_feature
 
         self.c2_prime_lateral = Conv2d(
-            bottom_shapes[c2_prime_feature].channels, channels, kernel_size=1, bias=use_bias,
+            bottom_shapes[c2_prime_feature].channels,
+            channels,
+            kernel_size=1,
+            bias=use_bias,
             norm=get_norm(norm, channels),
         )
         if sr_module == "ftt":
@@ -99,11 +110,11 @@ class EFPN(FPN):
         self._bottom_up_strides = {f: bottom_shapes[f].stride for f in self.in_features}
 
     def _pyramid(
-        self, bottom_up_features: Dict[str, torch.Tensor]
-    ) -> Tuple[Dict[str, torch.Tensor], Dict[str, torch.Tensor]]:
+        self, bottom_up_features: dict[str, torch.Tensor]
+    ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         """The FPN top-down pass. Returns ({"p2".."p6"}, {"p2".."p5" inner maps before the output conv})."""
-        results: Dict[str, torch.Tensor] = {}
-        inner: Dict[str, torch.Tensor] = {}
+        results: dict[str, torch.Tensor] = {}
+        inner: dict[str, torch.Tensor] = {}
         prev = None
         for name in reversed(self.in_features):
             stage = int(math.log2(self._bottom_up_strides[name]))
@@ -126,14 +137,14 @@ class EFPN(FPN):
             results.update(zip(extra_names, extra))
         return results, inner
 
-    def forward_base(self, x: torch.Tensor) -> Tuple[Dict[str, torch.Tensor], Dict[str, torch.Tensor]]:
+    def forward_base(self, x: torch.Tensor) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         """The plain FPN on x (no C2', no extension): the distillation teacher's pass.
 
         Returns ({"p2".."p6"}, {inner top-down maps}).
         """
         return self._pyramid(self.bottom_up(x, with_c2_prime=False))
 
-    def forward(self, x: torch.Tensor) -> Dict[str, torch.Tensor]:
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """x: [N, 3, H, W] with H, W multiples of `size_divisibility` -> the extended pyramid."""
         bottom_up_features = self.bottom_up(x, with_c2_prime=True)
         c2_prime = bottom_up_features.pop(self.c2_prime_feature)

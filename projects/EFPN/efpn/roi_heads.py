@@ -11,9 +11,9 @@ boxes of both sets are concatenated per image and go through one score threshold
 The P2' head starts as a copy of the base head: at construction (deep copy) and again whenever a
 state dict without P2'-head entries is loaded (e.g. the stage-1 FPN checkpoint), via a load hook.
 """
+
 import copy
 import logging
-from typing import Dict, List, Optional, Tuple
 
 import torch
 from torch import nn
@@ -92,7 +92,7 @@ class EFPNROIHeads(StandardROIHeads):
     def __init__(
         self,
         *,
-        box_in_features: List[str],
+        box_in_features: list[str],
         box_pooler: ROIPooler,
         box_head: nn.Module,
         box_predictor: nn.Module,
@@ -105,18 +105,25 @@ class EFPNROIHeads(StandardROIHeads):
         p2_prime_in_feature: str = "p2_prime",
         small_roi_threshold: float = 112.0,
         duplicate_small_rois: bool = False,
-        p2_box_head: Optional[nn.Module] = None,
-        p2_box_predictor: Optional[nn.Module] = None,
+        p2_box_head: nn.Module | None = None,
+        p2_box_predictor: nn.Module | None = None,
         train_base_head: bool = True,
         train_p2_head: bool = True,
         p2_ohem: bool = False,
-        ohem_batch_size_per_image: Optional[int] = None,
+        ohem_batch_size_per_image: int | None = None,
         ohem_positive_fraction: float = 0.25,
     ):
-        super().__init__(box_in_features=box_in_features, box_pooler=box_pooler, box_head=box_head,
-                         box_predictor=box_predictor, num_classes=num_classes,
-                         batch_size_per_image=batch_size_per_image, positive_fraction=positive_fraction,
-                         proposal_matcher=proposal_matcher, proposal_append_gt=proposal_append_gt)
+        super().__init__(
+            box_in_features=box_in_features,
+            box_pooler=box_pooler,
+            box_head=box_head,
+            box_predictor=box_predictor,
+            num_classes=num_classes,
+            batch_size_per_image=batch_size_per_image,
+            positive_fraction=positive_fraction,
+            proposal_matcher=proposal_matcher,
+            proposal_append_gt=proposal_append_gt,
+        )
         if len(p2_prime_pooler.level_poolers) != 1:
             raise ValueError("EFPNROIHeads: p2_prime_pooler must pool from the single level P2' (one scale)")
         if small_roi_threshold <= 0:
@@ -128,9 +135,7 @@ class EFPNROIHeads(StandardROIHeads):
         self.small_roi_threshold = float(small_roi_threshold)
         self.duplicate_small_rois = duplicate_small_rois
         self.p2_box_head = p2_box_head if p2_box_head is not None else copy.deepcopy(self.box_head)
-        self.p2_box_predictor = (
-            p2_box_predictor if p2_box_predictor is not None else copy.deepcopy(self.box_predictor)
-        )
+        self.p2_box_predictor = p2_box_predictor if p2_box_predictor is not None else copy.deepcopy(self.box_predictor)
         self.train_base_head = train_base_head
         self.train_p2_head = train_p2_head
         self.p2_ohem = p2_ohem
@@ -139,7 +144,7 @@ class EFPNROIHeads(StandardROIHeads):
         self.register_load_state_dict_pre_hook(_copy_base_head_into_missing_p2_head)
 
     # ------------------------------------------------------------------ routing
-    def route(self, proposals: List[Instances]) -> Tuple[List[Instances], List[Instances]]:
+    def route(self, proposals: list[Instances]) -> tuple[list[Instances], list[Instances]]:
         """Split per-image proposals into (small -> P2' head, others -> base head).
 
         With `duplicate_small_rois` the base head gets every proposal.
@@ -151,17 +156,17 @@ class EFPNROIHeads(StandardROIHeads):
             base.append(p if self.duplicate_small_rois else p[~mask])
         return small, base
 
-    def _p2_predictions(self, features: Dict[str, torch.Tensor], proposals: List[Instances]):
+    def _p2_predictions(self, features: dict[str, torch.Tensor], proposals: list[Instances]):
         box_features = self.p2_prime_pooler([features[self.p2_prime_in_feature]], [p.proposal_boxes for p in proposals])
         return self.p2_box_predictor(self.p2_box_head(box_features))
 
-    def _base_predictions(self, features: Dict[str, torch.Tensor], proposals: List[Instances]):
+    def _base_predictions(self, features: dict[str, torch.Tensor], proposals: list[Instances]):
         box_features = self._pool_box_features(features, proposals)
         box_features = self._after_box_pooling(box_features, proposals)
         return self._box_predictions(box_features)
 
     # ---------------------------------------------------------------- inference
-    def _forward_box(self, features: Dict[str, torch.Tensor], proposals: List[Instances]):
+    def _forward_box(self, features: dict[str, torch.Tensor], proposals: list[Instances]):
         if self.training:
             raise RuntimeError("EFPNROIHeads._forward_box is the inference path; training goes through forward()")
         small, base = self.route(proposals)
@@ -173,8 +178,9 @@ class EFPNROIHeads(StandardROIHeads):
         boxes = [[] for _ in proposals]
         scores = [[] for _ in proposals]
         for predictor, predictions, props in branches:
-            for i, (b, s) in enumerate(zip(predictor.predict_boxes(predictions, props),
-                                           predictor.predict_probs(predictions, props))):
+            for i, (b, s) in enumerate(
+                zip(predictor.predict_boxes(predictions, props), predictor.predict_probs(predictions, props))
+            ):
                 boxes[i].append(b)
                 scores[i].append(s)
         num_classes = self.box_predictor.num_classes
@@ -184,14 +190,23 @@ class EFPNROIHeads(StandardROIHeads):
         scores = [torch.cat(s) if s else torch.zeros(0, num_classes + 1, device=device) for s in scores]
         pred = self.box_predictor
         instances, _ = fast_rcnn_inference(
-            boxes, scores, [p.image_size for p in proposals],
-            pred.test_score_thresh, pred.test_nms_thresh, pred.test_topk_per_image,
+            boxes,
+            scores,
+            [p.image_size for p in proposals],
+            pred.test_score_thresh,
+            pred.test_nms_thresh,
+            pred.test_topk_per_image,
         )
         return instances
 
     # ----------------------------------------------------------------- training
-    def forward(self, images, features: Dict[str, torch.Tensor], proposals: List[Instances],
-                targets: Optional[List[Instances]] = None):
+    def forward(
+        self,
+        images,
+        features: dict[str, torch.Tensor],
+        proposals: list[Instances],
+        targets: list[Instances] | None = None,
+    ):
         """Training: (sampled proposals, losses of the enabled heads). Test: (merged detections, {})."""
         del images
         if not self.training:
@@ -199,7 +214,7 @@ class EFPNROIHeads(StandardROIHeads):
             return self.forward_with_given_boxes(features, instances), {}
         if targets is None:
             raise ValueError("EFPNROIHeads: training needs targets (the inputs' 'instances')")
-        losses: Dict[str, torch.Tensor] = {}
+        losses: dict[str, torch.Tensor] = {}
         sampled = proposals
         if self.train_base_head or not self.p2_ohem:
             sampled = self.label_and_sample_proposals(proposals, targets)
@@ -213,7 +228,7 @@ class EFPNROIHeads(StandardROIHeads):
             losses.update(self._ohem_p2_losses(features, small))
         return sampled, losses
 
-    def _branch_losses(self, predictor, predict_fn, features, proposals: List[Instances], suffix: str):
+    def _branch_losses(self, predictor, predict_fn, features, proposals: list[Instances], suffix: str):
         if sum(len(p) for p in proposals) == 0:
             # No RoI for this head in the batch: zero losses that still touch its parameters, so
             # every trainable parameter takes part in the graph (DDP) and the loss keys stay stable.
@@ -223,7 +238,7 @@ class EFPNROIHeads(StandardROIHeads):
         return {k + suffix: v for k, v in predictor.losses(predictions, proposals).items()}
 
     @torch.no_grad()
-    def label_all_proposals(self, proposals: List[Instances], targets: List[Instances]) -> List[Instances]:
+    def label_all_proposals(self, proposals: list[Instances], targets: list[Instances]) -> list[Instances]:
         """Like `label_and_sample_proposals` but keeping every non-ignored proposal (OHEM selects later)."""
         if self.proposal_append_gt:
             proposals = add_ground_truth_to_proposals(targets, proposals)
@@ -244,7 +259,7 @@ class EFPNROIHeads(StandardROIHeads):
             out.append(labelled)
         return out
 
-    def _per_roi_losses(self, predictions, proposals: List[Instances]) -> Tuple[torch.Tensor, torch.Tensor]:
+    def _per_roi_losses(self, predictions, proposals: list[Instances]) -> tuple[torch.Tensor, torch.Tensor]:
         """Unreduced cls (cross-entropy) and box (smooth L1 on the GT-class deltas) loss of every RoI."""
         scores, deltas = predictions
         predictor = self.p2_box_predictor
@@ -267,7 +282,7 @@ class EFPNROIHeads(StandardROIHeads):
         box_loss = torch.where(is_fg, per_coord.sum(dim=1), torch.zeros_like(cls_loss))
         return cls_loss, box_loss
 
-    def _ohem_p2_losses(self, features: Dict[str, torch.Tensor], small: List[Instances]) -> Dict[str, torch.Tensor]:
+    def _ohem_p2_losses(self, features: dict[str, torch.Tensor], small: list[Instances]) -> dict[str, torch.Tensor]:
         """OHEM (Shrivastava et al.): a read-only pass ranks every small RoI, the hardest are trained on."""
         if sum(len(p) for p in small) == 0:
             return self._branch_losses(self.p2_box_predictor, self._p2_predictions, features, small, "_p2")
@@ -280,8 +295,9 @@ class EFPNROIHeads(StandardROIHeads):
         return self._branch_losses(self.p2_box_predictor, self._p2_predictions, features, selected, "_p2")
 
 
-def _copy_base_head_into_missing_p2_head(module, state_dict, prefix, local_metadata, strict, missing_keys,
-                                         unexpected_keys, error_msgs):
+def _copy_base_head_into_missing_p2_head(
+    module, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
+):
     """Load hook: a state dict without the P2' head (an FPN checkpoint) initialises it from the base head."""
     for p2_name, base_name in (("p2_box_head", "box_head"), ("p2_box_predictor", "box_predictor")):
         keys = list(getattr(module, p2_name).state_dict().keys())

@@ -1,4 +1,5 @@
 """The three-stage LazyConfigs: they load, chain their checkpoints, and the shapes ones build and train."""
+
 import os
 from pathlib import Path
 
@@ -54,8 +55,10 @@ def test_shapes_stage2_loads_the_stage1_checkpoint_and_keeps_its_pyramid():
     assert any(isinstance(m, FrozenBatchNorm2d) for m in efpn.backbone.bottom_up.modules())
     result = efpn.load_state_dict(stage1.state_dict(), strict=False)
     assert result.unexpected_keys == [] or all(k.endswith("num_batches_tracked") for k in result.unexpected_keys)
-    assert result.missing_keys and all(k.startswith(("backbone.c2_prime_lateral", "backbone.ftt",
-                                                     "backbone.p2_prime_output")) for k in result.missing_keys)
+    assert result.missing_keys and all(
+        k.startswith(("backbone.c2_prime_lateral", "backbone.ftt", "backbone.p2_prime_output"))
+        for k in result.missing_keys
+    )
     x = torch.randn(1, 3, 64, 96)
     with torch.no_grad():
         expected = stage1.backbone(x)
@@ -63,8 +66,9 @@ def test_shapes_stage2_loads_the_stage1_checkpoint_and_keeps_its_pyramid():
     for k in expected:
         torch.testing.assert_close(got[k], expected[k], rtol=1e-4, atol=1e-4)
     assert got["p2_prime"].shape[-2:] == (32, 48)
-    torch.testing.assert_close(efpn.roi_heads.p2_box_predictor.cls_score.weight,
-                               stage1.roi_heads.box_predictor.cls_score.weight)
+    torch.testing.assert_close(
+        efpn.roi_heads.p2_box_predictor.cls_score.weight, stage1.roi_heads.box_predictor.cls_score.weight
+    )
 
 
 def test_shapes_stage2_step_with_the_real_mapper(tmp_path):
@@ -72,8 +76,13 @@ def test_shapes_stage2_step_with_the_real_mapper(tmp_path):
     img, objects = render_shapes_image(7)
     path = str(tmp_path / "img.png")
     cv2.imwrite(path, img)
-    record = {"file_name": path, "height": img.shape[0], "width": img.shape[1], "image_id": 0,
-              "annotations": [{"bbox": o["bbox"], "bbox_mode": 0, "category_id": o["category_id"]} for o in objects]}
+    record = {
+        "file_name": path,
+        "height": img.shape[0],
+        "width": img.shape[1],
+        "image_id": 0,
+        "annotations": [{"bbox": o["bbox"], "bbox_mode": 0, "category_id": o["category_id"]} for o in objects],
+    }
     mapper = instantiate(cfg.dataloader.train.mapper)
     batch = [mapper(record)]
     assert batch[0]["image_2x"].shape[-2:] == tuple(2 * s for s in batch[0]["image"].shape[-2:])

@@ -1,4 +1,5 @@
 """EFPN Faster R-CNN end to end on a tiny model: routing, distillation, the stage schedule, outputs."""
+
 import pytest
 import torch
 
@@ -61,8 +62,11 @@ def test_inference_output_contract():
 def _proposals():
     p = Instances((64, 64))
     # sqrt(area): 10, 23.9 (small, < 24) and 24, 40 (large)
-    p.proposal_boxes = Boxes(torch.tensor([[2.0, 2.0, 12.0, 12.0], [30.0, 30.0, 53.9, 53.9],
-                                           [0.0, 0.0, 24.0, 24.0], [10.0, 10.0, 50.0, 50.0]]))
+    p.proposal_boxes = Boxes(
+        torch.tensor(
+            [[2.0, 2.0, 12.0, 12.0], [30.0, 30.0, 53.9, 53.9], [0.0, 0.0, 24.0, 24.0], [10.0, 10.0, 50.0, 50.0]]
+        )
+    )
     p.objectness_logits = torch.zeros(4)
     return [p]
 
@@ -82,6 +86,7 @@ def test_small_rois_go_to_p2_prime_and_its_head(duplicate):
     def record(name, fn):
         def hook(module, inputs, output):
             seen.setdefault(name, fn(inputs))  # returns None: the output stays untouched
+
         return hook
 
     hooks = [
@@ -122,8 +127,10 @@ def test_detections_of_both_heads_are_merged():
         (inst,), _ = heads(images, features, _proposals())
     got = sorted(zip(inst.pred_classes.tolist(), inst.pred_boxes.tensor.tolist()), key=lambda t: (t[0], t[1][0]))
     boxes = _proposals()[0].proposal_boxes.tensor
-    expected = sorted([(2, boxes[0].tolist()), (2, boxes[1].tolist()), (1, boxes[2].tolist()), (1, boxes[3].tolist())],
-                      key=lambda t: (t[0], t[1][0]))
+    expected = sorted(
+        [(2, boxes[0].tolist()), (2, boxes[1].tolist()), (1, boxes[2].tolist()), (1, boxes[3].tolist())],
+        key=lambda t: (t[0], t[1][0]),
+    )
     assert [c for c, _ in got] == [c for c, _ in expected]
     torch.testing.assert_close(torch.tensor([b for _, b in got]), torch.tensor([b for _, b in expected]))
 
@@ -184,14 +191,16 @@ def test_stage2_trains_only_the_extension():
     losses = _train_steps(model, STAGE2_TRAINABLE_PARAMS)
     assert all(torch.isfinite(v) for v in losses.values())
     changed = _changed(before, _snapshot(model))
-    extension = {k for k in before if k.startswith(("backbone.c2_prime_lateral.", "backbone.ftt.",
-                                                    "backbone.p2_prime_output."))}
+    extension = {
+        k for k in before if k.startswith(("backbone.c2_prime_lateral.", "backbone.ftt.", "backbone.p2_prime_output."))
+    }
     assert extension and changed == extension
 
 
 def test_stage3_trains_only_the_p2_head_with_ohem():
-    model = tiny_efpn_rcnn(train_rpn=False, roi_kwargs=dict(train_base_head=False, p2_ohem=True,
-                                                           ohem_batch_size_per_image=16))
+    model = tiny_efpn_rcnn(
+        train_rpn=False, roi_kwargs=dict(train_base_head=False, p2_ohem=True, ohem_batch_size_per_image=16)
+    )
     before = _snapshot(model)
     losses = _train_steps(model, STAGE3_TRAINABLE_PARAMS)
     assert set(losses) == {"loss_cls_p2", "loss_box_reg_p2"}
@@ -213,8 +222,10 @@ def test_ohem_selection_hand_case():
 def test_ohem_labels_every_proposal_and_handles_images_without_gt():
     model = tiny_efpn_rcnn(roi_kwargs=dict(p2_ohem=True)).train()
     heads = model.roi_heads
-    targets = [tiny_inputs()[0]["instances"], Instances((64, 64), gt_boxes=Boxes(torch.zeros(0, 4)),
-                                                        gt_classes=torch.zeros(0, dtype=torch.int64))]
+    targets = [
+        tiny_inputs()[0]["instances"],
+        Instances((64, 64), gt_boxes=Boxes(torch.zeros(0, 4)), gt_classes=torch.zeros(0, dtype=torch.int64)),
+    ]
     props = _proposals() + _proposals()
     labelled = heads.label_all_proposals(props, targets)
     assert len(labelled[0]) == 4 + 2 and len(labelled[1]) == 4  # + the appended GT boxes

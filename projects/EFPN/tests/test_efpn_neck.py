@@ -1,4 +1,5 @@
 """EFPN backbone / neck / distillation-loss tests on tiny widths."""
+
 import math
 
 import pytest
@@ -17,8 +18,15 @@ from projects.EFPN.efpn import (
     fbb_loss,
 )
 
-TINY = dict(depth=50, stem_out_channels=8, res2_out_channels=16, width_per_group=4, norm="FrozenBN",
-            out_features=["res2", "res3", "res4", "res5"], freeze_at=2)
+TINY = dict(
+    depth=50,
+    stem_out_channels=8,
+    res2_out_channels=16,
+    width_per_group=4,
+    norm="FrozenBN",
+    out_features=["res2", "res3", "res4", "res5"],
+    freeze_at=2,
+)
 WIDTH = 8
 
 
@@ -36,15 +44,24 @@ def make_efpn(**kwargs):
     torch.manual_seed(0)
     bottom_up = build_resnet_c2prime_backbone(**TINY)
     _randomize_frozen_bn(bottom_up)
-    return EFPN(bottom_up=bottom_up, in_features=["res2", "res3", "res4", "res5"], out_channels=WIDTH,
-                top_block=LastLevelMaxPool(), **kwargs)
+    return EFPN(
+        bottom_up=bottom_up,
+        in_features=["res2", "res3", "res4", "res5"],
+        out_channels=WIDTH,
+        top_block=LastLevelMaxPool(),
+        **kwargs,
+    )
 
 
 def make_fpn():
     torch.manual_seed(0)
     bottom_up = build_resnet_backbone(**TINY)
-    return FPN(bottom_up=bottom_up, in_features=["res2", "res3", "res4", "res5"], out_channels=WIDTH,
-               top_block=LastLevelMaxPool())
+    return FPN(
+        bottom_up=bottom_up,
+        in_features=["res2", "res3", "res4", "res5"],
+        out_channels=WIDTH,
+        top_block=LastLevelMaxPool(),
+    )
 
 
 EXTENSION_PREFIXES = ("c2_prime_lateral.", "ftt.", "p2_prime_output.")
@@ -130,7 +147,8 @@ def test_p2_prime_follows_eq1():
         out = model(x)
         c2p = model.bottom_up(x)["res2_prime"]
         expected = model.p2_prime_output(
-            F.interpolate(out["p3_prime"], scale_factor=2.0, mode="nearest") + model.c2_prime_lateral(c2p))
+            F.interpolate(out["p3_prime"], scale_factor=2.0, mode="nearest") + model.c2_prime_lateral(c2p)
+        )
         p3_expected = model.ftt(out["p3"], out["p2"])
     torch.testing.assert_close(out["p2_prime"], expected)
     torch.testing.assert_close(out["p3_prime"], p3_expected)

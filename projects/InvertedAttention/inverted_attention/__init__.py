@@ -2,6 +2,7 @@
 
 Importing this package registers :class:`IAROIHeads` in ``ROI_HEADS_REGISTRY``.
 """
+
 from .attention import (
     INVERSION_STRATEGIES,
     ORIENTATIONS,

@@ -12,6 +12,7 @@ Pipeline (Algorithm 1 of the paper):
 3. :func:`inverted_attention_mask` — combine them per orientation (Table 3, Eq. 4).
 4. :func:`select_top_per_group` / :func:`select_random` — which RoIs receive the mask.
 """
+
 from __future__ import annotations
 
 import math

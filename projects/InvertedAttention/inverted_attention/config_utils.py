@@ -1,4 +1,5 @@
 """Turn a baseline config's ``StandardROIHeads`` node into an :class:`IAROIHeads` node."""
+
 from __future__ import annotations
 
 from typing import Any

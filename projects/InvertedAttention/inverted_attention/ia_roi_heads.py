@@ -1,8 +1,9 @@
 """ROI heads trained with Inverted Attention (training-only; inference is the parent's, unchanged)."""
+
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 import torch
 from torch import nn

@@ -1,4 +1,5 @@
 """Inverted Attention maps and masks on fixed, hand-checked tensors."""
+
 import pytest
 import torch
 

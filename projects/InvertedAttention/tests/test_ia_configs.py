@@ -1,4 +1,5 @@
 """The IA configs: each differs from its baseline only by the ROI heads, and the small ones train/infer."""
+
 from pathlib import Path
 
 import pytest
@@ -135,8 +136,8 @@ def test_shapes_ia_model_trains_and_infers_exactly_like_the_baseline():
 
 
 def test_vgg16_converter_maps_classifier_to_box_head():
-    from projects.InvertedAttention.tools.convert_vgg16_frcnn import convert
     from net_detr2.compat.vgg_weights import TORCHVISION_VGG16_CONV_INDICES
+    from projects.InvertedAttention.tools.convert_vgg16_frcnn import convert
 
     sd = {}
     for idx in TORCHVISION_VGG16_CONV_INDICES.values():

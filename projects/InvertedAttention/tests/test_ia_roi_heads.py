@@ -1,4 +1,5 @@
 """IAROIHeads: the probe gradient, which RoIs are masked, the training step and bit-identical inference."""
+
 import copy
 
 import pytest

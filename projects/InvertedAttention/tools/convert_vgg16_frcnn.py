@@ -9,6 +9,7 @@ As in the original Faster R-CNN, the 13 convs initialise the backbone (``backbon
 (``classifier.0``/``classifier.3``, 25088 -> 4096 -> 4096) initialise the box head's ``fc1``/``fc2``
 unchanged: a 512x7x7 RoI flattened in (C, H, W) order is exactly what fc6 saw after pool5. fc8 is dropped.
 """
+
 import argparse
 import os
 import sys

@@ -11,6 +11,7 @@ the IA model's attention.
     python projects/InvertedAttention/tools/plot_attention.py \\
         --baseline output/shapes_frcnn/model_final.pth --ia output/shapes_ia_frcnn/model_final.pth
 """
+
 from __future__ import annotations
 
 import argparse

@@ -1,5 +1,6 @@
 """NETNet300 on the Aquarium photos: `ssd300_aquarium.py` plus NNFM + two skip NETMs (BN in the light fusion
 blocks), identical data and schedule; about 20 minutes on 2 CPU cores."""
+
 from .common.netnet import to_netnet
 from .ssd300_aquarium import dataloader, lr_multiplier, model, optimizer, train
 

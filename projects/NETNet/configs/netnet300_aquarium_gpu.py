@@ -4,9 +4,19 @@ mixed precision. Same model and data.
 
     python train_net.py --config-file projects/NETNet/configs/netnet300_aquarium_gpu.py
 """
+
 from ....configs.common.train import on_one_gpu
 from .netnet300_aquarium import dataloader, model, optimizer, train
 
-lr_multiplier = on_one_gpu(dataloader, optimizer, train, max_iter=12000, batch_size=32, lr=2e-3, warmup_iters=500,
-                           warmup_factor=0.01, period=2000)
+lr_multiplier = on_one_gpu(
+    dataloader,
+    optimizer,
+    train,
+    max_iter=12000,
+    batch_size=32,
+    lr=2e-3,
+    warmup_iters=500,
+    warmup_factor=0.01,
+    period=2000,
+)
 train.output_dir = "./output/aquarium/netnet300_gpu"

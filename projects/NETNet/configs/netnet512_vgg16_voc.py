@@ -1,4 +1,5 @@
 """NETNet512, VGG-16, PASCAL VOC 07+12 -> VOC2007 test."""
+
 from .common.netnet import to_netnet
 from .ssd512_vgg16_voc import dataloader, lr_multiplier, model, optimizer, train
 

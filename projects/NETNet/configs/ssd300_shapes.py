@@ -4,12 +4,13 @@ Same architecture as SSD300-VGG16 (conv4_3 + L2Norm, pool5 3x3/1, dilated fc6, 1
 8732 COCO default boxes) but 1/8 of VGG's width and BatchNorm after every conv, since nothing is pretrained.
 `netnet300_shapes.py` is this config plus the NETNet neck, with the identical schedule.
 """
+
+from net_detr2.solver import multistep_with_warmup
+from projects.NETNet.netnet.config_utils import set_vgg16_width
+
 from ....configs.common.data.shapes_ssd import dataloader
 from ....configs.common.optim import AdamW as optimizer
 from ....configs.common.train import train
-from net_detr2.solver import multistep_with_warmup
-
-from projects.NETNet.netnet.config_utils import set_vgg16_width
 from .common.ssd_vgg16 import model
 
 WIDTH = 0.125

@@ -4,6 +4,7 @@ The NETNet paper's recipe: 160 epochs at batch 32, SGD momentum 0.9, weight deca
 LR x0.1 after epochs 90/120/140, base LR 0.004 (final models; the ablations use 0.002).
 Initialise from an ImageNet VGG-16 converted by ``tools/convert_vgg16_to_ssd.py``.
 """
+
 from ....configs.common.data.coco_ssd import dataloader
 from ....configs.common.optim import SGD as optimizer
 from ....configs.common.train import train
@@ -20,7 +21,9 @@ optimizer.momentum = 0.9
 optimizer.weight_decay = 5e-4
 optimizer.params.weight_decay_norm = 0.0
 
-train.init_checkpoint = "output/vgg16_ssd.pth"  # python tools/convert_vgg16_to_ssd.py vgg16-397923af.pth output/vgg16_ssd.pth
+train.init_checkpoint = (
+    "output/vgg16_ssd.pth"  # python tools/convert_vgg16_to_ssd.py vgg16-397923af.pth output/vgg16_ssd.pth
+)
 train.checkpointer.period = 18325  # 5 epochs
 train.eval_period = 36650  # 10 epochs
 train.output_dir = "./output/netnet/ssd300_vgg16_coco"

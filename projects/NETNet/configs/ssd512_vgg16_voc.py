@@ -1,4 +1,5 @@
 """SSD512, VGG-16, PASCAL VOC 07+12 -> VOC2007 test (SSD512 VOC default boxes)."""
+
 from net_detr2.modeling.meta_arch.ssd import ssd_default_box_sizes
 
 from .common.ssd512_vgg16 import model

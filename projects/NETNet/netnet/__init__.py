@@ -1,4 +1,5 @@
 """NETNet: Neighbor Erasing and Transferring Network for single-shot detection (Li et al., CVPR 2020)."""
+
 from .meta_arch import NETNet
 from .modules import (
     GATES,

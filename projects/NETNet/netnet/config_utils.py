@@ -1,5 +1,4 @@
 """Helpers that keep an SSD/NETNet LazyConfig's channel counts consistent when its width changes."""
-from typing import List
 
 from net_detr2.modeling.meta_arch.ssd import ssd_extra_layers
 
@@ -10,12 +9,14 @@ def _scaled(c: int, width_mult: float) -> int:
     return max(4, int(round(c * width_mult)))  # the rounding of VGG16 and ssd_extra_layers
 
 
-def vgg16_ssd_level_channels(input_size: int, width_mult: float = 1.0) -> List[int]:
+def vgg16_ssd_level_channels(input_size: int, width_mult: float = 1.0) -> list[int]:
     """Channels of the SSD-VGG16 pyramid levels (conv4_3, fc7, extra1, ...) at a given width.
 
     E.g. ``vgg16_ssd_level_channels(300)`` = [512, 1024, 512, 256, 256, 256].
     """
-    return [_scaled(512, width_mult), _scaled(1024, width_mult)] + [o for _, o, *_ in ssd_extra_layers(input_size, width_mult)]
+    return [_scaled(512, width_mult), _scaled(1024, width_mult)] + [
+        o for _, o, *_ in ssd_extra_layers(input_size, width_mult)
+    ]
 
 
 def set_vgg16_width(model_cfg, width_mult: float, input_size: int = 300):

@@ -1,5 +1,4 @@
 """`NETNet`: SSD whose pyramid is reconfigured by a `NETNeck` before the detection heads."""
-from typing import List
 
 import torch
 
@@ -31,5 +30,5 @@ class NETNet(SSD):
                 f"{self.in_features} with channels {channels}"
             )
 
-    def extract_features(self, images: torch.Tensor) -> List[torch.Tensor]:
+    def extract_features(self, images: torch.Tensor) -> list[torch.Tensor]:
         return self.net(super().extract_features(images))

@@ -11,7 +11,8 @@ Notation: the SSD pyramid is p_1..p_S (shallow, large resolution -> deep). For a
 
 `NETNeck` assembles them; its constructor arguments select each row of the paper's Tables 1-3.
 """
-from typing import List, Optional, Sequence, Tuple
+
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -109,7 +110,7 @@ class GlobalAttentionGate(nn.Module):
         self.query = nn.Conv2d(deep_channels, inner, kernel_size=1)
         self.key = nn.Conv2d(deep_channels, inner, kernel_size=1)
         self.value = nn.Conv2d(deep_channels, shallow_channels, kernel_size=1)
-        self.scale = inner ** -0.5
+        self.scale = inner**-0.5
         _init_conv(self)
 
     def forward(self, p_deep: torch.Tensor, p_shallow: torch.Tensor) -> torch.Tensor:
@@ -147,7 +148,7 @@ class NEM(nn.Module):
         self.gate = gate
 
     @staticmethod
-    def erase(p_s: torch.Tensor, g: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    def erase(p_s: torch.Tensor, g: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(p~_s, p_es) for a given gate g (broadcast over channels when it has one channel)."""
         p_es = p_s * g
         return p_s - p_es, p_es
@@ -167,8 +168,12 @@ class LightFusion(nn.Module):
     def __init__(self, channels: int, reduction: int = 4, norm: str = ""):
         super().__init__()
         inner = max(1, channels // reduction)
-        self.conv1 = Conv2d(channels, inner, kernel_size=1, bias=not norm, norm=get_norm(norm, inner), activation=F.relu)
-        self.conv2 = Conv2d(inner, inner, kernel_size=3, padding=1, bias=not norm, norm=get_norm(norm, inner), activation=F.relu)
+        self.conv1 = Conv2d(
+            channels, inner, kernel_size=1, bias=not norm, norm=get_norm(norm, inner), activation=F.relu
+        )
+        self.conv2 = Conv2d(
+            inner, inner, kernel_size=3, padding=1, bias=not norm, norm=get_norm(norm, inner), activation=F.relu
+        )
         self.conv3 = Conv2d(inner, channels, kernel_size=1, bias=not norm, norm=get_norm(norm, channels))
         _init_conv(self)
 
@@ -224,7 +229,7 @@ class NNFM(nn.Module):
             y = adaptive_max_pool2d(x, like.shape[-2:])
         return y
 
-    def forward(self, features: List[torch.Tensor]) -> List[torch.Tensor]:
+    def forward(self, features: list[torch.Tensor]) -> list[torch.Tensor]:
         p = features[: self.num_levels]
         out = []
         for s in range(self.num_levels):
@@ -234,7 +239,7 @@ class NNFM(nn.Module):
             if s < self.num_levels - 1:
                 y = y + _conv_then_upsample(self.from_below[s], p[s + 1], p[s])
             out.append(y)
-        return out + list(features[self.num_levels:])
+        return out + list(features[self.num_levels :])
 
 
 class TopDownPyramid(nn.Module):
@@ -253,14 +258,14 @@ class TopDownPyramid(nn.Module):
         self.top_down = nn.ModuleList(nn.Conv2d(channels[s + 1], channels[s], 1) for s in range(len(channels) - 1))
         _init_conv(self)
 
-    def forward(self, features: List[torch.Tensor]) -> List[torch.Tensor]:
+    def forward(self, features: list[torch.Tensor]) -> list[torch.Tensor]:
         t = self.lateral[-1](features[-1])
         fused = [t]
         for s in range(len(features) - 2, -1, -1):
             t = self.lateral[s](features[s]) + _conv_then_upsample(self.top_down[s], t, features[s])
             fused.append(t)
         fused = fused[::-1]
-        return fused[: self.num_out] + list(features[self.num_out:])
+        return fused[: self.num_out] + list(features[self.num_out :])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -295,7 +300,7 @@ class NETNeck(nn.Module):
         in_channels: Sequence[int],
         use_nem: bool = True,
         use_ntm: bool = True,
-        fusion: Optional[str] = "nnfm",
+        fusion: str | None = "nnfm",
         gate: str = "conv",
         pairs: Sequence[Sequence[int]] = ((0, 2), (1, 3)),
         light_fusion: bool = True,
@@ -325,17 +330,23 @@ class NETNeck(nn.Module):
         else:
             self.fusion = None
         needs_gate = (use_nem or use_ntm) and len(self.pairs) > 0
-        self.nems = nn.ModuleList(
-            NEM(build_gate(gate, self.in_channels[d], self.in_channels[s])) for s, d in self.pairs
-        ) if needs_gate else nn.ModuleList()
-        self.fusion_blocks = nn.ModuleList(
-            LightFusion(self.in_channels[s], norm=norm) for s, _ in self.pairs
-        ) if (use_nem and light_fusion and needs_gate) else None
-        self.ntms = nn.ModuleList(
-            NTM(self.in_channels[s], self.in_channels[d]) for s, d in self.pairs
-        ) if (use_ntm and needs_gate) else None
+        self.nems = (
+            nn.ModuleList(NEM(build_gate(gate, self.in_channels[d], self.in_channels[s])) for s, d in self.pairs)
+            if needs_gate
+            else nn.ModuleList()
+        )
+        self.fusion_blocks = (
+            nn.ModuleList(LightFusion(self.in_channels[s], norm=norm) for s, _ in self.pairs)
+            if (use_nem and light_fusion and needs_gate)
+            else None
+        )
+        self.ntms = (
+            nn.ModuleList(NTM(self.in_channels[s], self.in_channels[d]) for s, d in self.pairs)
+            if (use_ntm and needs_gate)
+            else None
+        )
 
-    def forward(self, features: List[torch.Tensor]) -> List[torch.Tensor]:
+    def forward(self, features: list[torch.Tensor]) -> list[torch.Tensor]:
         """features: pyramid levels shallow -> deep (N, c_l, H_l, W_l); returns the same shapes."""
         if len(features) != len(self.in_channels):
             raise ValueError(f"NETNeck: expected {len(self.in_channels)} levels, got {len(features)}")
@@ -361,7 +372,7 @@ class NETNeck(nn.Module):
             out[d] = out[d] + t
         return [o.contiguous() for o in out] if channels_last else out
 
-    def gates(self, features: List[torch.Tensor]) -> List[torch.Tensor]:
+    def gates(self, features: list[torch.Tensor]) -> list[torch.Tensor]:
         """The gate of every pair (for tests and visualisation), computed as in `forward`."""
         p = self.fusion(list(features)) if self.fusion is not None else list(features)
         return [nem.gate(p[d], p[s]) for nem, (s, d) in zip(self.nems, self.pairs)]

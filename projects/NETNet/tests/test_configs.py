@@ -1,4 +1,5 @@
 """Every NETNet/SSD LazyConfig loads, builds (shrunk to tiny widths) and runs one SGD training step."""
+
 from pathlib import Path
 
 import pytest
@@ -12,9 +13,18 @@ from projects.NETNet.netnet.config_utils import set_vgg16_width, vgg16_ssd_level
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 ABLATIONS = sorted(p.name for p in (CONFIG_DIR / "ablations").glob("table*.py"))
 MAIN = [
-    "ssd300_vgg16_coco.py", "netnet300_vgg16_coco.py", "ssd512_vgg16_coco.py", "netnet512_vgg16_coco.py",
-    "ssd512_r101_coco.py", "netnet512_r101_coco.py", "ssd300_vgg16_voc.py", "netnet300_vgg16_voc.py",
-    "ssd512_vgg16_voc.py", "netnet512_vgg16_voc.py", "ssd300_shapes.py", "netnet300_shapes.py",
+    "ssd300_vgg16_coco.py",
+    "netnet300_vgg16_coco.py",
+    "ssd512_vgg16_coco.py",
+    "netnet512_vgg16_coco.py",
+    "ssd512_r101_coco.py",
+    "netnet512_r101_coco.py",
+    "ssd300_vgg16_voc.py",
+    "netnet300_vgg16_voc.py",
+    "ssd512_vgg16_voc.py",
+    "netnet512_vgg16_voc.py",
+    "ssd300_shapes.py",
+    "netnet300_shapes.py",
 ]
 
 # What each ablation row must switch on (use_nem, use_ntm, fusion, gate, pairs); None = plain SSD.
@@ -94,8 +104,15 @@ def test_ablation_config_trains_one_step(name):
     use_nem, use_ntm, fusion, gate, pairs = expected
     assert (net.use_nem, net.use_ntm, net.fusion_kind) == (use_nem, use_ntm, fusion)
     assert [list(p) for p in net.pairs] == pairs
-    assert type(net.nems[0].gate).__name__ == {"conv": "ConvGate", "max": "ChannelPoolGate", "mean": "ChannelPoolGate",
-                                              "attention": "GlobalAttentionGate"}[gate]
+    assert (
+        type(net.nems[0].gate).__name__
+        == {
+            "conv": "ConvGate",
+            "max": "ChannelPoolGate",
+            "mean": "ChannelPoolGate",
+            "attention": "GlobalAttentionGate",
+        }[gate]
+    )
 
 
 @pytest.mark.parametrize("name", MAIN)

@@ -1,4 +1,5 @@
 """NETNet modules: gates, NEM, NTM, NNFM/TDP, NETNeck ablation switches, and the NETNet meta-architecture."""
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -43,7 +44,10 @@ def test_netneck_preserves_shapes_and_gates_per_pair(size):
     # The neck computes in channels-last on CPU; the heads get contiguous NCHW maps back.
     assert all(o.is_contiguous() for o in out)
     gates = neck.gates(feats)
-    assert [tuple(g.shape[1:]) for g in gates] == [(16, SIZES[size][0], SIZES[size][0]), (24, SIZES[size][1], SIZES[size][1])]
+    assert [tuple(g.shape[1:]) for g in gates] == [
+        (16, SIZES[size][0], SIZES[size][0]),
+        (24, SIZES[size][1], SIZES[size][1]),
+    ]
     # p5, p6 (and p7) are untouched by the default NETNet.
     for o, f in zip(out[4:], feats[4:]):
         assert torch.equal(o, f)
@@ -85,7 +89,9 @@ def test_neck_with_zero_gates_and_zero_transfer_is_identity():
 
 def test_ntm_adds_exactly_the_transferred_term():
     # 4x4 erased map -> 2x2 deep map: adaptive max pool takes the max of each 2x2 block.
-    p_es = torch.tensor([[1.0, 5.0, 2.0, 0.0], [3.0, 4.0, 8.0, 1.0], [0.0, 0.0, 1.0, 1.0], [7.0, 2.0, 1.0, 9.0]]).view(1, 1, 4, 4)
+    p_es = torch.tensor([[1.0, 5.0, 2.0, 0.0], [3.0, 4.0, 8.0, 1.0], [0.0, 0.0, 1.0, 1.0], [7.0, 2.0, 1.0, 9.0]]).view(
+        1, 1, 4, 4
+    )
     p_deep = torch.tensor([[10.0, 20.0], [30.0, 40.0]]).view(1, 1, 2, 2)
     ntm = NTM(1, 1)
     with torch.no_grad():
@@ -131,8 +137,14 @@ def test_nnfm_sums_pooled_same_and_upsampled_neighbours():
     )
     torch.testing.assert_close(out[1], expected)
     # p1 has no shallower neighbour; p4 has no deeper one inside p1..p4; p5, p6 pass through.
-    torch.testing.assert_close(out[0], nnfm.same[0](feats[0]) + nnfm.from_below[0](F.interpolate(feats[1], size=(38, 38), mode="bilinear", align_corners=False)))
-    torch.testing.assert_close(out[3], nnfm.same[3](feats[3]) + nnfm.from_above[2](F.max_pool2d(feats[2], 2, 2, ceil_mode=True)))
+    torch.testing.assert_close(
+        out[0],
+        nnfm.same[0](feats[0])
+        + nnfm.from_below[0](F.interpolate(feats[1], size=(38, 38), mode="bilinear", align_corners=False)),
+    )
+    torch.testing.assert_close(
+        out[3], nnfm.same[3](feats[3]) + nnfm.from_above[2](F.max_pool2d(feats[2], 2, 2, ceil_mode=True))
+    )
     assert out[4] is feats[4]
 
 
@@ -190,12 +202,26 @@ def test_netnet_meta_arch_trains_and_checks_channels():
     ssd = tiny_ssd()
     channels = [s.channels for s in ssd.backbone.output_shape().values()]
     assert META_ARCH_REGISTRY.get("NETNet") is NETNet
-    model = NETNet(net=NETNeck(in_channels=channels), backbone=ssd.backbone, head=ssd.head, prior_generator=ssd.prior_generator,
-                   num_classes=3, pixel_mean=[104.0, 117.0, 123.0], pixel_std=[1.0, 1.0, 1.0])
+    model = NETNet(
+        net=NETNeck(in_channels=channels),
+        backbone=ssd.backbone,
+        head=ssd.head,
+        prior_generator=ssd.prior_generator,
+        num_classes=3,
+        pixel_mean=[104.0, 117.0, 123.0],
+        pixel_std=[1.0, 1.0, 1.0],
+    )
     losses = model(_inputs())
     sum(losses.values()).backward()
     for name, p in model.net.named_parameters():
         assert p.grad is not None and p.grad.abs().sum() > 0, name
     with pytest.raises(ValueError, match="do not match the backbone levels"):
-        NETNet(net=NETNeck(in_channels=[8] * 6), backbone=ssd.backbone, head=ssd.head, prior_generator=ssd.prior_generator,
-               num_classes=3, pixel_mean=[0, 0, 0], pixel_std=[1, 1, 1])
+        NETNet(
+            net=NETNeck(in_channels=[8] * 6),
+            backbone=ssd.backbone,
+            head=ssd.head,
+            prior_generator=ssd.prior_generator,
+            num_classes=3,
+            pixel_mean=[0, 0, 0],
+            pixel_std=[1, 1, 1],
+        )

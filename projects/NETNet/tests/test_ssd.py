@@ -1,4 +1,5 @@
 """SSD core: default boxes, matching, multibox loss (hand-computed), VGG16 backbone and the meta-architecture."""
+
 import math
 
 import pytest
@@ -37,12 +38,14 @@ def test_default_boxes_hand_checked_voc300():
     s = math.sqrt(30 * 60) / 2  # 21.213
     r = math.sqrt(2)
     # First location of level 0: centre (4, 4); min square 30, sqrt(30*60) square, ratio 2 and 1/2, clipped.
-    expected0 = torch.tensor([
-        [0, 0, 19, 19],
-        [0, 0, 4 + s, 4 + s],
-        [0, 0, 4 + 15 * r, 4 + 15 / r],
-        [0, 0, 4 + 15 / r, 4 + 15 * r],
-    ])
+    expected0 = torch.tensor(
+        [
+            [0, 0, 19, 19],
+            [0, 0, 4 + s, 4 + s],
+            [0, 0, 4 + 15 * r, 4 + 15 / r],
+            [0, 0, 4 + 15 / r, 4 + 15 * r],
+        ]
+    )
     torch.testing.assert_close(boxes[:4], expected0.float())
     # Second location of level 0 (row 0, column 1): centre (12, 4).
     torch.testing.assert_close(boxes[4], torch.tensor([0.0, 0.0, 27.0, 19.0]))
@@ -51,12 +54,14 @@ def test_default_boxes_hand_checked_voc300():
     # The single location of the last level: centre (150, 150), min 264, max 315, ratio 2 (clipped in x).
     last = boxes[-4:]
     m = math.sqrt(264 * 315) / 2
-    expected_last = torch.tensor([
-        [18, 18, 282, 282],
-        [150 - m, 150 - m, 150 + m, 150 + m],
-        [0, 150 - 132 / r, 300, 150 + 132 / r],
-        [150 - 132 / r, 0, 150 + 132 / r, 300],
-    ])
+    expected_last = torch.tensor(
+        [
+            [18, 18, 282, 282],
+            [150 - m, 150 - m, 150 + m, 150 + m],
+            [0, 150 - 132 / r, 300, 150 + 132 / r],
+            [150 - 132 / r, 0, 150 + 132 / r, 300],
+        ]
+    )
     torch.testing.assert_close(last, expected_last.float())
     assert boxes.min() >= 0 and boxes.max() <= 300
 
@@ -157,6 +162,7 @@ def test_vgg16_ssd_levels_l2norm_and_freeze():
 
 def test_convert_torchvision_vgg16():
     import torchvision
+
     from net_detr2.compat.vgg_weights import convert_torchvision_vgg16_to_ssd
 
     tv = torchvision.models.vgg16(weights=None).state_dict()
@@ -181,12 +187,20 @@ def test_convert_torchvision_vgg16():
 # ----------------------------------------------------------------------------- meta-architecture
 def tiny_ssd(num_classes=3, size=300):
     vgg = VGG16(out_features=["conv4_3", "fc7"], width_mult=0.0625, norm="BN")
-    backbone = SSDBackbone(bottom_up=vgg, in_features=["conv4_3", "fc7"], extra_layers=ssd_extra_layers(size, 0.0625), norm="BN")
+    backbone = SSDBackbone(
+        bottom_up=vgg, in_features=["conv4_3", "fc7"], extra_layers=ssd_extra_layers(size, 0.0625), norm="BN"
+    )
     gen = DefaultBoxGenerator(**ssd_default_box_sizes(size, "voc"))
     channels = [s.channels for s in backbone.output_shape().values()]
     head = SSDHead(in_channels=channels, num_anchors=gen.num_anchors, num_classes=num_classes)
-    return SSD(backbone=backbone, head=head, prior_generator=gen, num_classes=num_classes,
-               pixel_mean=[104.0, 117.0, 123.0], pixel_std=[1.0, 1.0, 1.0])
+    return SSD(
+        backbone=backbone,
+        head=head,
+        prior_generator=gen,
+        num_classes=num_classes,
+        pixel_mean=[104.0, 117.0, 123.0],
+        pixel_std=[1.0, 1.0, 1.0],
+    )
 
 
 def _inputs(n=2, size=300):
@@ -236,7 +250,9 @@ def test_ssd_labels_match_encoded_ground_truth():
     # Encoding check by hand for that prior: dx = (gcx - pcx) / (0.1 * pw).
     p = priors[idx]
     g = gts[labels[1, idx].item() // 2]  # class 0 -> gt 0, class 2 -> gt 1
-    assert deltas[1, idx, 0].item() == pytest.approx(((g[0] + g[2]) / 2 - (p[0] + p[2]) / 2).item() / (0.1 * (p[2] - p[0]).item()), rel=1e-4)
+    assert deltas[1, idx, 0].item() == pytest.approx(
+        ((g[0] + g[2]) / 2 - (p[0] + p[2]) / 2).item() / (0.1 * (p[2] - p[0]).item()), rel=1e-4
+    )
 
 
 def test_ssd_rejects_mixed_sizes_and_bad_levels():
@@ -247,4 +263,11 @@ def test_ssd_rejects_mixed_sizes_and_bad_levels():
         model(x)
     gen = DefaultBoxGenerator(min_sizes=[30], max_sizes=[60], aspect_ratios=[[2]])
     with pytest.raises(ValueError, match="6 feature levels"):
-        SSD(backbone=model.backbone, head=model.head, prior_generator=gen, num_classes=3, pixel_mean=[0, 0, 0], pixel_std=[1, 1, 1])
+        SSD(
+            backbone=model.backbone,
+            head=model.head,
+            prior_generator=gen,
+            num_classes=3,
+            pixel_mean=[0, 0, 0],
+            pixel_std=[1, 1, 1],
+        )

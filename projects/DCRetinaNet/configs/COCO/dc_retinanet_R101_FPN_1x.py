@@ -2,6 +2,7 @@
 (IAC + DC loss + CL-B NMS) on an R101-FPN, COCO 1x; ImageNet MSRA R-101 from ``pretrained/R-101.pkl``.
 (The paper's RetinaNet R101 number is the 2x/multi-scale one of the RetinaNet paper; we keep the 1x recipe.)
 """
+
 from projects.DCRetinaNet.dc_retinanet.config_utils import use_dc_retinanet
 
 from .retinanet_R50_FPN_1x_baseline import dataloader, lr_multiplier, model, optimizer, train

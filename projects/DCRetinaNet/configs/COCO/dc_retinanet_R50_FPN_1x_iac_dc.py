@@ -1,4 +1,7 @@
-"""Table 2, row 3: RetinaNet R50-FPN COCO 1x + IAC score + DC loss (paper: 37.1 AP); otherwise retinanet_R50_FPN_1x_baseline.py."""
+"""Table 2, row 3: RetinaNet R50-FPN COCO 1x + IAC score + DC loss (paper: 37.1 AP); otherwise
+retinanet_R50_FPN_1x_baseline.py.
+"""
+
 from projects.DCRetinaNet.dc_retinanet.config_utils import use_dc_retinanet
 
 from .retinanet_R50_FPN_1x_baseline import dataloader, lr_multiplier, model, optimizer, train

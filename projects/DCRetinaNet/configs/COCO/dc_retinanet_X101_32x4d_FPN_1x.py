@@ -3,6 +3,7 @@ X101-32x4d-FPN (32 groups x 4 channels in res2's bottleneck, 3x3 stride in the 3
 ImageNet weights from ``pretrained/X-101-32x4d.pkl`` (RGB, torchvision-style normalisation, as detectron2's
 X101 recipe).
 """
+
 from projects.DCRetinaNet.dc_retinanet.config_utils import use_dc_retinanet
 
 from .retinanet_R50_FPN_1x_baseline import dataloader, lr_multiplier, model, optimizer, train

@@ -5,6 +5,7 @@ numerically `RetinaNet` (tested), so the four rows share one code path. The othe
 
     python train_net.py --config-file projects/DCRetinaNet/configs/COCO/retinanet_R50_FPN_1x_baseline.py --num-gpus 8
 """
+
 from projects.DCRetinaNet.dc_retinanet.config_utils import use_dc_retinanet
 
 # (configs/COCO-Detection/ has a '-' in its name, so it cannot be imported; its four settings are repeated)

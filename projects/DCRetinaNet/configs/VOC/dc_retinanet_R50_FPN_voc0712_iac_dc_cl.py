@@ -1,4 +1,7 @@
-"""Table 2, VOC column, row 4: RetinaNet R50-FPN VOC 07+12 + IAC + DC loss + CL-balanced NMS (paper: 79.7 mAP); otherwise retinanet_R50_FPN_voc0712_baseline.py."""
+"""Table 2, VOC column, row 4: RetinaNet R50-FPN VOC 07+12 + IAC + DC loss + CL-balanced NMS
+(paper: 79.7 mAP); otherwise retinanet_R50_FPN_voc0712_baseline.py.
+"""
+
 from projects.DCRetinaNet.dc_retinanet.config_utils import use_dc_retinanet
 
 from .retinanet_R50_FPN_voc0712_baseline import dataloader, lr_multiplier, model, optimizer, train

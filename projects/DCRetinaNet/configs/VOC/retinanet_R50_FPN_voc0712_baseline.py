@@ -2,6 +2,7 @@
 VOC2007 test, detectron2's VOC recipe (18k iterations at batch 16, LR 0.01 for the one-stage detector,
 x0.1 at 12k and 16k), as `DCRetinaNet` with every switch off. The other VOC rows import this file.
 """
+
 from net_detr2.solver import multistep_with_warmup
 from projects.DCRetinaNet.dc_retinanet.config_utils import use_dc_retinanet
 

@@ -7,6 +7,7 @@ and collapsed training (see the project README).
     OMP_NUM_THREADS=2 python train_net.py \\
         --config-file projects/DCRetinaNet/configs/aquarium/dc_retinanet_R18_FPN_aquarium.py
 """
+
 from projects.DCRetinaNet.dc_retinanet.config_utils import use_dc_retinanet
 
 from .....configs.aquarium.retinanet_R18_FPN import dataloader, lr_multiplier, model, optimizer, train

@@ -2,9 +2,11 @@
 settings as configs/COCO-Detection/faster_rcnn_R_50_FPN_1x.py) with the box predictor's per-class NMS
 replaced by CL-balanced NMS (beta = 1). Evaluate existing Faster R-CNN weights with it:
 
-    python train_net.py --eval-only --config-file projects/DCRetinaNet/configs/drop_in/faster_rcnn_R50_FPN_1x_cl_nms.py \\
+    python train_net.py --eval-only \\
+        --config-file projects/DCRetinaNet/configs/drop_in/faster_rcnn_R50_FPN_1x_cl_nms.py \\
         train.init_checkpoint=/path/to/faster_rcnn_R50_FPN_1x.pth
 """
+
 from net_detr2.config import LazyCall as L
 from projects.DCRetinaNet.dc_retinanet.cl_balanced_nms import CLBalancedNMS
 

@@ -1,4 +1,7 @@
-"""Table 2 on `shapes`, row 4: + IAC score + DC loss + CL-balanced NMS (the full method); otherwise retinanet_R18_FPN_baseline.py."""
+"""Table 2 on `shapes`, row 4: + IAC score + DC loss + CL-balanced NMS (the full method); otherwise
+retinanet_R18_FPN_baseline.py.
+"""
+
 from projects.DCRetinaNet.dc_retinanet.config_utils import use_dc_retinanet
 
 from .retinanet_R18_FPN_baseline import dataloader, lr_multiplier, model, optimizer, train

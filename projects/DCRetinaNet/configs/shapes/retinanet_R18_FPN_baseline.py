@@ -1,8 +1,10 @@
 """Table 2 on `shapes`, row 1 (baseline): configs/shapes/retinanet_R18_FPN.py (same model, data, seed,
 optimizer and schedule, whatever that file sets) as `DCRetinaNet` with every switch off (numerically `RetinaNet`).
 
-    OMP_NUM_THREADS=1 python train_net.py --config-file projects/DCRetinaNet/configs/shapes/retinanet_R18_FPN_baseline.py
+    OMP_NUM_THREADS=1 python train_net.py \\
+        --config-file projects/DCRetinaNet/configs/shapes/retinanet_R18_FPN_baseline.py
 """
+
 from projects.DCRetinaNet.dc_retinanet.config_utils import use_dc_retinanet
 
 from .....configs.shapes.retinanet_R18_FPN import dataloader, lr_multiplier, model, optimizer, train

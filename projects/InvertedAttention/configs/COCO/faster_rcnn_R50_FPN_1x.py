@@ -5,6 +5,7 @@ with `IAROIHeads`.
 ``train.init_checkpoint``: detectron2's ImageNet-pretrained MSRA ResNet-50 (``ImageNetPretrained/MSRA/R-50.pkl``),
 downloaded by hand to ``pretrained/R-50.pkl``.
 """
+
 from .....configs.common.data.coco import dataloader
 from .....configs.common.models.faster_rcnn_fpn import model
 from .....configs.common.optim import SGD as optimizer

@@ -1,4 +1,7 @@
-"""Table 6, "Faster-RCNN*+IA ResNet101-FPN 2x": `faster_rcnn_R101_FPN_2x.py` with `IAROIHeads` (paper: 39.7 -> 40.8 AP)."""
+"""Table 6, "Faster-RCNN*+IA ResNet101-FPN 2x": `faster_rcnn_R101_FPN_2x.py` with `IAROIHeads`
+(paper: 39.7 -> 40.8 AP).
+"""
+
 from projects.InvertedAttention.inverted_attention.config_utils import use_inverted_attention
 
 from .faster_rcnn_R101_FPN_2x import dataloader, lr_multiplier, model, optimizer, train

@@ -6,6 +6,7 @@ side 600 (max 1000).
 
 ``train.init_checkpoint``: detectron2's ``ImageNetPretrained/MSRA/R-101.pkl`` as ``pretrained/R-101.pkl``.
 """
+
 from .....configs.common.models.faster_rcnn_fpn import model
 from .faster_rcnn_VGG16_voc07 import NUM_CLASSES, dataloader, lr_multiplier, optimizer, train
 

@@ -11,6 +11,7 @@ horizontal flip. One epoch = 5011 images / 2 = 2506 iterations.
 ``python projects/InvertedAttention/tools/convert_vgg16_frcnn.py vgg16-397923af.pth pretrained/vgg16_frcnn.pth``
 (torchvision's weights; conv layers -> backbone, classifier fc6/fc7 -> box head fc1/fc2).
 """
+
 import net_detr2.data.transforms as T
 from net_detr2.config import LazyCall as L
 from net_detr2.layers import ShapeSpec

@@ -1,4 +1,7 @@
-"""Table 4, "Faster+IA(ours) 07 ResNet101": `faster_rcnn_R101_FPN_voc07.py` with `IAROIHeads` (paper: 75.1 -> 76.5 mAP)."""
+"""Table 4, "Faster+IA(ours) 07 ResNet101": `faster_rcnn_R101_FPN_voc07.py` with `IAROIHeads`
+(paper: 75.1 -> 76.5 mAP).
+"""
+
 from projects.InvertedAttention.inverted_attention.config_utils import use_inverted_attention
 
 from .faster_rcnn_R101_FPN_voc07 import dataloader, lr_multiplier, model, optimizer, train

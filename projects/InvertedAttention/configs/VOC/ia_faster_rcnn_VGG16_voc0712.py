@@ -1,4 +1,7 @@
-"""Table 4, "Faster+IA(ours) 07+12 VGG16": `faster_rcnn_VGG16_voc0712.py` with `IAROIHeads` (paper: 73.2 -> 76.8 mAP)."""
+"""Table 4, "Faster+IA(ours) 07+12 VGG16": `faster_rcnn_VGG16_voc0712.py` with `IAROIHeads`
+(paper: 73.2 -> 76.8 mAP).
+"""
+
 from projects.InvertedAttention.inverted_attention.config_utils import use_inverted_attention
 
 from .faster_rcnn_VGG16_voc0712 import dataloader, lr_multiplier, model, optimizer, train

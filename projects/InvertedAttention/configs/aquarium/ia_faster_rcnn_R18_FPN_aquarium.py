@@ -4,6 +4,7 @@ identical model, data, schedule and seed, with `IAROIHeads` at the defaults of t
     OMP_NUM_THREADS=2 python train_net.py \\
         --config-file projects/InvertedAttention/configs/aquarium/ia_faster_rcnn_R18_FPN_aquarium.py
 """
+
 from projects.InvertedAttention.inverted_attention.config_utils import use_inverted_attention
 
 from .....configs.aquarium.faster_rcnn_R18_FPN import dataloader, lr_multiplier, model, optimizer, train

@@ -8,6 +8,7 @@ choice of 1/5 foreground and 1/30 background RoIs).
         --config-file projects/InvertedAttention/configs/shapes/ia_faster_rcnn_R18_FPN_shapes.py \\
         train.output_dir=output/shapes_ia_frcnn
 """
+
 from projects.InvertedAttention.inverted_attention.config_utils import use_inverted_attention
 
 from .....configs.shapes.faster_rcnn_R18_FPN import dataloader, lr_multiplier, model, optimizer, train

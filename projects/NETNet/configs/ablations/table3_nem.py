@@ -1,4 +1,5 @@
 """Table 3 'NEM': two skip NEMs on (p1,p3), (p2,p4). SSD300 VGG-16, COCO, base LR 0.002."""
+
 from ..common.netnet import to_netnet
 from .base import dataloader, lr_multiplier, model, optimizer, train
 

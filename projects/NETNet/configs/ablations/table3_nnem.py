@@ -1,4 +1,5 @@
 """Table 3 'NNEM': three nearest-neighbour NEMs on (p1,p2), (p2,p3), (p3,p4). SSD300 VGG-16, COCO, base LR 0.002."""
+
 from ..common.netnet import to_netnet
 from .base import dataloader, lr_multiplier, model, optimizer, train
 

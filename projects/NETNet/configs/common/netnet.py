@@ -4,8 +4,8 @@ Usage in a config: ``model = to_netnet(model)`` after importing an SSD model (se
 Defaults are the paper's NETNet: NNFM on p1..p4, NETMs (NEM + light fusion + NTM) on (p1, p3), (p2, p4),
 conv1x1 channel-wise gate.
 """
-from net_detr2.config import LazyCall as L
 
+from net_detr2.config import LazyCall as L
 from projects.NETNet.netnet import NETNeck, NETNet
 
 

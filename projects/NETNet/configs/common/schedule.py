@@ -3,6 +3,7 @@
 160 epochs at batch 32, SGD momentum 0.9, weight decay 5e-4, linear warm-up over the first 5 epochs,
 LR x0.1 after epochs 90, 120 and 140; base LR 0.002 for the ablations and 0.004 for the final models.
 """
+
 import math
 
 from net_detr2.solver import multistep_with_warmup

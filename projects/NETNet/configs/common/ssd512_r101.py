@@ -1,5 +1,6 @@
 """Model: SSD512 with a ResNet-101 backbone: res3 (stride 8, 64x64) and res4 (stride 16, 32x32) + 5 extra
 layers (16/8/4/2/1), COCO default boxes. MSRA ImageNet weights (caffe-style BGR, std 1)."""
+
 from net_detr2.config import LazyCall as L
 from net_detr2.modeling.backbone import build_resnet_backbone
 from net_detr2.modeling.meta_arch.ssd import ssd_default_box_sizes
@@ -7,7 +8,9 @@ from net_detr2.modeling.meta_arch.ssd import ssd_default_box_sizes
 from .ssd_vgg16 import model
 
 _boxes = ssd_default_box_sizes(512, "coco")
-model.backbone.bottom_up = L(build_resnet_backbone)(depth=101, norm="FrozenBN", out_features=["res3", "res4"], freeze_at=2)
+model.backbone.bottom_up = L(build_resnet_backbone)(
+    depth=101, norm="FrozenBN", out_features=["res3", "res4"], freeze_at=2
+)
 model.backbone.in_features = ["res3", "res4"]
 model.backbone.extra_layers.input_size = 512
 model.head.in_channels = [512, 1024, 512, 256, 256, 256, 256]

@@ -10,5 +10,7 @@ def set_input_size(dataloader, size):
                 aug.shape = (size, size)
                 found += 1
     if found != 2:
-        raise ValueError(f"set_input_size: expected one Resize(shape=...) in each of train and test mappers, found {found}")
+        raise ValueError(
+            f"set_input_size: expected one Resize(shape=...) in each of train and test mappers, found {found}"
+        )
     return dataloader

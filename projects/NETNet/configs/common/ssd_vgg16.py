@@ -4,9 +4,17 @@
 Pixel normalisation matches ImageNet torchvision VGG-16 weights converted with
 ``tools/convert_vgg16_to_ssd.py`` (BGR, 0-255, ImageNet mean/std in 0-255 units).
 """
+
 from net_detr2.config import LazyCall as L
 from net_detr2.modeling.backbone import VGG16
-from net_detr2.modeling.meta_arch.ssd import SSD, DefaultBoxGenerator, SSDBackbone, SSDHead, ssd_default_box_sizes, ssd_extra_layers
+from net_detr2.modeling.meta_arch.ssd import (
+    SSD,
+    DefaultBoxGenerator,
+    SSDBackbone,
+    SSDHead,
+    ssd_default_box_sizes,
+    ssd_extra_layers,
+)
 
 _boxes = ssd_default_box_sizes(300, "coco")
 
