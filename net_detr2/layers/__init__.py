@@ -1,6 +1,7 @@
 """Basic layers shared by all models (detectron2's `detectron2.layers`)."""
 
 from .batch_norm import FrozenBatchNorm2d, NaiveSyncBatchNorm, convert_frozen_batchnorm, get_norm
+from .fuse import foldable_norm, fuse_conv_bn, fuse_for_inference
 from .l2norm import L2Norm
 from .nms import batched_nms, nms
 from .roi_align import ROIAlign

@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from net_detr2.structures import Boxes, ImageList, Instances
+from net_detr2.utils.amp import to_float32
 
 from .base import DetectorBase
 
@@ -28,7 +29,7 @@ class DenseDetector(DetectorBase):
     Subclasses implement `forward_training` and `forward_inference`.
 
     Args:
-        backbone, pixel_mean, pixel_std, input_format: see `DetectorBase`.
+        backbone, pixel_mean, pixel_std, input_format, channels_last: see `DetectorBase`.
         head: module taking the list of features and returning a list (one entry per prediction kind)
             of per-level tensors.
         head_in_features: feature names fed to the head, finest first.
@@ -43,8 +44,15 @@ class DenseDetector(DetectorBase):
         pixel_mean: Sequence[float],
         pixel_std: Sequence[float],
         input_format: str = "BGR",
+        channels_last: bool = False,
     ):
-        super().__init__(backbone=backbone, pixel_mean=pixel_mean, pixel_std=pixel_std, input_format=input_format)
+        super().__init__(
+            backbone=backbone,
+            pixel_mean=pixel_mean,
+            pixel_std=pixel_std,
+            input_format=input_format,
+            channels_last=channels_last,
+        )
         self.head = head
         self.head_in_features = list(head_in_features)
 
@@ -52,7 +60,8 @@ class DenseDetector(DetectorBase):
         images = self.preprocess_image(batched_inputs)
         features = self.backbone(images.tensor)
         features = [features[f] for f in self.head_in_features]
-        predictions = self.head(features)
+        # fp32 under autocast: assignment, losses, decoding and NMS read the predictions
+        predictions = to_float32(self.head(features))
         if self.training:
             return self.forward_training(images, features, predictions, self._get_gt_instances(batched_inputs))
         results = self.forward_inference(images, features, predictions)

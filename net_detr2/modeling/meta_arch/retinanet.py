@@ -53,7 +53,7 @@ class RetinaNet(DenseDetector):
     (per-image decoding + NMS).
 
     Args:
-        backbone, head, head_in_features, pixel_mean, pixel_std, input_format: see `DenseDetector`.
+        backbone, head, head_in_features, pixel_mean, pixel_std, input_format, channels_last: see `DenseDetector`.
         anchor_generator: e.g. DefaultAnchorGenerator with 9 anchors per location.
         box2box_transform: anchor <-> delta encoding.
         anchor_matcher: Matcher (IoU >= 0.5 positive, < 0.4 negative by default).
@@ -85,6 +85,7 @@ class RetinaNet(DenseDetector):
         pixel_std: Sequence[float],
         vis_period: int = 0,
         input_format: str = "BGR",
+        channels_last: bool = False,
     ):
         super().__init__(
             backbone=backbone,
@@ -93,6 +94,7 @@ class RetinaNet(DenseDetector):
             pixel_mean=pixel_mean,
             pixel_std=pixel_std,
             input_format=input_format,
+            channels_last=channels_last,
         )
         self.num_classes = num_classes
         self.anchor_generator = anchor_generator

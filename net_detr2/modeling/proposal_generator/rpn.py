@@ -11,6 +11,7 @@ from torch.nn import functional as F
 
 from net_detr2.layers import Conv2d, cat
 from net_detr2.structures import Boxes, ImageList, Instances, pairwise_iou
+from net_detr2.utils.amp import to_float32
 
 from ..box_regression import Box2BoxTransform, _dense_box_regression_loss
 from ..matcher import Matcher
@@ -202,7 +203,8 @@ class RPN(nn.Module):
         """Returns (proposals per image, losses); losses are empty at test time."""
         features = [features[f] for f in self.in_features]
         anchors = self.anchor_generator(features)
-        logits, deltas = self.rpn_head(features)
+        # fp32 from here on under autocast: proposal decoding, top-k, NMS and the losses
+        logits, deltas = to_float32(self.rpn_head(features))
         # [N, A, H, W] -> [N, H*W*A]: anchor order (y, x, a) like the anchor generator
         logits = [x.permute(0, 2, 3, 1).flatten(1) for x in logits]
         box_dim = self.anchor_generator.box_dim

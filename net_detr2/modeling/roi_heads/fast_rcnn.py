@@ -10,6 +10,7 @@ from torch.nn import functional as F
 
 from net_detr2.layers import ShapeSpec, batched_nms, cat, nonzero_tuple
 from net_detr2.structures import Boxes, Instances
+from net_detr2.utils.amp import to_float32
 
 from ..box_regression import Box2BoxTransform, _dense_box_regression_loss
 from .box_head import as_shape_spec
@@ -140,7 +141,8 @@ class FastRCNNOutputLayers(nn.Module):
         """x: [R, D] (or [R, C, h, w], flattened) -> (scores [R, K+1], deltas [R, K*4])."""
         if x.dim() > 2:
             x = torch.flatten(x, start_dim=1)
-        return self.cls_score(x), self.bbox_pred(x)
+        # fp32 under autocast: softmax, box decoding, NMS and the losses read these
+        return to_float32((self.cls_score(x), self.bbox_pred(x)))
 
     def losses(self, predictions: tuple[torch.Tensor, torch.Tensor], proposals: list[Instances]) -> dict:
         """Cross-entropy over sampled RoIs + box loss over the foreground ones, both / number of sampled RoIs.
