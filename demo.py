@@ -77,19 +77,17 @@ def collect_inputs(paths: Sequence[str]) -> list[Path]:
 
 
 def read_image(path: str | os.PathLike, fmt: str) -> np.ndarray:
-    """HxWxC uint8 image in ``fmt`` ("BGR"/"RGB"), EXIF orientation applied; errors name the file."""
-    from PIL import Image, ImageOps, UnidentifiedImageError
+    """HxWx3 uint8 image in ``fmt`` ("BGR"/"RGB") as the data loader reads it (EXIF orientation applied,
+    16-bit scaled to 8, PIL's pixel limit enforced); errors name the file."""
+    from net_detr2.data.detection_utils import UnreadableImageError
+    from net_detr2.data.detection_utils import read_image as read_dataset_image
 
+    if not os.path.isfile(path):
+        raise DemoError(f"input not found: {path}")
     try:
-        with Image.open(path) as im:
-            im.load()
-            im = ImageOps.exif_transpose(im).convert("RGB")
-            arr = np.asarray(im)
-    except FileNotFoundError:
-        raise DemoError(f"input not found: {path}") from None
-    except (UnidentifiedImageError, OSError) as e:
-        raise DemoError(f"cannot read image {path}: {e}") from None
-    return arr[:, :, ::-1].copy() if fmt == "BGR" else arr.copy()
+        return read_dataset_image(str(path), "BGR" if fmt == "BGR" else "RGB")
+    except UnreadableImageError as e:
+        raise DemoError(f"cannot read image {path}: {e.__cause__ or e}") from None
 
 
 # ---------------------------------------------------------------------------- outputs
