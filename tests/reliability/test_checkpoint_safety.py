@@ -325,3 +325,30 @@ def test_remove_stale_temp_files_removes_only_dead_writers_files(tmp_path):
     assert removed == [str(tmp_path / stale[0])]
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live.name] + [p.name for p in keep])
     assert remove_stale_temp_files(tmp_path / "missing") == []
+
+
+@pytest.mark.parametrize(
+    "tool",
+    [
+        "tools/convert_torchvision_to_net_detr2.py",
+        "tools/convert_vgg16_to_ssd.py",
+        "projects/InvertedAttention/tools/convert_vgg16_frcnn.py",
+    ],
+)
+def test_weight_converters_refuse_to_write_over_their_input(tmp_path, tool, capsys):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(Path(tool).stem, REPO / tool)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    weights = tmp_path / "weights.pth"
+    torch.save({"w": torch.zeros(2)}, weights)
+    link = tmp_path / "same.pth"
+    link.symlink_to(weights)
+    before = _md5s(tmp_path)
+    for output in (weights, link):
+        with pytest.raises(SystemExit) as e:
+            module.main([str(weights), str(output)])
+        assert e.value.code == 2
+        assert f"output {output} is the input file" in capsys.readouterr().err
+    assert _md5s(tmp_path) == before
