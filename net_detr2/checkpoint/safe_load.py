@@ -17,8 +17,9 @@ containers, numbers, strings and numpy arrays/dtypes/scalars, and bounds what it
 
 from __future__ import annotations
 
-import io
 import math
+import mmap
+import os
 import pickle
 import pickletools
 from typing import Any
@@ -289,15 +290,15 @@ class _RestrictedUnpickler(pickle.Unpickler):
         raise CheckpointLoadError(f"Refusing to load {self._filename}: persistent id {pid!r} is not allowed")
 
 
-def _scan_opcodes(data: bytes, guard: _Guard) -> None:
+def _scan_opcodes(data: mmap.mmap, guard: _Guard) -> None:
     """Walk the opcodes without building anything: every declared length must be in the file (pickletools
     reads exactly what an opcode declares and fails when the file is shorter), and memo indices must stay
     below the number of opcodes read so far (the unpickler sizes its memo table by the largest index)."""
     n_ops = 0
-    for opcode, arg, pos in pickletools.genops(io.BytesIO(data)):
+    for opcode, arg, pos in pickletools.genops(data):
         if opcode.name in _MEMO_PUT_OPCODES and int(arg) > n_ops:
             raise guard.refuse(f"memo index {arg:,} after {n_ops} opcodes (the file is corrupt or crafted)")
-        if opcode.name == "FRAME" and int(arg) > len(data) - pos - 9:  # 9: the opcode and its 8-byte length
+        if opcode.name == "FRAME" and int(arg) > guard.file_size - pos - 9:  # 9: the opcode and its 8-byte length
             raise ValueError(f"a frame of {arg:,} bytes at byte {pos} runs past the end of the file")
         n_ops += 1
 
@@ -331,11 +332,20 @@ def load_pkl(filename: str) -> Any:
     a request to build more than the file can hold.
     """
     with open(filename, "rb") as f:
-        data = f.read()
-    guard = _Guard(filename, len(data))
+        size = os.fstat(f.fileno()).st_size
+        if size == 0:
+            raise CheckpointLoadError(f"Cannot read checkpoint {filename}: corrupt or truncated pickle (empty file)")
+        # A read-only map: both passes read the file without holding a second copy of it in memory.
+        with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            return _load_mapped(filename, data, size)
+
+
+def _load_mapped(filename: str, data: mmap.mmap, size: int) -> Any:
+    guard = _Guard(filename, size)
     try:
         _scan_opcodes(data, guard)
-        return _plain(_RestrictedUnpickler(io.BytesIO(data), filename, guard).load(), guard)
+        data.seek(0)
+        return _plain(_RestrictedUnpickler(data, filename, guard).load(), guard)
     except CheckpointLoadError:
         raise
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError) as e:
