@@ -17,11 +17,14 @@ containers, numbers, strings and numpy arrays/dtypes/scalars, and bounds what it
 
 from __future__ import annotations
 
+import codecs
+import copyreg
 import math
 import mmap
 import os
 import pickle
 import pickletools
+from collections import OrderedDict
 from typing import Any
 
 import numpy as np
@@ -85,9 +88,7 @@ def _sized(guard: _Guard, value: Any, what: str) -> int:
 
 def _count_elements(guard: _Guard, shape: Any, what: str) -> int:
     """Number of elements of an array ``shape`` (a tuple of non-negative ints), in Python ints (no overflow)."""
-    if isinstance(shape, (int, np.integer)) and not isinstance(shape, bool):
-        shape = (shape,)
-    if not isinstance(shape, (tuple, list)) or not all(
+    if not isinstance(shape, tuple) or not all(
         isinstance(d, (int, np.integer)) and not isinstance(d, bool) and d >= 0 for d in shape
     ):
         raise guard.refuse(f"{what} has an invalid shape {shape!r}")
@@ -127,17 +128,17 @@ class _GuardedArray(np.ndarray):
         n = _count_elements(guard, shape, "an array")
         if dtype.hasobject:
             if not isinstance(raw, list) or len(raw) != n:
-                raise guard.refuse(f"an object array of shape {tuple(shape)} comes with {type(raw).__name__} data")
-            guard.charge(n * _POINTER_BYTES, f"an object array of shape {tuple(shape)}")
+                raise guard.refuse(f"an object array of shape {shape} comes with {type(raw).__name__} data")
+            guard.charge(n * _POINTER_BYTES, f"an object array of shape {shape}")
         else:
             nbytes = n * dtype.itemsize
             length = _raw_length(raw)
             if length != nbytes:
                 raise guard.refuse(
-                    f"an array of shape {tuple(shape)} and dtype {dtype} needs {nbytes:,} bytes of data, the file "
+                    f"an array of shape {shape} and dtype {dtype} needs {nbytes:,} bytes of data, the file "
                     f"gives {'a ' + type(raw).__name__ if length is None else f'{length:,} bytes'}"
                 )
-            guard.charge(nbytes, f"an array of shape {tuple(shape)} and dtype {dtype}")
+            guard.charge(nbytes, f"an array of shape {shape} and dtype {dtype}")
         super().__setstate__(state)
 
 
@@ -153,8 +154,6 @@ class _NdarrayMarker:
 
 def _guarded_callables(guard: _Guard) -> dict[tuple[str, str], Any]:
     """The allowed globals, each wrapped so that it charges what it allocates to ``guard`` before doing it."""
-    from collections import OrderedDict
-
     ndarray_marker = _NdarrayMarker(guard)
 
     def container(cls, name):
@@ -193,8 +192,6 @@ def _guarded_callables(guard: _Guard) -> dict[tuple[str, str], Any]:
                 f"_codecs.encode is only allowed for latin-1 text (Python 2 byte strings), got {encoding!r}"
             )
         guard.charge(len(obj), "a byte string")
-        import codecs
-
         return codecs.encode(obj, encoding, errors)
 
     def guarded_reconstruct(subtype, shape, dtype):
@@ -202,9 +199,7 @@ def _guarded_callables(guard: _Guard) -> dict[tuple[str, str], Any]:
             raise guard.refuse(f"numpy _reconstruct of {subtype!r} (only numpy.ndarray is allowed)")
         n = _count_elements(guard, shape, "an array")
         dt = _dtype(guard, dtype, "an array")
-        guard.charge(
-            n * max(dt.itemsize, 1), f"an array of shape {tuple(shape) if isinstance(shape, tuple) else shape}"
-        )
+        guard.charge(n * max(dt.itemsize, 1), f"an array of shape {shape}")
         arr = _np_multiarray._reconstruct(_GuardedArray, shape, dtype)
         arr._guard = guard
         return arr
@@ -226,7 +221,7 @@ def _guarded_callables(guard: _Guard) -> dict[tuple[str, str], Any]:
         except TypeError:
             raise guard.refuse(f"an array's buffer is a {type(buf).__name__}") from None
         if dt.hasobject or n * dt.itemsize != nbytes:
-            raise guard.refuse(f"an array of shape {tuple(shape)} and dtype {dt} comes with {nbytes:,} bytes")
+            raise guard.refuse(f"an array of shape {shape} and dtype {dt} comes with {nbytes:,} bytes")
         return _np_numeric._frombuffer(buf, dt, shape, order)
 
     def guarded_reconstructor(cls, base, state):
@@ -237,8 +232,6 @@ def _guarded_callables(guard: _Guard) -> dict[tuple[str, str], Any]:
             raise guard.refuse(f"copy_reg._reconstructor of {cls!r} on {base!r}")
         if state is not None:
             guard.charge(_sized(guard, state, "_reconstructor") * _POINTER_BYTES, f"a {base.__name__}")
-        import copyreg
-
         return copyreg._reconstructor(cls, base, state)
 
     allowed: dict[tuple[str, str], Any] = {
