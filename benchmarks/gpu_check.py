@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import functools
 import json
 import math
 import os
@@ -105,13 +106,14 @@ class Settings:
         self.rcnn_size, self.rcnn_batch = ((96, 128), 2) if self_test else ((800, 1088), 2)
         self.ssd_size, self.ssd_batch = (300, 2) if self_test else (300, 8)
         self.train_warmup, self.train_steps = (0, 1) if self_test else (2, 3)
-        self.compare_size = (128, 192) if self_test else (800, 1333)
+        self.compare_size = (64, 96) if self_test else (800, 1333)
         self.compare_batch = 2
         self.compare_warmup, self.compare_steps = (0, 1) if self_test else (3, 10)
         self.infer_warmup, self.infer_runs = (0, 1) if self_test else (3, 10)
         # On the CPU fp16 autocast is refused (utils.amp) and fp32 is the slow path: the self-test runs every
         # detector in bf16 and only the first one in fp32, enough to go through every code path.
         self.dtypes = ["float32", "bfloat16"] if self_test else ["float32", "float16", "bfloat16"]
+        self.compare_dtypes = ["bfloat16"] if self_test else self.dtypes
 
 
 # ------------------------------------------------------------------------------------------------- helpers
@@ -257,7 +259,7 @@ def check_frcnn_vs_torchvision(s: Settings) -> dict:
     batch = [{**d, "instances": d["instances"].to(s.device)} for d in batch]
     tv_images, tv_targets = _tv_batch(batch, s.device)
     result = {"image_size": list(s.compare_size), "train_batch": s.compare_batch, "train": {}, "inference": {}}
-    for dtype_name in s.dtypes:
+    for dtype_name in s.compare_dtypes:
         dtype = DTYPES[dtype_name]
         row = {}
         for who, model in (("ours", copy.deepcopy(ours).train()), ("torchvision", copy.deepcopy(tv).train())):
@@ -280,9 +282,9 @@ def check_frcnn_vs_torchvision(s: Settings) -> dict:
         tv_eval = copy.deepcopy(tv).eval()
         latency = {}
         for who, fn in (
-            ("ours", lambda m=ours_eval: m(one)),
-            ("ours fused + channels-last", lambda m=fast: m(one)),
-            ("torchvision", lambda m=tv_eval: m(tv_images[:1])),
+            ("ours", functools.partial(ours_eval, one)),
+            ("ours fused + channels-last", functools.partial(fast, one)),
+            ("torchvision", functools.partial(tv_eval, tv_images[:1])),
         ):
             with torch.no_grad(), autocast(s.device, dtype):
                 times, _ = timed(fn, s.device, s.infer_warmup, s.infer_runs)
@@ -414,7 +416,8 @@ def main(argv=None) -> dict:
             for dtype_name in s.dtypes:
                 if s.self_test and dtype_name == "float32" and i > 0:
                     continue
-                _run("train", lambda: check_train(name, dtype_name, s), deadline, log, detector=name, dtype=dtype_name)
+                check = functools.partial(check_train, name, dtype_name, s)
+                _run("train", check, deadline, log, detector=name, dtype=dtype_name)
         if s.self_test:  # what the GPU run does in fp16, the CPU refuses: recorded, not run
             log.append(dict(check="train", detector="*", dtype="float16", status="skipped", error="CUDA-only"))
     if "frcnn" in args.sections:

@@ -28,6 +28,8 @@ CONFIGS = {
     "dc_retinanet": "projects/DCRetinaNet/configs/shapes/dc_retinanet_R18_FPN_iac_dc_cl.py",
     "efpn_stage2": "projects/EFPN/configs/shapes_stage2_distill.py",
     "efpn_stage3": "projects/EFPN/configs/shapes_stage3_p2head.py",
+    "ssd": "projects/NETNet/configs/ssd300_shapes.py",
+    "netnet": "projects/NETNet/configs/netnet300_shapes.py",
 }
 
 
