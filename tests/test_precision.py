@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -258,3 +259,24 @@ def test_inference_on_dataset_runs_under_the_given_autocast_dtype():
     bf16 = inference_on_dataset(model, loader, _DtypeRecorder(), amp_dtype=torch.bfloat16)["dtypes"]
     assert bf16 == [(torch.bfloat16, torch.bfloat16)] * 2
     assert not torch.is_autocast_enabled("cpu")
+
+
+def test_demo_predictor_runs_fused_under_the_configs_amp(monkeypatch):
+    import sys
+
+    sys.path.insert(0, str(REPO))
+    import demo
+    from net_detr2.utils import amp
+
+    monkeypatch.setattr(amp, "cpu_supports_bf16", lambda: True)
+    cfg = demo.setup_cfg(str(REPO / CONFIGS["faster_rcnn"]), ["train.amp.enabled=True", "train.device=cpu"])
+    predictor = demo.DemoPredictor(cfg)
+    assert predictor.amp_dtype is torch.bfloat16
+    assert not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in predictor.model.modules())
+    conv_out = []
+    first_conv(predictor.model).register_forward_hook(lambda m, i, o: conv_out.append(o.dtype))
+    predictor.model.roi_heads.box_predictor.test_score_thresh = 0.0
+    inst = predictor(np.zeros((60, 80, 3), np.uint8))
+    assert conv_out == [torch.bfloat16]
+    assert len(inst) > 0 and inst.scores.dtype == inst.pred_boxes.tensor.dtype == torch.float32
+    assert inst.image_size == (60, 80)

@@ -34,12 +34,17 @@ class ROIAlign(nn.Module):
             input = input.dequantize()
         # Box coordinates must stay fp32: bf16 keeps 8 significant bits, so x = 700 px would land on a 4 px
         # grid. A reduced-precision map (autocast) is pooled in fp32 (the CPU kernel has no bf16) and the
-        # pooled features return in its dtype.
+        # pooled features return in its dtype. The kernel reads NCHW: one copy does both conversions.
         dtype = torch.promote_types(input.dtype, torch.float32)
-        out = roi_align(
-            input.to(dtype), rois.to(dtype), self.output_size, self.spatial_scale, self.sampling_ratio, self.aligned
+        pooled = roi_align(
+            input.to(dtype=dtype, memory_format=torch.contiguous_format),
+            rois.to(dtype),
+            self.output_size,
+            self.spatial_scale,
+            self.sampling_ratio,
+            self.aligned,
         )
-        return out.to(input.dtype)
+        return pooled.to(input.dtype)
 
     def extra_repr(self) -> str:
         return (
