@@ -106,12 +106,14 @@ class DenseDetector(DetectorBase):
         Args:
             anchors: Boxes [R, 4]; pred_scores: [R, K] probabilities; pred_deltas: [R, 4].
         """
-        keep = pred_scores > score_thresh
-        scores = pred_scores[keep]
-        pairs = keep.nonzero()  # [M, 2] (anchor, class), same order as ``scores``
-        k = min(topk_candidates, pairs.size(0))
-        scores, idx = scores.topk(k)
-        anchor_idx, class_idx = pairs[idx].unbind(dim=1)
+        # one pass over the [R, K] scores (a 1-D nonzero; boolean indexing would be a second one)
+        flat = pred_scores.flatten()
+        candidates = (flat > score_thresh).nonzero().squeeze(1)  # [M] indices of (anchor, class) pairs
+        k = min(topk_candidates, candidates.numel())
+        scores, idx = flat[candidates].topk(k)
+        candidates = candidates[idx]
+        num_classes = pred_scores.shape[1]
+        anchor_idx, class_idx = candidates // num_classes, candidates % num_classes
         boxes = self.box2box_transform.apply_deltas(pred_deltas[anchor_idx], anchors.tensor[anchor_idx])
         return Instances(image_size, pred_boxes=Boxes(boxes), scores=scores, pred_classes=class_idx)
 
