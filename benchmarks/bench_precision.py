@@ -72,9 +72,7 @@ def paired_ratio(num: list[float], den: list[float]) -> float:
 
 def fast_inference_model(model: torch.nn.Module) -> torch.nn.Module:
     """The inference setting under test: BN folded (a copy), channels-last; run it under bf16 autocast."""
-    fast = fuse_for_inference(model)
-    fast.channels_last = True
-    return fast
+    return fuse_for_inference(model, channels_last=True)
 
 
 def _bf16(fn: Callable[[], object]) -> Callable[[], object]:

@@ -277,8 +277,7 @@ def check_frcnn_vs_torchvision(s: Settings) -> dict:
 
         one = [{k: v for k, v in batch[0].items() if k != "instances"}]
         ours_eval = copy.deepcopy(ours).eval()
-        fast = fuse_for_inference(ours)
-        fast.channels_last = True
+        fast = fuse_for_inference(ours, channels_last=True)
         tv_eval = copy.deepcopy(tv).eval()
         latency = {}
         for who, fn in (

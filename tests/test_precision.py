@@ -189,6 +189,22 @@ def test_folded_batchnorm_gives_the_same_outputs_and_keeps_the_checkpoint_layout
     fused.eval()  # allowed
 
 
+@pytest.mark.parametrize("name", ["faster_rcnn", "netnet"])
+def test_fused_channels_last_copy_lays_out_its_weights_in_nhwc(name):
+    model = build(name).eval()
+    randomize_norms(model)
+    fused = fuse_for_inference(model, channels_last=True)
+    assert fused.channels_last and not model.channels_last
+    convs = [m for m in fused.modules() if isinstance(m, nn.Conv2d) and m.kernel_size != (1, 1)]
+    assert convs and all(c.weight.is_contiguous(memory_format=torch.channels_last) for c in convs)
+    x = inputs(name, training=False)
+    with torch.no_grad():
+        for a, b in zip(model(x), fused(x)):
+            assert_same_detections(a["instances"], b["instances"])
+    with pytest.raises(ValueError, match="Sequential has no channels_last switch"):
+        fuse_for_inference(nn.Sequential(nn.Conv2d(3, 4, 3)), channels_last=True)
+
+
 def test_fuse_conv_bn_on_grouped_biased_conv_and_sequential_heads():
     g = torch.Generator().manual_seed(0)
     conv = nn.Conv2d(8, 6, 3, padding=1, groups=2, bias=True)

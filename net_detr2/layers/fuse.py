@@ -76,7 +76,7 @@ def _train_inference_only(self: nn.Module, mode: bool = True) -> nn.Module:
     return nn.Module.train(self, False)
 
 
-def fuse_for_inference(model: nn.Module) -> nn.Module:
+def fuse_for_inference(model: nn.Module, *, channels_last: bool | None = None) -> nn.Module:
     """An eval-mode copy of ``model`` with every foldable BatchNorm folded into the convolution before it.
 
     Folded: our `Conv2d`'s attached ``norm`` (FrozenBN, or BN with running statistics), and inside any
@@ -86,10 +86,25 @@ def fuse_for_inference(model: nn.Module) -> nn.Module:
     ``model`` itself is not changed, and its state-dict keys stay those of the checkpoints. The copy is for
     inference only: it refuses ``train()`` and ``state_dict()`` (its keys lack the norms).
 
+    Args:
+        channels_last: make the copy compute in channels-last (NHWC) layout: its ``channels_last`` flag (see
+            `DetectorBase`) and the memory layout of its convolution weights (oneDNN's CPU kernels then skip a
+            weight copy on every call: SSD300 in bf16, 0.49 -> 0.40 of fp32's network time). None = as
+            ``model.channels_last`` says (False when it has no such attribute).
     Returns:
         the fused copy, in eval mode, on ``model``'s device.
     """
     fused = copy.deepcopy(model).eval()
+    if channels_last is None:
+        channels_last = bool(getattr(model, "channels_last", False))
+    if channels_last:
+        if not hasattr(fused, "channels_last"):
+            raise ValueError(
+                f"fuse_for_inference(channels_last=True): {type(model).__name__} has no channels_last switch "
+                "(a DetectorBase has)"
+            )
+        fused.channels_last = True
+        fused.to(memory_format=torch.channels_last)
     for module in list(fused.modules()):
         if isinstance(module, Conv2d) and foldable_norm(module.norm):
             fuse_conv_bn(module, module.norm)
