@@ -3,7 +3,7 @@
 from .batch_norm import FrozenBatchNorm2d, NaiveSyncBatchNorm, convert_frozen_batchnorm, get_norm
 from .fuse import foldable_norm, fuse_conv_bn, fuse_for_inference
 from .l2norm import L2Norm
-from .nms import batched_nms, nms
+from .nms import batched_nms, batched_nms_top, nms
 from .roi_align import ROIAlign
 from .shape_spec import ShapeSpec
 from .weight_init import c2_msra_fill, c2_xavier_fill

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from net_detr2.layers import ShapeSpec, batched_nms, cat, get_norm
+from net_detr2.layers import ShapeSpec, batched_nms_top, cat, get_norm
 from net_detr2.structures import Boxes, ImageList, Instances, pairwise_iou
 
 from ..box_regression import Box2BoxTransform, _dense_box_regression_loss
@@ -220,8 +220,10 @@ class RetinaNet(DenseDetector):
         pred = self._decode_multi_level_predictions(
             anchors, box_cls, box_delta, self.test_score_thresh, self.test_topk_candidates, image_size
         )
-        keep = batched_nms(pred.pred_boxes.tensor, pred.scores, pred.pred_classes, self.test_nms_thresh)
-        return pred[keep[: self.max_detections_per_image]]
+        keep = batched_nms_top(
+            pred.pred_boxes.tensor, pred.scores, pred.pred_classes, self.test_nms_thresh, self.max_detections_per_image
+        )
+        return pred[keep]
 
 
 class RetinaNetHead(nn.Module):

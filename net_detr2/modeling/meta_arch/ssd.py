@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from net_detr2.layers import batched_nms
+from net_detr2.layers import batched_nms_top
 from net_detr2.structures import Boxes, ImageList, Instances, pairwise_iou
 
 from ..anchor_generator import DefaultBoxGenerator
@@ -288,7 +288,7 @@ class SSD(DenseDetector):
             prior_idx = top_idx[keep]
             scores = top_scores[keep]
             cand = boxes.tensor[prior_idx]
-            kept = batched_nms(cand, scores, classes, self.test_nms_thresh)[: self.max_detections_per_image]
+            kept = batched_nms_top(cand, scores, classes, self.test_nms_thresh, self.max_detections_per_image)
             res = Instances(image_sizes[i])
             res.pred_boxes = Boxes(cand[kept])
             res.scores = scores[kept]

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from net_detr2.layers import ShapeSpec, batched_nms, cat, nonzero_tuple
+from net_detr2.layers import ShapeSpec, batched_nms_top, cat, nonzero_tuple
 from net_detr2.structures import Boxes, Instances
 from net_detr2.utils.amp import to_float32
 
@@ -69,12 +69,12 @@ def fast_rcnn_inference_single_image(
     boxes = boxes[inds[:, 0], 0] if num_reg == 1 else boxes[keep_mask]
     scores = scores[keep_mask]
     if nms is None:
-        keep = batched_nms(boxes, scores, inds[:, 1], nms_thresh)
+        keep = batched_nms_top(boxes, scores, inds[:, 1], nms_thresh, topk_per_image)
         kept_scores = scores[keep]
     else:
         keep, kept_scores = nms(boxes, scores, inds[:, 1], nms_thresh)
-    if topk_per_image >= 0:
-        keep, kept_scores = keep[:topk_per_image], kept_scores[:topk_per_image]
+        if topk_per_image >= 0:
+            keep, kept_scores = keep[:topk_per_image], kept_scores[:topk_per_image]
     boxes, scores, inds = boxes[keep], kept_scores, inds[keep]
     result = Instances(image_shape)
     result.pred_boxes = Boxes(boxes)
