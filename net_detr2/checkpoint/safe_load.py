@@ -7,13 +7,14 @@ containers, numbers, strings and numpy arrays/dtypes/scalars.
 
 from __future__ import annotations
 
+import logging
 import os
 import pickle
 from typing import Any
 
 import torch
 
-__all__ = ["CheckpointLoadError", "load_pkl", "load_pth", "atomic_write"]
+__all__ = ["CheckpointLoadError", "load_pkl", "load_pth", "atomic_write", "remove_stale_temp_files"]
 
 
 class CheckpointLoadError(RuntimeError):
@@ -127,3 +128,22 @@ def atomic_write(path: str, write_fn, mode: str = "wb") -> None:
             os.close(dir_fd)
     except OSError:
         pass
+
+
+def remove_stale_temp_files(directory: str) -> list[str]:
+    """Delete the temporary files that interrupted saves left in ``directory`` (``.tmp.<name>.<pid>`` of
+    `atomic_write`, ``.tmp-<name>*`` of ``LazyConfig.save``); returns their paths.
+
+    Call it when a run starts in ``directory``, before anything of this run saves there.
+    """
+    if not os.path.isdir(directory):
+        return []
+    removed = []
+    for name in sorted(os.listdir(directory)):
+        path = os.path.join(directory, name)
+        if (name.startswith(".tmp.") or name.startswith(".tmp-")) and os.path.isfile(path):
+            os.remove(path)
+            removed.append(path)
+    if removed:
+        logging.getLogger(__name__).info(f"Removed {len(removed)} temporary files of interrupted saves: {removed}")
+    return removed

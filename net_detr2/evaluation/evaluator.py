@@ -7,12 +7,13 @@ import logging
 import time
 from collections import OrderedDict, abc
 from collections.abc import Callable
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 
 import torch
 from torch import nn
 
 from net_detr2.utils import comm
+from net_detr2.utils.eval_mode import eval_mode
 
 __all__ = ["DatasetEvaluator", "DatasetEvaluators", "inference_on_dataset", "inference_context"]
 
@@ -67,15 +68,8 @@ class DatasetEvaluators(DatasetEvaluator):
         return results
 
 
-@contextmanager
-def inference_context(model: nn.Module):
-    """Put ``model`` in eval mode for the block and restore its training flag afterwards."""
-    was_training = model.training
-    model.eval()
-    try:
-        yield
-    finally:
-        model.train(was_training)
+# detectron2's name for it: the model in eval mode for the block, its training flags restored afterwards
+inference_context = eval_mode
 
 
 def _fmt_eta(seconds: float) -> str:

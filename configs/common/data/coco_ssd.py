@@ -45,4 +45,5 @@ dataloader.test = L(build_detection_test_loader)(
     num_workers=4,
 )
 
-dataloader.evaluator = L(COCOEvaluator)(dataset_name="${..test.dataset.names}")
+# the predictions (e.g. coco_instances_results.json) are written beside the checkpoints
+dataloader.evaluator = L(COCOEvaluator)(dataset_name="${..test.dataset.names}", output_dir="${train.output_dir}")
