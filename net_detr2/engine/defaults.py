@@ -463,15 +463,15 @@ class DefaultTrainer(SimpleTrainer):
         output_dir = self.cfg.train.output_dir
         if comm.is_main_process():
             remove_stale_temp_files(output_dir)
-        if not (resume and self.checkpointer.has_checkpoint()):
-            if not resume:
-                refuse_existing_run(output_dir)
-            if self.cfg.train.init_checkpoint:
-                self.checkpointer.load(self.cfg.train.init_checkpoint)
+        resuming = resume and self.checkpointer.has_checkpoint()
+        if not resume:
+            refuse_existing_run(output_dir)
+        path = self.checkpointer.get_checkpoint_file() if resuming else self.cfg.train.init_checkpoint
+        # on resume: the model strictly, the optimizer, scheduler and gradient scaler; else the weights only
+        extra = self.checkpointer.resume_or_load(self.cfg.train.init_checkpoint, resume=resume)
+        if not resuming:
             self.start_iter = 0
             return
-        path = self.checkpointer.get_checkpoint_file()
-        extra = self.checkpointer.load(path)
         iteration = extra.get("iteration")
         if not isinstance(iteration, int) or isinstance(iteration, bool) or not 0 <= iteration < self.max_iter:
             raise ValueError(

@@ -232,7 +232,8 @@ class SimpleTrainer(TrainerBase):
         if not self.zero_grad_before_forward:
             self.optimizer.zero_grad()
         # a disabled scaler (fp32, bf16) passes the loss and the step through unchanged
-        self.grad_scaler.scale(losses).backward()
+        with comm.collective(f"backward with the gradient all-reduce, iteration {self.iter}"):
+            self.grad_scaler.scale(losses).backward()
         self.after_backward()
         if self.clip_grad:
             self.grad_scaler.unscale_(self.optimizer)
@@ -258,7 +259,7 @@ class SimpleTrainer(TrainerBase):
         ret = super().state_dict()
         ret["optimizer"] = self.optimizer.state_dict()
         ret["grad_scaler"] = self.grad_scaler.state_dict()
-        ret["rng"] = comm.all_gather(get_rng_state())
+        ret["rng"] = comm.all_gather(get_rng_state(), what="gather of the random generators' states for a checkpoint")
         if hasattr(self.data_loader, "state_dict"):
             ret["data_loader"] = self.data_loader.state_dict()
         return ret
@@ -341,7 +342,7 @@ def broadcast_buffers(model: nn.Module) -> None:
         by_dtype.setdefault(buf.dtype, []).append(buf)
     for bufs in by_dtype.values():
         flat = torch.cat([b.detach().reshape(-1) for b in bufs])
-        comm.broadcast(flat, src=0, what="model buffers (rank 0's BatchNorm statistics to every rank)")
+        comm.broadcast(flat, src=0, what="broadcast of rank 0's buffers (BatchNorm statistics)")
         offset = 0
         for b in bufs:
             b.data.copy_(flat[offset : offset + b.numel()].view_as(b))
@@ -359,7 +360,7 @@ def write_metrics(
     names = list(loss_dict.keys())
     values = torch.stack([v.detach().float().reshape(()) for v in loss_dict.values()]).cpu().numpy()
     local = {"data_time": data_time, "values": values}
-    all_metrics = comm.all_gather(local) if comm.get_world_size() > 1 else [local]
+    all_metrics = comm.all_gather(local, what=f"gather of the losses, iteration {iteration}")
     stacked = np.stack([m["values"] for m in all_metrics])  # (world, num_losses)
     total = stacked.sum(axis=1)
     if not np.isfinite(total).all():
