@@ -583,3 +583,28 @@ def test_tensorboard_writer(tmp_path):
     acc.Reload()
     events = acc.Scalars("total_loss")
     assert [(e.step, round(e.value, 4)) for e in events] == [(0, 1.0), (1, 0.5), (2, 0.3333)]
+
+
+def test_progress_lines_come_early_then_every_log_period(tmp_path, ncaplog):
+    """Console lines (iteration, losses, ETA) after iterations 1, 2, 5, 10, 20 of the run, then every log_period."""
+    trainer = DefaultTrainer(
+        make_cfg(tmp_path, max_iter=70, log_period=30, checkpointer=dict(period=100, max_to_keep=None))
+    )
+    trainer.resume_or_load(resume=False)
+    trainer.train()
+    # (each record reaches caplog twice: through propagation and through ncaplog's handler)
+    lines = list(dict.fromkeys(r.getMessage() for r in ncaplog.records if r.name == "net_detr2.utils.events"))
+    assert [int(m.split("iter: ")[1].split()[0]) for m in lines] == [0, 1, 4, 9, 19, 29, 59, 69]
+    assert all("eta: " in m and "loss_cls: " in m for m in lines[:-1])
+    assert [m["iteration"] for m in read_metrics(tmp_path) if "loss_cls" in m] == [0, 1, 4, 9, 19, 29, 59, 69]
+
+
+def test_evaluation_logs_progress_with_an_eta(ncaplog):
+    from net_detr2.evaluation import inference_on_dataset
+
+    model = ToyModel().eval()
+    results = inference_on_dataset(model, toy_test_loader(num_batches=8), ToyAccuracy(), log_period_s=3600)
+    assert results["toy"]["n"] == 16
+    progress = list(dict.fromkeys(r.getMessage() for r in ncaplog.records if "Inference done" in r.getMessage()))
+    # right after the 5 warm-up batches, whatever the log period
+    assert len(progress) == 1 and progress[0].startswith("Inference done 6/8.") and "ETA=0:00:00" in progress[0]

@@ -85,9 +85,9 @@ def inference_on_dataset(
 ) -> dict:
     """Run ``model`` over every batch of ``data_loader`` and evaluate with ``evaluator``.
 
-    The model runs in eval mode (restored afterwards) under ``torch.no_grad``. Progress is logged
-    at most every ``log_period_s`` seconds with per-image times and an ETA; the first
-    ``min(5, len-1)`` batches are a warm-up excluded from the timing.
+    The model runs in eval mode (restored afterwards) under ``torch.no_grad``. The first
+    ``min(5, len-1)`` batches are a warm-up excluded from the timing; progress (batches done, per-image
+    times, ETA) is logged right after it and then at most every ``log_period_s`` seconds.
 
     Args:
         model: an ``nn.Module`` (or any callable) taking a list of input dicts.
@@ -158,7 +158,7 @@ def inference_on_dataset(
                 timed_images += len(inputs) if hasattr(inputs, "__len__") else 1
             iters_after_start = idx + 1 - num_warmup * int(idx >= num_warmup)
             now = time.perf_counter()
-            if idx >= num_warmup and now - last_log >= log_period_s:
+            if idx >= num_warmup and (idx == num_warmup or now - last_log >= log_period_s):
                 last_log = now
                 per_iter = (now - start_time) / max(iters_after_start, 1)
                 per_img = (now - start_time) / max(timed_images, 1)
