@@ -11,7 +11,7 @@ import torch
 import torch.utils.data as torchdata
 
 from net_detr2.structures import BoxMode
-from net_detr2.utils import comm
+from net_detr2.utils.comm import get_rank, get_world_size, shared_random_seed
 
 from .catalog import DatasetCatalog, MetadataCatalog
 from .common import DatasetFromList, MapDataset
@@ -266,7 +266,7 @@ def build_detection_train_loader(
     """
     if isinstance(dataset, str) or (isinstance(dataset, (list, tuple)) and dataset and isinstance(dataset[0], str)):
         dataset = get_detection_dataset_dicts(dataset)
-    world_size, rank = comm.get_world_size(), comm.get_rank()
+    world_size, rank = get_world_size(), get_rank()
     if total_batch_size <= 0 or total_batch_size % world_size != 0:
         raise ValueError(
             f"total_batch_size ({total_batch_size}) must be a positive multiple of the number of "
@@ -274,7 +274,7 @@ def build_detection_train_loader(
         )
     batch_size = total_batch_size // world_size
     if seed is None:
-        seed = sampler.seed if sampler is not None and hasattr(sampler, "seed") else comm.shared_random_seed()
+        seed = sampler.seed if sampler is not None and hasattr(sampler, "seed") else shared_random_seed()
     if sampler is None:
         sampler = TrainingSampler(len(dataset), shuffle=True, seed=seed)
     group_ids = aspect_ratio_group_ids(dataset) if aspect_ratio_grouping else None

@@ -59,7 +59,7 @@ TRAIN_KEYS: dict[str, tuple[type, ...]] = {
     "device": (str,),
     "seed": (int,),
     "clip_grad": (dict, type(None)),
-    "trainable_params": (list, type(None)),
+    "trainable_params": (list, str, type(None)),
     "num_vis_images": (int,),
     "best_checkpointer": (dict, type(None)),
     "val_period": (int,),
@@ -68,6 +68,7 @@ TRAIN_KEYS: dict[str, tuple[type, ...]] = {
     "plot_curves": (bool,),
     "cudnn_benchmark": (bool,),
 }
+_TRAIN_SUBKEYS = {"amp": ("enabled", "dtype"), "ddp": ("broadcast_buffers",), "checkpointer": ("period", "max_to_keep")}
 _RUN_FILES = ("last_checkpoint", "metrics.json")  # with model_*.pth: what makes a folder hold a run
 
 
@@ -138,6 +139,7 @@ def default_argument_parser(epilog: str | None = None) -> argparse.ArgumentParse
 def check_train_config(train: Any) -> None:
     """Every key the trainer reads is in ``cfg.train`` with the right type; else a ``ValueError`` naming it."""
     missing = [k for k in TRAIN_KEYS if k not in train]
+    missing += [f"{k}.{sub}" for k, subs in _TRAIN_SUBKEYS.items() if k in train for sub in subs if sub not in train[k]]
     if missing:
         raise ValueError(
             f"cfg.train lacks {missing}: start from configs/common/train.py (`from ..common.train import train`), "
