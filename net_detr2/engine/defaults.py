@@ -8,11 +8,11 @@ here has a default of its own or changes the config.
 from __future__ import annotations
 
 import argparse
-import glob
 import inspect
 import json
 import logging
 import os
+import re
 import sys
 from typing import Any
 
@@ -69,7 +69,8 @@ TRAIN_KEYS: dict[str, tuple[type, ...]] = {
     "cudnn_benchmark": (bool,),
 }
 _TRAIN_SUBKEYS = {"amp": ("enabled", "dtype"), "ddp": ("broadcast_buffers",), "checkpointer": ("period", "max_to_keep")}
-_RUN_FILES = ("last_checkpoint", "metrics.json")  # with model_*.pth: what makes a folder hold a run
+# with a non-empty metrics.json, what makes a folder hold a run (and what --overwrite deletes)
+_RUN_FILE = re.compile(r"^(model_(\d{7}|final|best)\.pth|last_checkpoint|events\.out\.tfevents\..*)$")
 
 
 class _ArgumentParser(argparse.ArgumentParser):
@@ -103,7 +104,7 @@ def default_argument_parser(epilog: str | None = None) -> argparse.ArgumentParse
         "--overwrite",
         action="store_true",
         help="start a fresh run in a train.output_dir that holds one: its checkpoints (model_*.pth, "
-        "last_checkpoint) and metrics.json are deleted first",
+        "last_checkpoint), metrics.json and TensorBoard events are deleted first",
     )
     parser.add_argument(
         "--eval-only",
@@ -153,9 +154,8 @@ def check_train_config(train: Any) -> None:
         raise ValueError(f"train.max_iter must be >= 0, got {train.max_iter}")
     if not train.output_dir:
         raise ValueError("train.output_dir is empty: give the folder for checkpoints and logs")
-    for key in ("log_period",):
-        if train[key] <= 0:
-            raise ValueError(f"train.{key} must be a positive integer, got {train[key]}")
+    if train.log_period <= 0:
+        raise ValueError(f"train.log_period must be a positive integer, got {train.log_period}")
     period, keep = train.checkpointer.period, train.checkpointer.max_to_keep
     if not _has_type(period, (int,)) or period <= 0:
         raise ValueError(f"train.checkpointer.period must be a positive integer, got {period!r}")
@@ -176,13 +176,16 @@ def _has_type(value: Any, types: tuple[type, ...]) -> bool:
 
 
 def holds_run(output_dir: str) -> list[str]:
-    """The files that make ``output_dir`` hold a training run (checkpoints, ``last_checkpoint``, ``metrics.json``)."""
+    """The files of a training run in ``output_dir``: the trainer's checkpoints (``model_0000999.pth``,
+    ``model_final.pth``, ``model_best.pth``), ``last_checkpoint``, a non-empty ``metrics.json``."""
     if not os.path.isdir(output_dir):
         return []
-    found = sorted(os.path.basename(p) for p in glob.glob(os.path.join(glob.escape(output_dir), "model_*.pth")))
-    found += [f for f in _RUN_FILES if os.path.isfile(os.path.join(output_dir, f))]
-    if "metrics.json" in found and os.path.getsize(os.path.join(output_dir, "metrics.json")) == 0:
-        found.remove("metrics.json")
+    found = []
+    for name in sorted(os.listdir(output_dir)):
+        if not os.path.isfile(os.path.join(output_dir, name)):
+            continue
+        if _RUN_FILE.match(name) or (name == "metrics.json" and os.path.getsize(os.path.join(output_dir, name))):
+            found.append(name)
     return found
 
 
