@@ -193,11 +193,13 @@ def refuse_existing_run(output_dir: str) -> None:
     """A ``FileExistsError`` naming ``output_dir`` and the ways out, when it already holds a run."""
     found = holds_run(output_dir)
     if found:
-        shown = ", ".join(found[:4]) + (f" and {len(found) - 4} more" if len(found) > 4 else "")
+        shown = [f for f in found if not f.startswith("events.out.tfevents.")]
+        shown += ["TensorBoard events"] if len(shown) < len(found) else []
         raise FileExistsError(
-            f"{output_dir} already holds a training run ({shown}); a fresh run would overwrite it. "
+            f"{output_dir} already holds a training run ({', '.join(shown)}); a fresh run would overwrite it. "
             f"Continue that run with --resume, or write this one elsewhere with train.output_dir=<another folder> "
-            f"(or pass --overwrite to delete the earlier run's checkpoints and metrics and start afresh)"
+            f"(or pass --overwrite to delete the earlier run's checkpoints, metrics and TensorBoard events and "
+            f"start afresh)"
         )
 
 
