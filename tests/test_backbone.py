@@ -225,6 +225,26 @@ def test_fpn_structure_fuse_and_errors():
     assert fpn_gn.fpn_lateral4.bias is None and isinstance(fpn_gn.fpn_lateral4.norm, nn.GroupNorm)
 
 
+def test_fpn_top_down_is_the_forward_pass_and_keeps_inner_maps():
+    bottom_up = build_resnet_backbone(
+        depth=18, res2_out_channels=64, stem_out_channels=8, out_features=["res2", "res3", "res4", "res5"]
+    )
+    fpn = FPN(bottom_up, ["res2", "res3", "res4", "res5"], 8, top_block=LastLevelMaxPool())
+    x = torch.randn(1, 3, 64, 64)
+    c = bottom_up(x)
+    outputs, inner = fpn.top_down(c, keep_inner=True)
+    plain = fpn(x)
+    assert list(outputs) == list(plain) == ["p2", "p3", "p4", "p5", "p6"]
+    assert all(torch.equal(outputs[k], plain[k]) for k in plain)
+    # the inner maps are what the output convs read: lateral(C5), then lateral(Ck) + nearest-up(inner k+1)
+    assert list(inner) == ["p2", "p3", "p4", "p5"]
+    torch.testing.assert_close(inner["p5"], fpn.fpn_lateral5(c["res5"]))
+    up = inner["p4"].repeat_interleave(2, 2).repeat_interleave(2, 3)
+    torch.testing.assert_close(inner["p3"], fpn.fpn_lateral3(c["res3"]) + up)
+    torch.testing.assert_close(outputs["p3"], fpn.fpn_output3(inner["p3"]))
+    assert fpn.top_down(c)[1] == {}
+
+
 def test_retinanet_top_block_reads_c5_or_p5():
     bottom_up = build_resnet_backbone(
         depth=50, res2_out_channels=32, width_per_group=8, stem_out_channels=16, out_features=["res3", "res4", "res5"]

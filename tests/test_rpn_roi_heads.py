@@ -21,6 +21,7 @@ from net_detr2.modeling import (
     fast_rcnn_inference,
 )
 from net_detr2.modeling.registry import META_ARCH_REGISTRY, PROPOSAL_GENERATOR_REGISTRY, ROI_HEADS_REGISTRY
+from net_detr2.modeling.roi_heads import select_class_boxes
 from net_detr2.structures import Boxes, Instances
 
 
@@ -113,6 +114,36 @@ def test_fast_rcnn_losses_hand_case():
     # target (0, 10 * 5/10, 0, 5 log 2); L1 over the fg RoI, / 2 sampled RoIs
     expected_box = (1.0 + 1.0 + 0.0 + abs(3.0 - 5 * math.log(2))) / 2
     assert losses["loss_box_reg"].item() == pytest.approx(expected_box, rel=1e-5)
+
+
+def test_fast_rcnn_per_roi_losses_sum_to_the_losses():
+    pred = _predictor()
+    p = Instances((50, 50))
+    p.proposal_boxes = Boxes(torch.tensor([[0.0, 0.0, 10.0, 10.0], [20.0, 20.0, 40.0, 40.0]]))
+    p.gt_classes = torch.tensor([1, 2])
+    p.gt_boxes = Boxes(torch.tensor([[0.0, 0.0, 10.0, 20.0], [0.0, 0.0, 0.0, 0.0]]))  # degenerate: log(0) target
+    scores = torch.tensor([[0.0, 1.0, 0.0], [0.5, 0.0, 2.0]])
+    deltas = torch.zeros(2, 8)
+    deltas[0, 4:] = torch.tensor([1.0, 4.0, 0.0, 3.0])
+    cls_loss, box_loss = pred.per_roi_losses((scores, deltas), [p])
+    ce0 = -math.log(math.exp(1.0) / (2 + math.exp(1.0)))
+    ce1 = -math.log(math.exp(2.0) / (1 + math.exp(0.5) + math.exp(2.0)))
+    torch.testing.assert_close(cls_loss, torch.tensor([ce0, ce1]))
+    # foreground: L1 (beta 0) of class 1's deltas; background: 0 although its target is not finite
+    torch.testing.assert_close(box_loss, torch.tensor([2.0 + abs(3.0 - 5 * math.log(2)), 0.0]))
+    p.gt_boxes = Boxes(torch.tensor([[0.0, 0.0, 10.0, 20.0], [0.0, 0.0, 1.0, 1.0]]))
+    losses = pred.losses((scores, deltas), [p])
+    torch.testing.assert_close(losses["loss_cls"], cls_loss.mean())
+    torch.testing.assert_close(losses["loss_box_reg"], box_loss.sum() / 2)
+
+
+def test_select_class_boxes():
+    deltas = torch.arange(2 * 3 * 4, dtype=torch.float32).view(2, 12)
+    torch.testing.assert_close(
+        select_class_boxes(deltas, torch.tensor([2, 0])), torch.stack([deltas[0, 8:], deltas[1, :4]])
+    )
+    agnostic = deltas[:, :4]
+    assert select_class_boxes(agnostic, torch.tensor([2, 0])) is agnostic
 
 
 def test_fast_rcnn_inference_threshold_nms_topk():

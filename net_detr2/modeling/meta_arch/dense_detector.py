@@ -83,7 +83,7 @@ class DenseDetector(DetectorBase):
             raise ValueError(f"{len(predictions)} prediction kinds but {len(dims_per_anchor)} dims_per_anchor")
         return [[permute_to_N_HWA_K(x, k) for x in pred] for pred, k in zip(predictions, dims_per_anchor)]
 
-    def _decode_per_level_predictions(
+    def decode_per_level_predictions(
         self,
         anchors: Boxes,
         pred_scores: torch.Tensor,
@@ -106,7 +106,7 @@ class DenseDetector(DetectorBase):
         boxes = self.box2box_transform.apply_deltas(pred_deltas[anchor_idx], anchors.tensor[anchor_idx])
         return Instances(image_size, pred_boxes=Boxes(boxes), scores=scores, pred_classes=class_idx)
 
-    def _decode_multi_level_predictions(
+    def decode_multi_level_predictions(
         self,
         anchors: list[Boxes],
         pred_scores: list[torch.Tensor],
@@ -117,7 +117,7 @@ class DenseDetector(DetectorBase):
     ) -> Instances:
         """All levels of one image, concatenated (no NMS yet)."""
         per_level = [
-            self._decode_per_level_predictions(a, s, d, score_thresh, topk_candidates, image_size)
+            self.decode_per_level_predictions(a, s, d, score_thresh, topk_candidates, image_size)
             for a, s, d in zip(anchors, pred_scores, pred_deltas)
         ]
         return Instances.cat(per_level)

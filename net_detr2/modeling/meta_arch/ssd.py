@@ -29,7 +29,7 @@ from net_detr2.structures import Boxes, ImageList, Instances, pairwise_iou
 from ..anchor_generator import DefaultBoxGenerator
 from ..backbone import Backbone
 from ..box_regression import Box2BoxTransform
-from ..matcher import match_default_boxes
+from ..matcher import match_default_boxes, matched_classes
 from ..registry import META_ARCH_REGISTRY
 from .dense_detector import DenseDetector
 
@@ -253,14 +253,11 @@ class SSD(DenseDetector):
             gt_boxes = inst.gt_boxes
             iou = pairwise_iou(gt_boxes, prior_boxes)
             matched, is_fg = match_default_boxes(iou, self.iou_threshold)
+            labels.append(matched_classes(inst.gt_classes, matched, is_fg.to(torch.int8), self.num_classes))
             if len(inst) > 0:
-                cls = inst.gt_classes[matched]
-                target = self.box2box_transform.get_deltas(priors, gt_boxes.tensor[matched])
+                deltas.append(self.box2box_transform.get_deltas(priors, gt_boxes.tensor[matched]))
             else:
-                cls = torch.zeros_like(matched)
-                target = torch.zeros_like(priors)
-            labels.append(torch.where(is_fg, cls, torch.full_like(cls, self.num_classes)))
-            deltas.append(target)
+                deltas.append(torch.zeros_like(priors))
         return torch.stack(labels), torch.stack(deltas)
 
     @torch.no_grad()
