@@ -18,6 +18,8 @@ large sorts/reductions of both variants wait on each other and the ratios meanin
 Usage: ``OMP_NUM_THREADS=1 python benchmarks/bench_dc_retinanet.py [--runs 15] [--threads 1] [--model shapes]``
 """
 
+from __future__ import annotations
+
 import argparse
 import statistics
 import sys

@@ -25,6 +25,8 @@ Usage: ``OMP_NUM_THREADS=2 python benchmarks/bench_efpn.py [--size 512] [--runs 
 ``--depth 101 --groups 32 --width-per-group 8`` measures a ResNeXt-101 (the paper's Table III backbone).
 """
 
+from __future__ import annotations
+
 import argparse
 import json
 import os

@@ -1,5 +1,7 @@
 """Anchors, box coding, matching, sampling, RoI pooling levels and detector_postprocess on hand cases."""
 
+from __future__ import annotations
+
 import math
 
 import pytest

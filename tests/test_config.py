@@ -1,5 +1,7 @@
 """LazyConfig: relative-import loading, typed overrides, save/load round trip, key errors."""
 
+from __future__ import annotations
+
 from pathlib import Path
 
 import pytest

@@ -1,5 +1,7 @@
 """Transforms, augmentations (incl. the SSD pipeline), image reading and DatasetMapper."""
 
+from __future__ import annotations
+
 import cv2
 import numpy as np
 import pytest

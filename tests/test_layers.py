@@ -1,5 +1,7 @@
 """Tests of net_detr2.layers: norms, Conv2d with attached norm/activation, NMS, ROIAlign, L2Norm, helpers."""
 
+from __future__ import annotations
+
 import math
 
 import pytest

@@ -1,5 +1,7 @@
 """RetinaNet: focal loss and box loss on hand cases, anchor labelling, a tiny training step and inference."""
 
+from __future__ import annotations
+
 import math
 
 import pytest

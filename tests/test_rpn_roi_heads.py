@@ -1,5 +1,7 @@
 """RPN and Fast R-CNN losses on hand cases; proposal sampling; a tiny GeneralizedRCNN trains and predicts."""
 
+from __future__ import annotations
+
 import math
 
 import pytest

@@ -1,5 +1,7 @@
 """Basic layers shared by all models (detectron2's `detectron2.layers`)."""
 
+from __future__ import annotations
+
 from .batch_norm import FrozenBatchNorm2d, NaiveSyncBatchNorm, convert_frozen_batchnorm, get_norm
 from .l2norm import L2Norm
 from .nms import batched_nms, nms

@@ -1,5 +1,7 @@
 """Weight initialisations of the Caffe2/Detectron lineage (the defaults behind detectron2's modules)."""
 
+from __future__ import annotations
+
 from torch import nn
 
 __all__ = ["c2_msra_fill", "c2_xavier_fill"]

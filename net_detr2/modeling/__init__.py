@@ -1,5 +1,7 @@
 """Models: backbones, anchors, box coders, matchers, proposal generators, ROI heads and meta-architectures."""
 
+from __future__ import annotations
+
 from .anchor_generator import (
     ANCHOR_GENERATOR_REGISTRY,
     BufferList,

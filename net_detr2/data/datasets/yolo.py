@@ -13,9 +13,8 @@ from collections.abc import Sequence
 
 from PIL import Image
 
+from net_detr2.data.catalog import DatasetCatalog, MetadataCatalog
 from net_detr2.structures import BoxMode
-
-from ..catalog import DatasetCatalog, MetadataCatalog
 
 __all__ = ["load_yolo_instances", "read_yolo_class_names", "register_yolo_dataset"]
 

@@ -4,6 +4,8 @@ State dict: ``fpn_lateral{s}.*`` / ``fpn_output{s}.*`` for each input level (s =
 then ``bottom_up.*``, then ``top_block.*``.
 """
 
+from __future__ import annotations
+
 import math
 from collections.abc import Sequence
 
@@ -12,8 +14,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from net_detr2.layers import Conv2d, ShapeSpec, get_norm, weight_init
+from net_detr2.modeling.registry import BACKBONE_REGISTRY
 
-from ..registry import BACKBONE_REGISTRY
 from .backbone import Backbone
 from .resnet import build_resnet_backbone
 

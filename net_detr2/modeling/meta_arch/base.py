@@ -8,9 +8,8 @@ import torch
 from torch import nn
 
 from net_detr2.layers import move_device_like
+from net_detr2.modeling.postprocessing import detector_postprocess
 from net_detr2.structures import ImageList, Instances
-
-from ..postprocessing import detector_postprocess
 
 __all__ = ["DetectorBase"]
 

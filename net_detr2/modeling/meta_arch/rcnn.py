@@ -6,9 +6,9 @@ from collections.abc import Sequence
 
 from torch import nn
 
+from net_detr2.modeling.registry import META_ARCH_REGISTRY
 from net_detr2.structures import Instances
 
-from ..registry import META_ARCH_REGISTRY
 from .base import DetectorBase
 
 __all__ = ["GeneralizedRCNN", "ProposalNetwork"]

@@ -10,12 +10,12 @@ from torch import nn
 from torch.nn import functional as F
 
 from net_detr2.layers import ShapeSpec, batched_nms, cat, get_norm
+from net_detr2.modeling.box_regression import Box2BoxTransform, _dense_box_regression_loss
+from net_detr2.modeling.matcher import Matcher, matched_classes
+from net_detr2.modeling.registry import META_ARCH_REGISTRY
+from net_detr2.modeling.roi_heads.box_head import as_shape_spec
 from net_detr2.structures import Boxes, ImageList, Instances
 
-from ..box_regression import Box2BoxTransform, _dense_box_regression_loss
-from ..matcher import Matcher, matched_classes
-from ..registry import META_ARCH_REGISTRY
-from ..roi_heads.box_head import as_shape_spec
 from .dense_detector import DenseDetector
 
 __all__ = ["RetinaNet", "RetinaNetHead", "sigmoid_focal_loss"]

@@ -24,13 +24,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from net_detr2.layers import batched_nms
+from net_detr2.modeling.anchor_generator import DefaultBoxGenerator
+from net_detr2.modeling.backbone import Backbone
+from net_detr2.modeling.box_regression import Box2BoxTransform
+from net_detr2.modeling.matcher import match_default_boxes, matched_classes
+from net_detr2.modeling.registry import META_ARCH_REGISTRY
 from net_detr2.structures import Boxes, ImageList, Instances, pairwise_iou
 
-from ..anchor_generator import DefaultBoxGenerator
-from ..backbone import Backbone
-from ..box_regression import Box2BoxTransform
-from ..matcher import match_default_boxes, matched_classes
-from ..registry import META_ARCH_REGISTRY
 from .dense_detector import DenseDetector
 
 __all__ = ["SSD", "SSDHead", "multibox_loss"]

@@ -1,5 +1,7 @@
 """ROI heads: proposal sampling, RoI pooling, box head and box predictor."""
 
+from __future__ import annotations
+
 from .box_head import ROI_BOX_HEAD_REGISTRY, FastRCNNConvFCHead
 from .fast_rcnn import (
     FastRCNNOutputLayers,

@@ -9,9 +9,9 @@ from torch import nn
 from torch.nn import functional as F
 
 from net_detr2.layers import ShapeSpec, batched_nms, cat, nonzero_tuple
+from net_detr2.modeling.box_regression import Box2BoxTransform, _dense_box_regression_loss, giou_loss, smooth_l1_loss
 from net_detr2.structures import Boxes, Instances
 
-from ..box_regression import Box2BoxTransform, _dense_box_regression_loss, giou_loss, smooth_l1_loss
 from .box_head import as_shape_spec
 
 __all__ = ["fast_rcnn_inference", "fast_rcnn_inference_single_image", "FastRCNNOutputLayers", "select_class_boxes"]

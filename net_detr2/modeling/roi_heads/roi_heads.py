@@ -5,13 +5,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from net_detr2.modeling.matcher import Matcher, matched_classes
+from net_detr2.modeling.poolers import ROIPooler
+from net_detr2.modeling.proposal_generator.proposal_utils import add_ground_truth_to_proposals
+from net_detr2.modeling.registry import ROI_HEADS_REGISTRY
+from net_detr2.modeling.sampling import subsample_labels
 from net_detr2.structures import ImageList, Instances, pairwise_iou
-
-from ..matcher import Matcher, matched_classes
-from ..poolers import ROIPooler
-from ..proposal_generator.proposal_utils import add_ground_truth_to_proposals
-from ..registry import ROI_HEADS_REGISTRY
-from ..sampling import subsample_labels
 
 __all__ = ["ROIHeads", "StandardROIHeads", "select_foreground_proposals"]
 

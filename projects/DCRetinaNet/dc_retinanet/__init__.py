@@ -1,5 +1,7 @@
 """DC-RetinaNet: dynamic-coefficient loss, IoU-classification-aware assignment and CL-balanced NMS."""
 
+from __future__ import annotations
+
 from .assignment import IoUClassificationAwareMatcher, iou_classification_aware_score, promote_by_score
 from .cl_balanced_nms import CLBalancedNMS, cl_balanced_nms
 from .config_utils import DC_DEFAULTS, use_dc_retinanet

@@ -1,6 +1,8 @@
 """DCRetinaNet inside the model: assignment, DC loss, exact RetinaNet parity with the switches off, every switch
 combination, the configs, and CL-balanced NMS as drop-in post-processing of Faster R-CNN."""
 
+from __future__ import annotations
+
 import copy
 import itertools
 from pathlib import Path

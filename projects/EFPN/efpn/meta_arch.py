@@ -11,6 +11,8 @@ Training can produce two groups of losses, each switchable (the three-stage sche
 Inference is `GeneralizedRCNN.inference` (the ROI heads merge the P2' and base detections).
 """
 
+from __future__ import annotations
+
 import contextlib
 from collections.abc import Iterator, Sequence
 

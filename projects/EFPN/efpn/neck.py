@@ -6,6 +6,8 @@ The class subclasses `FPN`, so P2-P6 use the same modules and state-dict keys (`
 ``c2_prime_lateral``, ``ftt`` and ``p2_prime_output``.
 """
 
+from __future__ import annotations
+
 from collections.abc import Sequence
 
 import torch

@@ -12,6 +12,8 @@ The P2' head starts as a copy of the base head: at construction (deep copy) and 
 state dict without P2'-head entries is loaded (e.g. the stage-1 FPN checkpoint), via a load hook.
 """
 
+from __future__ import annotations
+
 import copy
 import logging
 

@@ -1,5 +1,7 @@
 """A tiny EFPN Faster R-CNN (narrow ResNet-50, 8-channel FPN) built directly, for fast tests."""
 
+from __future__ import annotations
+
 import torch
 import torch.nn.functional as F
 

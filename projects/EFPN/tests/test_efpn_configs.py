@@ -1,5 +1,7 @@
 """The three-stage LazyConfigs: they load, chain their checkpoints, and the shapes ones build and train."""
 
+from __future__ import annotations
+
 import os
 from pathlib import Path
 

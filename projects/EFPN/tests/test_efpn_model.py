@@ -1,5 +1,7 @@
 """EFPN Faster R-CNN end to end on a tiny model: routing, distillation, the stage schedule, outputs."""
 
+from __future__ import annotations
+
 import pytest
 import torch
 

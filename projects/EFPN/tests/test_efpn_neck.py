@@ -1,5 +1,7 @@
 """EFPN backbone / neck / distillation-loss tests on tiny widths."""
 
+from __future__ import annotations
+
 import math
 
 import pytest

@@ -1,5 +1,7 @@
 """Inverted Attention maps and masks on fixed, hand-checked tensors."""
 
+from __future__ import annotations
+
 import pytest
 import torch
 

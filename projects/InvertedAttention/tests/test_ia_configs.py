@@ -1,5 +1,7 @@
 """The IA configs: each differs from its baseline only by the ROI heads, and the small ones train/infer."""
 
+from __future__ import annotations
+
 from pathlib import Path
 
 import pytest

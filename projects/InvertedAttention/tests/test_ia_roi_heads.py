@@ -1,5 +1,7 @@
 """IAROIHeads: the probe gradient, which RoIs are masked, the training step and bit-identical inference."""
 
+from __future__ import annotations
+
 import copy
 
 import pytest

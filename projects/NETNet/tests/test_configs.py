@@ -1,5 +1,7 @@
 """Every NETNet/SSD LazyConfig loads, builds (shrunk to tiny widths) and runs one SGD training step."""
 
+from __future__ import annotations
+
 from pathlib import Path
 
 import pytest

@@ -1,5 +1,7 @@
 """NETNet modules: gates, NEM, NTM, NNFM/TDP, NETNeck ablation switches, and the NETNet meta-architecture."""
 
+from __future__ import annotations
+
 import pytest
 import torch
 import torch.nn.functional as F
