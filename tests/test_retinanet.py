@@ -217,3 +217,25 @@ def test_anchor_matcher_is_swappable():
     # the model's own matcher (IoU) is what training uses unless told otherwise
     model.anchor_matcher = MostConfidentMatcher()
     assert model.label_anchors(anchors, [gt], [x[1:] for x in logits])[0][0].tolist() == [3, 3, 2, 3]
+
+
+def test_vis_period_puts_gt_and_detections_into_the_event_storage():
+    from net_detr2.utils.events import EventStorage
+
+    torch.manual_seed(0)
+    model = tiny_retinanet()  # test_score_thresh 0: a fresh head has detections to draw
+    model.vis_period = 3
+    model.train()
+    inputs = _inputs()
+    with EventStorage() as storage:
+        for it in range(4):
+            storage.iter = it
+            losses = model(inputs)
+        assert [(name, step, image.shape) for name, image, step in storage._vis_data] == [
+            ("Left: GT bounding boxes;  Right: Predicted boxes", 0, (3, 64, 192)),
+            ("Left: GT bounding boxes;  Right: Predicted boxes", 3, (3, 64, 192)),
+        ]
+        rgb = inputs[0]["image"].flip(0).numpy()
+        image = storage._vis_data[1][1]
+        assert (image[:, :, :96] != rgb).any() and (image[:, :, 96:] != rgb).any(axis=0).sum() > 100
+    assert set(losses) == {"loss_cls", "loss_box_reg"}  # training itself is unchanged

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -315,3 +316,42 @@ def test_shapes_faster_rcnn_config_builds_and_trains_a_step():
     losses = model(_inputs())
     sum(losses.values()).backward()
     assert model.roi_heads.box_predictor.cls_score.weight.grad.abs().sum() > 0
+
+
+def test_vis_period_puts_gt_and_proposals_into_the_event_storage(tmp_path):
+    """Every vis_period iterations the first training image goes to the storage (GT left, top proposals right)
+    and the TensorBoard writer writes it."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from net_detr2.utils.events import EventStorage, TensorboardXWriter
+
+    torch.manual_seed(0)
+    model = tiny_rcnn()
+    model.vis_period = 2
+    model.train()
+    inputs = _inputs()
+    writer = TensorboardXWriter(str(tmp_path), window_size=1)
+    with EventStorage() as storage:
+        for it in range(3):
+            storage.iter = it
+            model(inputs)
+            assert len(storage._vis_data) == (1 if it == 0 else it // 2 + 1)
+            if it == 0:
+                title, image, step = storage._vis_data[0]
+                assert title == "Left: GT bounding boxes;  Right: Predicted proposals" and step == 0
+                assert image.shape == (3, 64, 192) and image.dtype == np.uint8  # two 64 x 96 halves
+                rgb = inputs[0]["image"].flip(0).numpy()  # the BGR input as RGB
+                left, right = image[:, :, :96], image[:, :, 96:]
+                drawn = (left != rgb).any(axis=0)
+                assert drawn[10, 10:41].all() and drawn[10:31, 40].all()  # the GT box's top and right edges
+                assert not drawn[15:26, 15:36].any()  # its inside is the picture
+                assert (right != rgb).any(axis=0).sum() > drawn.sum()  # 20 proposals draw more than 1 box
+        writer.write()
+    writer.close()
+    acc = EventAccumulator(str(tmp_path), size_guidance={"images": 0})
+    acc.Reload()
+    written = acc.Images("Left: GT bounding boxes;  Right: Predicted proposals")
+    assert [(e.step, e.width, e.height) for e in written] == [(0, 192, 64), (2, 192, 64)]
+    assert storage._vis_data == []  # the writer took them
+    model.vis_period = 0
+    model(inputs)  # no storage needed when visualisation is off

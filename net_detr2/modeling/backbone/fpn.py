@@ -11,9 +11,10 @@ from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
+from fvcore.nn import weight_init
 from torch import nn
 
-from net_detr2.layers import Conv2d, ShapeSpec, get_norm, weight_init
+from net_detr2.layers import Conv2d, ShapeSpec, get_norm
 from net_detr2.modeling.registry import BACKBONE_REGISTRY
 
 from .backbone import Backbone

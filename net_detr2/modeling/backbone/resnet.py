@@ -11,9 +11,10 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
+from fvcore.nn import weight_init
 from torch import nn
 
-from net_detr2.layers import Conv2d, FrozenBatchNorm2d, ShapeSpec, get_norm, max_pool2d, weight_init
+from net_detr2.layers import Conv2d, FrozenBatchNorm2d, ShapeSpec, get_norm, max_pool2d
 from net_detr2.modeling.registry import BACKBONE_REGISTRY
 
 from .backbone import Backbone

@@ -54,7 +54,7 @@ class RetinaNet(DenseDetector):
     classification loss), `nms` (how one image's candidates are reduced to detections).
 
     Args:
-        backbone, head, head_in_features, pixel_mean, pixel_std, input_format: see `DenseDetector`.
+        backbone, head, head_in_features, pixel_mean, pixel_std, input_format, vis_period: see `DenseDetector`.
         anchor_generator: e.g. DefaultAnchorGenerator with 9 anchors per location.
         box2box_transform: anchor <-> delta encoding.
         anchor_matcher: assigns anchors to ground truth through its ``match_anchors(anchors, gt_instances,
@@ -95,6 +95,7 @@ class RetinaNet(DenseDetector):
             pixel_mean=pixel_mean,
             pixel_std=pixel_std,
             input_format=input_format,
+            vis_period=vis_period,
         )
         self.num_classes = num_classes
         self.anchor_generator = anchor_generator
@@ -110,7 +111,6 @@ class RetinaNet(DenseDetector):
         self.test_topk_candidates = test_topk_candidates
         self.test_nms_thresh = test_nms_thresh
         self.max_detections_per_image = max_detections_per_image
-        self.vis_period = vis_period
         # EMA of the number of foreground anchors per batch: a stabler loss normaliser than the
         # per-batch count (detectron2: init 100, momentum 0.9). Kept as a tensor, updated without .item().
         self.loss_normalizer: float | torch.Tensor = 100.0

@@ -145,6 +145,7 @@ class SSD(DenseDetector):
         test_topk_candidates: per-class candidates kept before NMS (400).
         test_nms_thresh: per-class NMS IoU (0.45).
         max_detections_per_image: 200.
+        vis_period: see `DetectorBase` (the right half shows the training image's detections).
     """
 
     def __init__(
@@ -166,6 +167,7 @@ class SSD(DenseDetector):
         test_topk_candidates: int = 400,
         test_nms_thresh: float = 0.45,
         max_detections_per_image: int = 200,
+        vis_period: int = 0,
     ):
         shapes = backbone.output_shape()
         head_in_features = list(head_in_features) if head_in_features is not None else list(shapes)
@@ -186,6 +188,7 @@ class SSD(DenseDetector):
             pixel_mean=pixel_mean,
             pixel_std=pixel_std,
             input_format=input_format,
+            vis_period=vis_period,
         )
         self.prior_generator = prior_generator
         self.num_classes = num_classes
