@@ -10,7 +10,7 @@ import torch
 from net_detr2.config import LazyConfig, instantiate
 from net_detr2.modeling import RetinaNet
 from net_detr2.structures import Boxes, Instances
-from projects.DCRetinaNet.dc_retinanet import IoUClassificationAwareMatcher, use_dc_retinanet
+from net_detr2_projects.DCRetinaNet.dc_retinanet import IoUClassificationAwareMatcher, use_dc_retinanet
 
 REPO = Path(__file__).resolve().parents[3]
 

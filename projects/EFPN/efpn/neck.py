@@ -76,7 +76,7 @@ class EFPN(FPN):
         if c2_prime_feature not in bottom_shapes:
             raise ValueError(
                 f"EFPN: the bottom-up network has no {c2_prime_feature!r} output (got {list(bottom_shapes)}); "
-                "use projects.EFPN.efpn.ResNetC2Prime"
+                "use net_detr2_projects.EFPN.efpn.ResNetC2Prime"
             )
         channels = self._out_feature_channels["p2"]
         use_bias = norm == ""

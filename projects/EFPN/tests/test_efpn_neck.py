@@ -9,7 +9,7 @@ import torch
 from torch.nn import functional as F
 
 from net_detr2.modeling.backbone import FPN, LastLevelMaxPool, build_resnet_backbone
-from projects.EFPN.efpn import (
+from net_detr2_projects.EFPN.efpn import (
     EFPN,
     ESPCNUpsampler,
     FeatureTextureTransfer,

@@ -19,8 +19,8 @@ from net_detr2.modeling import (
     StandardROIHeads,
 )
 from net_detr2.structures import Boxes, ImageList, Instances
-from projects.InvertedAttention.inverted_attention import IAROIHeads
-from projects.InvertedAttention.inverted_attention.attention import (
+from net_detr2_projects.InvertedAttention.inverted_attention import IAROIHeads
+from net_detr2_projects.InvertedAttention.inverted_attention.attention import (
     gradient_attention,
     inverted_attention_mask,
     num_to_drop,

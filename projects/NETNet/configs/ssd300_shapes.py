@@ -9,7 +9,7 @@ from net_detr2.model_zoo.configs.common.data.shapes_ssd import dataloader
 from net_detr2.model_zoo.configs.common.optim import AdamW as optimizer
 from net_detr2.model_zoo.configs.common.train import train
 from net_detr2.solver import multistep_with_warmup
-from projects.NETNet.netnet.config_utils import set_vgg16_width
+from net_detr2_projects.NETNet.netnet.config_utils import set_vgg16_width
 
 from .common.ssd_vgg16 import model
 

@@ -12,7 +12,7 @@ from net_detr2.model_zoo.configs.common.models.retinanet import model
 from net_detr2.model_zoo.configs.common.optim import SGD as optimizer
 from net_detr2.model_zoo.configs.common.train import lr_multiplier_1x as lr_multiplier
 from net_detr2.model_zoo.configs.common.train import train
-from projects.DCRetinaNet.dc_retinanet.config_utils import use_dc_retinanet
+from net_detr2_projects.DCRetinaNet.dc_retinanet.config_utils import use_dc_retinanet
 
 train.init_checkpoint = "pretrained/R-50.pkl"
 train.max_iter = 90000

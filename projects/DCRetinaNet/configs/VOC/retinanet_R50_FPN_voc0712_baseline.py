@@ -8,7 +8,7 @@ from net_detr2.model_zoo.configs.common.models.retinanet import model
 from net_detr2.model_zoo.configs.common.optim import SGD as optimizer
 from net_detr2.model_zoo.configs.common.train import train
 from net_detr2.solver import multistep_with_warmup
-from projects.DCRetinaNet.dc_retinanet.config_utils import use_dc_retinanet
+from net_detr2_projects.DCRetinaNet.dc_retinanet.config_utils import use_dc_retinanet
 
 model.num_classes = 20
 train.init_checkpoint = "pretrained/R-50.pkl"

@@ -9,7 +9,7 @@ and collapsed training (see the project README).
 """
 
 from net_detr2.model_zoo.configs.aquarium.retinanet_R18_FPN import dataloader, lr_multiplier, model, optimizer, train
-from projects.DCRetinaNet.dc_retinanet.config_utils import use_dc_retinanet
+from net_detr2_projects.DCRetinaNet.dc_retinanet.config_utils import use_dc_retinanet
 
 use_dc_retinanet(model, iac_assignment=True, dc_loss=True, cl_nms=True, iac_score_threshold=0.8)
 train.output_dir = "./output/dc_retinanet/aquarium_iac_dc_cl"

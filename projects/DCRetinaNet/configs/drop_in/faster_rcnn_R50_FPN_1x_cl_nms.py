@@ -13,7 +13,7 @@ from net_detr2.model_zoo.configs.common.models.faster_rcnn_fpn import model
 from net_detr2.model_zoo.configs.common.optim import SGD as optimizer
 from net_detr2.model_zoo.configs.common.train import lr_multiplier_1x as lr_multiplier
 from net_detr2.model_zoo.configs.common.train import train
-from projects.DCRetinaNet.dc_retinanet.cl_balanced_nms import CLBalancedNMS
+from net_detr2_projects.DCRetinaNet.dc_retinanet.cl_balanced_nms import CLBalancedNMS
 
 train.init_checkpoint = "pretrained/R-50.pkl"
 train.max_iter = 90000

@@ -6,7 +6,7 @@ optimizer and schedule, whatever that file sets) as `DCRetinaNet` with every swi
 """
 
 from net_detr2.model_zoo.configs.shapes.retinanet_R18_FPN import dataloader, lr_multiplier, model, optimizer, train
-from projects.DCRetinaNet.dc_retinanet.config_utils import use_dc_retinanet
+from net_detr2_projects.DCRetinaNet.dc_retinanet.config_utils import use_dc_retinanet
 
 use_dc_retinanet(model, iac_assignment=False, dc_loss=False, cl_nms=False)
 train.output_dir = "./output/dc_retinanet/shapes_baseline"
