@@ -34,6 +34,7 @@ __all__ = [
     "ResizeTransform",
     "CropTransform",
     "PadTransform",
+    "PhotometricTransform",
     "BlendTransform",
     "ColorTransform",
 ]
@@ -168,7 +169,21 @@ class PadTransform(Transform):
         raise NotImplementedError("PadTransform.inverse needs the padded size; use CropTransform explicitly")
 
 
-class BlendTransform(Transform):
+class PhotometricTransform(Transform):
+    """Base of the transforms that change pixel values only: coordinates and label maps pass through and the
+    (geometric) inverse is a no-op."""
+
+    def apply_coords(self, coords):
+        return coords
+
+    def apply_segmentation(self, segmentation):
+        return segmentation
+
+    def inverse(self):
+        return NoOpTransform()
+
+
+class BlendTransform(PhotometricTransform):
     """Pixel-wise ``src_weight * src_image + dst_weight * img`` (brightness/contrast/saturation).
 
     Geometry is unchanged. uint8 images are computed in float and clipped back to [0, 255].
@@ -185,17 +200,8 @@ class BlendTransform(Transform):
             return np.clip(out + 0.5, 0, 255).astype(np.uint8)
         return self.src_weight * self.src_image + self.dst_weight * img
 
-    def apply_coords(self, coords):
-        return coords
 
-    def apply_segmentation(self, segmentation):
-        return segmentation
-
-    def inverse(self):
-        return NoOpTransform()
-
-
-class ColorTransform(Transform):
+class ColorTransform(PhotometricTransform):
     """Any pixel-wise function ``op(img) -> img`` that leaves the geometry alone."""
 
     def __init__(self, op: Callable[[np.ndarray], np.ndarray]):
@@ -205,12 +211,3 @@ class ColorTransform(Transform):
 
     def apply_image(self, img):
         return self.op(img)
-
-    def apply_coords(self, coords):
-        return coords
-
-    def apply_segmentation(self, segmentation):
-        return segmentation
-
-    def inverse(self):
-        return NoOpTransform()
