@@ -11,6 +11,8 @@ build a ``DefaultTrainer``, resume / load weights and train (with periodic and f
 is unavailable).
 """
 
+from __future__ import annotations
+
 from net_detr2.checkpoint import DetectionCheckpointer
 from net_detr2.config import LazyConfig
 from net_detr2.engine import DefaultTrainer, create_ddp_model, default_argument_parser, default_setup, launch
