@@ -4,6 +4,7 @@ replaces it on request, every config has a folder of its own, stale temporary fi
 from __future__ import annotations
 
 import importlib.util
+import inspect
 import json
 import os
 from pathlib import Path
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 from _toy import md5s, toy_cfg
 
-from net_detr2.config import LazyConfig
+from net_detr2.config import LazyConfig, locate
 from net_detr2.engine import DefaultTrainer, default_argument_parser
 
 REPO = Path(__file__).resolve().parents[2]
@@ -95,8 +96,11 @@ def test_default_output_dir_is_derived_from_the_config_path(tmp_path, monkeypatc
 
 
 def test_every_config_has_an_output_folder_of_its_own(monkeypatch):
+    """... and an evaluator that writes files (COCO's coco_instances_results.json) is told to write them there by
+    the config itself (nothing fills it in behind the user's back)."""
     monkeypatch.chdir(REPO)
     folders: dict[str, list[str]] = {}
+    writers = 0
     configs = sorted(REPO.glob("configs/*/*.py")) + sorted(REPO.glob("projects/*/configs/**/*.py"))
     for path in configs:
         rel = str(path.relative_to(REPO))
@@ -105,7 +109,13 @@ def test_every_config_has_an_output_folder_of_its_own(monkeypatch):
         cfg = LazyConfig.load(rel)
         if "train" in cfg:
             folders.setdefault(os.path.normpath(cfg.train.output_dir), []).append(rel)
-    assert len(folders) > 40
+        evaluator = cfg.dataloader.get("evaluator") if "dataloader" in cfg else None
+        target = evaluator._target_ if evaluator is not None else None
+        target = locate(target) if isinstance(target, str) else target
+        if target is not None and "output_dir" in inspect.signature(target).parameters:
+            assert evaluator.output_dir == cfg.train.output_dir, rel
+            writers += 1
+    assert len(folders) > 40 and writers > 30
     shared = {k: v for k, v in folders.items() if len(v) > 1}
     # EFPN's stage 1 *is* the shapes / Aquarium Faster R-CNN run (its docstring says so): the one sharing allowed
     assert all(all("stage1" in c or "faster_rcnn_R18_FPN.py" in c for c in v) for v in shared.values()), shared
