@@ -1,5 +1,7 @@
 """`benchmarks/gpu_check.py --self-test`: the GPU check's code paths, run on the CPU with small models."""
 
+from __future__ import annotations
+
 import json
 import sys
 from pathlib import Path

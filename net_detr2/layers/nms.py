@@ -1,5 +1,7 @@
 """Non-maximum suppression (torchvision's kernels)."""
 
+from __future__ import annotations
+
 import math
 
 import torch
