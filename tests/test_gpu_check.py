@@ -43,3 +43,13 @@ def test_gpu_check_without_a_gpu_says_so(monkeypatch):
     monkeypatch.setattr(gpu_check.torch.cuda, "is_available", lambda: False)
     with pytest.raises(SystemExit, match=r"no CUDA device visible \(use --self-test"):
         gpu_check.main(["--out", "/nonexistent/never_written.json"])
+
+
+def test_gpu_check_full_size_configs_exist_and_load():
+    from net_detr2.config import LazyConfig
+
+    for name, (full, small, kind) in gpu_check.DETECTORS.items():
+        for path in (full, small):
+            cfg = LazyConfig.load(str(gpu_check.ROOT / path))
+            assert "_target_" in cfg.model, (name, path)
+        assert kind in ("rcnn", "ssd")
