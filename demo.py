@@ -6,7 +6,9 @@
     python demo.py --config-file CFG --dataset shapes_val --output out/ [--max-images 16]
 
 The model is ``instantiate(cfg.model)``; weights come from ``--weights``, else from
-``cfg.train.init_checkpoint`` (none: the model's initialisation, with a warning). Images are
+``cfg.train.init_checkpoint`` (none: the model's initialisation, with a warning). It runs with its
+BatchNorms folded into the convolutions (`fuse_for_inference`) and, when ``cfg.train.amp.enabled``, under
+autocast in ``cfg.train.amp.dtype`` (CPU: bfloat16 where the CPU supports it). Images are
 resized like the config's test mapper (``cfg.dataloader.test.mapper.augmentations``, when present)
 and the detections, which the model returns in the original image frame, are drawn on the
 original picture: ``<output>/<image stem>.png`` (``<stem>_1.png``, ... when stems repeat).
@@ -207,12 +209,21 @@ class DemoPredictor:
         import torch
 
         from net_detr2.config import instantiate
+        from net_detr2.layers import fuse_for_inference
+        from net_detr2.utils.amp import resolve_amp_dtype
 
         train = _node_get(cfg, "train")
         device = device or _node_get(train, "device") or ("cuda" if torch.cuda.is_available() else "cpu")
-        self.model = instantiate(cfg.model)
-        self.model.to(device)
-        self.model.eval()
+        self.device = device
+        amp = _node_get(train, "amp")
+        try:
+            self.amp_dtype = resolve_amp_dtype(
+                bool(_node_get(amp, "enabled", False)), _node_get(amp, "dtype", "bfloat16"), device
+            )
+        except ValueError as e:
+            raise DemoError(str(e)) from None
+        model = instantiate(cfg.model)
+        model.to(device)
         weights = weights or _node_get(train, "init_checkpoint") or None
         if weights:
             from net_detr2.checkpoint import CheckpointLoadError, DetectionCheckpointer
@@ -220,11 +231,12 @@ class DemoPredictor:
             if not os.path.exists(weights) and "://" not in str(weights):
                 raise DemoError(f"weights file not found: {weights}")
             try:
-                DetectionCheckpointer(self.model).load(weights)
+                DetectionCheckpointer(model).load(weights)
             except (CheckpointLoadError, OSError) as e:
                 raise DemoError(str(e)) from None
         else:
             logger.warning("No --weights and no cfg.train.init_checkpoint: the model is randomly initialised")
+        self.model = fuse_for_inference(model)
         self.augmentations = get_test_augmentations(cfg)
         mapper = _node_get(_node_get(_node_get(cfg, "dataloader"), "test"), "mapper")
         self.input_format = (_node_get(mapper, "image_format") if mapper is not None else None) or getattr(
@@ -236,6 +248,7 @@ class DemoPredictor:
         import torch
 
         from net_detr2.data import transforms as T
+        from net_detr2.utils.amp import autocast
 
         h, w = original_image.shape[:2]
         image = original_image
@@ -244,7 +257,7 @@ class DemoPredictor:
             aug_input.apply_augmentations(self.augmentations)
             image = aug_input.image
         tensor = torch.as_tensor(np.ascontiguousarray(image.transpose(2, 0, 1)).astype("float32"))
-        with torch.no_grad():
+        with torch.no_grad(), autocast(self.device, self.amp_dtype):
             out = self.model([{"image": tensor, "height": h, "width": w}])[0]
         return out["instances"].to("cpu")
 

@@ -292,3 +292,43 @@ def test_fvcore_weight_fills_are_the_caffe2_ones():
     torch.manual_seed(0)
     torch.testing.assert_close(conv.weight.detach(), torch.empty_like(xavier).normal_(0, math.sqrt(2 / fan_out)))
     assert conv.weight.std().item() == pytest.approx(math.sqrt(2 / fan_out), rel=0.02)
+
+
+@pytest.mark.parametrize(
+    "n,num_classes,max_keep", [(6000, 60, 100), (3000, 3, 100), (1500, 400, 50), (300, 2, 100), (2000, 20, -1)]
+)
+def test_batched_nms_top_equals_batched_nms_cut(n, num_classes, max_keep):
+    from net_detr2.layers import batched_nms_top
+
+    for seed in range(3):
+        g = torch.Generator().manual_seed(seed)
+        # clustered boxes, so that NMS suppresses a lot within each class
+        centres = torch.rand(n // 10 + 1, 2, generator=g) * 300
+        c = centres[torch.randint(0, centres.shape[0], (n,), generator=g)] + torch.randn(n, 2, generator=g) * 8
+        wh = 10 + torch.rand(n, 2, generator=g) * 60
+        boxes = torch.cat([c - wh / 2, c + wh / 2], dim=1)
+        scores = torch.rand(n, generator=g)
+        classes = torch.randint(0, num_classes, (n,), generator=g)
+        expected = batched_nms(boxes, scores, classes, 0.45)
+        if max_keep >= 0:
+            expected = expected[:max_keep]
+        torch.testing.assert_close(batched_nms_top(boxes, scores, classes, 0.45, max_keep), expected, rtol=0, atol=0)
+
+
+def test_batched_nms_top_runs_the_full_nms_on_few_boxes(monkeypatch):
+    import importlib
+
+    nms_module = importlib.import_module("net_detr2.layers.nms")  # the module: `layers.nms` is the function
+    g = torch.Generator().manual_seed(0)
+    n, num_classes = 36000, 90  # SSD300: 400 candidates for each of 90 classes
+    xy = torch.rand(n, 2, generator=g) * 250
+    boxes = torch.cat([xy, xy + 10 + torch.rand(n, 2, generator=g) * 50], dim=1)
+    scores = torch.rand(n, generator=g)
+    classes = torch.arange(num_classes).repeat(n // num_classes)
+    sizes = []
+    real = nms_module.batched_nms
+    monkeypatch.setattr(nms_module, "batched_nms", lambda b, *a: sizes.append(len(b)) or real(b, *a))
+    keep = nms_module.batched_nms_top(boxes, scores, classes, 0.45, 200)
+    assert len(keep) == 200 and max(sizes) < n // 20, sizes  # the probe and the cut-down run only
+    monkeypatch.setattr(nms_module, "batched_nms", real)
+    assert torch.equal(keep, real(boxes, scores, classes, 0.45)[:200])

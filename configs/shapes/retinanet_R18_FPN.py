@@ -48,6 +48,7 @@ train.eval_period = MAX_ITER
 train.checkpointer.period = MAX_ITER
 train.log_period = 50
 train.device = "cpu"
+train.amp.enabled = True  # CPU bfloat16 autocast: a training step ~0.6x the fp32 one
 train.seed = 0
 optimizer.lr = 3e-3  # AdamW: converges much faster than SGD when training from scratch
 optimizer.weight_decay = 0.05

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from net_detr2.utils import comm
+from net_detr2.utils.amp import autocast
 from net_detr2.utils.eval_mode import eval_mode
 
 __all__ = [
@@ -110,6 +111,18 @@ class DatasetEvaluators(DatasetEvaluator):
 inference_context = eval_mode
 
 
+def _device_of(model) -> torch.device:
+    """Where ``model`` computes: its ``device`` attribute, else its first parameter's device, else the CPU."""
+    device = getattr(model, "device", None)
+    if device is not None:
+        return torch.device(device)
+    if isinstance(model, nn.Module):
+        param = next(model.parameters(), None)
+        if param is not None:
+            return param.device
+    return torch.device("cpu")
+
+
 def _fmt_eta(seconds: float) -> str:
     return str(datetime.timedelta(seconds=int(round(max(seconds, 0.0)))))
 
@@ -120,10 +133,12 @@ def inference_on_dataset(
     evaluator: DatasetEvaluator | list[DatasetEvaluator] | None,
     callbacks: dict[str, Callable[[], None]] | None = None,
     log_period_s: float = 5.0,
+    amp_dtype: torch.dtype | None = None,
 ) -> dict:
     """Run ``model`` over every batch of ``data_loader`` and evaluate with ``evaluator``.
 
-    The model runs in eval mode (restored afterwards) under ``torch.no_grad``. The first
+    The model runs in eval mode (restored afterwards) under ``torch.no_grad``, and under autocast in
+    ``amp_dtype`` when one is given (the models return fp32 boxes and scores either way). The first
     ``min(5, len-1)`` batches are a warm-up excluded from the timing; progress (batches done, per-image
     times, ETA) is logged right after it and then at most every ``log_period_s`` seconds.
 
@@ -134,6 +149,8 @@ def inference_on_dataset(
         callbacks: optional ``on_start``, ``before_inference``, ``after_inference``, ``on_end``
             zero-argument functions (detectron2's hook points).
         log_period_s: seconds between progress lines.
+        amp_dtype: autocast dtype on the model's device (``model.device``, else its parameters', else CPU),
+            e.g. ``resolve_amp_dtype(cfg.train.amp.enabled, cfg.train.amp.dtype, device)``; None = fp32.
     Returns:
         the evaluator's results (``{}`` when it returns None or on non-main processes).
     """
@@ -166,6 +183,7 @@ def inference_on_dataset(
         if isinstance(model, nn.Module):
             stack.enter_context(inference_context(model))
         stack.enter_context(torch.no_grad())
+        stack.enter_context(autocast(_device_of(model), amp_dtype))
 
         if "on_start" in callbacks:
             callbacks["on_start"]()

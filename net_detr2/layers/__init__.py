@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from .batch_norm import FrozenBatchNorm2d, NaiveSyncBatchNorm, convert_frozen_batchnorm, get_norm
+from .fuse import foldable_norm, fuse_conv_bn, fuse_for_inference
 from .l2norm import L2Norm
-from .nms import batched_nms, nms
+from .nms import batched_nms, batched_nms_top, nms
 from .roi_align import ROIAlign
 from .shape_spec import ShapeSpec
 from .wrappers import Conv2d, adaptive_max_pool2d, cat, max_pool2d, move_device_like, nonzero_tuple, shapes_to_tensor

@@ -118,8 +118,10 @@ class NaiveSyncBatchNorm(nn.BatchNorm2d):
         from torch.distributed.nn.functional import all_reduce  # differentiable all-reduce
 
         c = x.shape[1]
-        mean = x.mean(dim=[0, 2, 3])
-        meansqr = (x * x).mean(dim=[0, 2, 3])
+        # Statistics in fp32 even under autocast: E[x^2] - E[x]^2 cancels catastrophically in bf16/fp16.
+        xf = x.float()
+        mean = xf.mean(dim=[0, 2, 3])
+        meansqr = (xf * xf).mean(dim=[0, 2, 3])
         stats = all_reduce(torch.cat([mean, meansqr]) / world)
         mean, meansqr = stats[:c], stats[c:]
         var = meansqr - mean * mean
@@ -134,7 +136,7 @@ class NaiveSyncBatchNorm(nn.BatchNorm2d):
         invstd = torch.rsqrt(var + self.eps)
         scale = self.weight * invstd
         shift = self.bias - mean * scale
-        return x * scale.reshape(1, -1, 1, 1) + shift.reshape(1, -1, 1, 1)
+        return (xf * scale.reshape(1, -1, 1, 1) + shift.reshape(1, -1, 1, 1)).to(x.dtype)
 
 
 def _group_norm(channels: int) -> nn.Module:

@@ -30,13 +30,23 @@ class ROIAlign(nn.Module):
         self.aligned = aligned
 
     def forward(self, input: torch.Tensor, rois: torch.Tensor) -> torch.Tensor:
-        """input: [N, C, H, W]; rois: [R, 5] (batch index, x1, y1, x2, y2) -> [R, C, oh, ow]."""
+        """input: [N, C, H, W]; rois: [R, 5] (batch index, x1, y1, x2, y2) -> [R, C, oh, ow] in input's dtype."""
         assert rois.dim() == 2 and rois.size(1) == 5, f"ROIAlign expects rois [R, 5], got {tuple(rois.shape)}"
         if input.is_quantized:
             input = input.dequantize()
-        return roi_align(
-            input, rois.to(dtype=input.dtype), self.output_size, self.spatial_scale, self.sampling_ratio, self.aligned
+        # Box coordinates must stay fp32: bf16 keeps 8 significant bits, so x = 700 px would land on a 4 px
+        # grid. A reduced-precision map (autocast) is pooled in fp32 (the CPU kernel has no bf16) and the
+        # pooled features return in its dtype. The kernel reads NCHW: one copy does both conversions.
+        dtype = torch.promote_types(input.dtype, torch.float32)
+        pooled = roi_align(
+            input.to(dtype=dtype, memory_format=torch.contiguous_format),
+            rois.to(dtype),
+            self.output_size,
+            self.spatial_scale,
+            self.sampling_ratio,
+            self.aligned,
         )
+        return pooled.to(input.dtype)
 
     def extra_repr(self) -> str:
         return (

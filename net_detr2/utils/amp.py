@@ -9,7 +9,9 @@
 * CPU ``float16``: refused — CPU autocast in fp16 is slower than fp32 and has no scaler to keep it stable.
 
 Autocast only changes the dtype of the ops it lists (convolutions, linear layers, ...). Parameters and the
-optimizer's master weights stay fp32; losses, box decoding, IoU and NMS are kept fp32 by the models.
+optimizer's master weights stay fp32; losses, box decoding, IoU and NMS are kept fp32 by the models: each casts
+its heads' outputs with `to_float32` where they leave the network (RPN and dense heads, the Fast R-CNN
+predictor, distillation targets), and runs reduced-precision-sensitive math under `full_precision`.
 """
 
 from __future__ import annotations
@@ -18,10 +20,19 @@ import contextlib
 import functools
 import logging
 from collections.abc import Iterator
+from typing import Any
 
 import torch
 
-__all__ = ["AMP_DTYPES", "autocast", "cpu_supports_bf16", "needs_grad_scaler", "resolve_amp_dtype"]
+__all__ = [
+    "AMP_DTYPES",
+    "autocast",
+    "cpu_supports_bf16",
+    "full_precision",
+    "needs_grad_scaler",
+    "resolve_amp_dtype",
+    "to_float32",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -88,3 +99,28 @@ def autocast(device: str | torch.device, dtype: torch.dtype | None) -> Iterator[
         return
     with torch.autocast(torch.device(device).type, dtype=dtype):
         yield
+
+
+@contextlib.contextmanager
+def full_precision(device: str | torch.device) -> Iterator[None]:
+    """Turn autocast off for the block (on ``device``'s type), inside an autocast region or not.
+
+    Ops then run in their inputs' dtype: pass them fp32 tensors (`to_float32`) to compute in fp32.
+    """
+    with torch.autocast(torch.device(device).type, enabled=False):
+        yield
+
+
+def to_float32(x: Any) -> Any:
+    """``x`` with every floating-point tensor of lower precision cast to fp32 (differentiably).
+
+    ``x``: a tensor, or lists / tuples / dicts of them (nested); other values and fp32/fp64 tensors are
+    returned as they are, so that the call costs nothing when autocast is off.
+    """
+    if isinstance(x, torch.Tensor):
+        return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
+    if isinstance(x, (list, tuple)):
+        return type(x)(to_float32(v) for v in x)
+    if isinstance(x, dict):
+        return type(x)((k, to_float32(v)) for k, v in x.items())
+    return x

@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from net_detr2.structures import Boxes, ImageList, Instances
+from net_detr2.utils.amp import to_float32
 
 from .base import DetectorBase
 
@@ -29,8 +30,8 @@ class DenseDetector(DetectorBase):
     overridden to transform the features between backbone and head.
 
     Args:
-        backbone, pixel_mean, pixel_std, input_format, vis_period: see `DetectorBase`; the right half of the
-            training picture shows the detections (`forward_inference`) of the training image.
+        backbone, pixel_mean, pixel_std, input_format, vis_period, channels_last: see `DetectorBase`; the right
+            half of the training picture shows the detections (`forward_inference`) of the training image.
         head: module taking the list of features and returning a list (one entry per prediction kind)
             of per-level tensors.
         head_in_features: feature names fed to the head, finest first.
@@ -46,6 +47,7 @@ class DenseDetector(DetectorBase):
         pixel_std: Sequence[float],
         input_format: str = "BGR",
         vis_period: int = 0,
+        channels_last: bool = False,
     ):
         super().__init__(
             backbone=backbone,
@@ -53,6 +55,7 @@ class DenseDetector(DetectorBase):
             pixel_std=pixel_std,
             input_format=input_format,
             vis_period=vis_period,
+            channels_last=channels_last,
         )
         self.head = head
         self.head_in_features = list(head_in_features)
@@ -62,7 +65,8 @@ class DenseDetector(DetectorBase):
         # checked before the network runs, so that a missing field is reported as such
         gt_instances = self._get_gt_instances(batched_inputs) if self.training else None
         features = self.extract_features(images.tensor)
-        predictions = self.head(features)
+        # fp32 under autocast: assignment, losses, decoding and NMS read the predictions
+        predictions = to_float32(self.head(features))
         if self.training:
             losses = self.forward_training(images, features, predictions, gt_instances)
             if self.visualization_due():
@@ -116,12 +120,14 @@ class DenseDetector(DetectorBase):
         Args:
             anchors: Boxes [R, 4]; pred_scores: [R, K] probabilities; pred_deltas: [R, 4].
         """
-        keep = pred_scores > score_thresh
-        scores = pred_scores[keep]
-        pairs = keep.nonzero()  # [M, 2] (anchor, class), same order as ``scores``
-        k = min(topk_candidates, pairs.size(0))
-        scores, idx = scores.topk(k)
-        anchor_idx, class_idx = pairs[idx].unbind(dim=1)
+        # one pass over the [R, K] scores (a 1-D nonzero; boolean indexing would be a second one)
+        flat = pred_scores.flatten()
+        candidates = (flat > score_thresh).nonzero().squeeze(1)  # [M] indices of (anchor, class) pairs
+        k = min(topk_candidates, candidates.numel())
+        scores, idx = flat[candidates].topk(k)
+        candidates = candidates[idx]
+        num_classes = pred_scores.shape[1]
+        anchor_idx, class_idx = candidates // num_classes, candidates % num_classes
         boxes = self.box2box_transform.apply_deltas(pred_deltas[anchor_idx], anchors.tensor[anchor_idx])
         return Instances(image_size, pred_boxes=Boxes(boxes), scores=scores, pred_classes=class_idx)
 

@@ -22,7 +22,7 @@ class GeneralizedRCNN(DetectorBase):
         backbone: image -> dict of features.
         proposal_generator: e.g. RPN (None: proposals come from the inputs' ``"proposals"``).
         roi_heads: e.g. StandardROIHeads.
-        pixel_mean, pixel_std, input_format: see `DetectorBase`.
+        pixel_mean, pixel_std, input_format, channels_last: see `DetectorBase`.
         vis_period: see `DetectorBase`; the right half shows the top proposals.
 
     Input: ``list[dict]`` with "image" [C, H, W], optional "height"/"width", "instances" in training.
@@ -39,6 +39,7 @@ class GeneralizedRCNN(DetectorBase):
         pixel_std: Sequence[float],
         input_format: str = "BGR",
         vis_period: int = 0,
+        channels_last: bool = False,
     ):
         super().__init__(
             backbone=backbone,
@@ -46,6 +47,7 @@ class GeneralizedRCNN(DetectorBase):
             pixel_std=pixel_std,
             input_format=input_format,
             vis_period=vis_period,
+            channels_last=channels_last,
         )
         self.proposal_generator = proposal_generator
         self.roi_heads = roi_heads
@@ -104,8 +106,15 @@ class ProposalNetwork(DetectorBase):
         pixel_mean: Sequence[float],
         pixel_std: Sequence[float],
         input_format: str = "BGR",
+        channels_last: bool = False,
     ):
-        super().__init__(backbone=backbone, pixel_mean=pixel_mean, pixel_std=pixel_std, input_format=input_format)
+        super().__init__(
+            backbone=backbone,
+            pixel_mean=pixel_mean,
+            pixel_std=pixel_std,
+            input_format=input_format,
+            channels_last=channels_last,
+        )
         self.proposal_generator = proposal_generator
 
     def forward(self, batched_inputs: list[dict]):

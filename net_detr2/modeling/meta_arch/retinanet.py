@@ -9,7 +9,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from net_detr2.layers import ShapeSpec, batched_nms, cat, get_norm
+from net_detr2.layers import ShapeSpec, batched_nms_top, cat, get_norm
 from net_detr2.modeling.box_regression import Box2BoxTransform, _dense_box_regression_loss
 from net_detr2.modeling.matcher import Matcher, matched_classes
 from net_detr2.modeling.registry import META_ARCH_REGISTRY
@@ -54,7 +54,8 @@ class RetinaNet(DenseDetector):
     classification loss), `nms` (how one image's candidates are reduced to detections).
 
     Args:
-        backbone, head, head_in_features, pixel_mean, pixel_std, input_format, vis_period: see `DenseDetector`.
+        backbone, head, head_in_features, pixel_mean, pixel_std, input_format, vis_period, channels_last: see
+            `DenseDetector`.
         anchor_generator: e.g. DefaultAnchorGenerator with 9 anchors per location.
         box2box_transform: anchor <-> delta encoding.
         anchor_matcher: assigns anchors to ground truth through its ``match_anchors(anchors, gt_instances,
@@ -87,6 +88,7 @@ class RetinaNet(DenseDetector):
         pixel_std: Sequence[float],
         vis_period: int = 0,
         input_format: str = "BGR",
+        channels_last: bool = False,
     ):
         super().__init__(
             backbone=backbone,
@@ -96,6 +98,7 @@ class RetinaNet(DenseDetector):
             pixel_std=pixel_std,
             input_format=input_format,
             vis_period=vis_period,
+            channels_last=channels_last,
         )
         self.num_classes = num_classes
         self.anchor_generator = anchor_generator
@@ -248,10 +251,14 @@ class RetinaNet(DenseDetector):
     def nms(self, candidates: Instances) -> Instances:
         """One image's decoded candidates -> per-class NMS (IoU ``test_nms_thresh``), the best
         ``max_detections_per_image`` kept, by decreasing score."""
-        keep = batched_nms(
-            candidates.pred_boxes.tensor, candidates.scores, candidates.pred_classes, self.test_nms_thresh
+        keep = batched_nms_top(
+            candidates.pred_boxes.tensor,
+            candidates.scores,
+            candidates.pred_classes,
+            self.test_nms_thresh,
+            self.max_detections_per_image,
         )
-        return candidates[keep[: self.max_detections_per_image]]
+        return candidates[keep]
 
 
 class RetinaNetHead(nn.Module):

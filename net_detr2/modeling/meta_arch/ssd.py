@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from net_detr2.layers import batched_nms
+from net_detr2.layers import batched_nms_top
 from net_detr2.modeling.anchor_generator import DefaultBoxGenerator
 from net_detr2.modeling.backbone import Backbone
 from net_detr2.modeling.box_regression import Box2BoxTransform
@@ -135,7 +135,7 @@ class SSD(DenseDetector):
         head: `SSDHead` (or compatible): features -> (cls_logits [N, P, K+1], box_deltas [N, P, 4]).
         prior_generator: `DefaultBoxGenerator`.
         num_classes: K foreground classes.
-        pixel_mean, pixel_std, input_format: see `DetectorBase`.
+        pixel_mean, pixel_std, input_format, channels_last: see `DetectorBase`.
         head_in_features: backbone outputs to use, shallow to deep (default: all, in output_shape order).
         box_variances: SSD's (center, size) variances; deltas are divided by them.
         iou_threshold: matching threshold (0.5).
@@ -168,6 +168,7 @@ class SSD(DenseDetector):
         test_nms_thresh: float = 0.45,
         max_detections_per_image: int = 200,
         vis_period: int = 0,
+        channels_last: bool = False,
     ):
         shapes = backbone.output_shape()
         head_in_features = list(head_in_features) if head_in_features is not None else list(shapes)
@@ -189,6 +190,7 @@ class SSD(DenseDetector):
             pixel_std=pixel_std,
             input_format=input_format,
             vis_period=vis_period,
+            channels_last=channels_last,
         )
         self.prior_generator = prior_generator
         self.num_classes = num_classes
@@ -286,7 +288,7 @@ class SSD(DenseDetector):
             prior_idx = top_idx[keep]
             scores = top_scores[keep]
             cand = boxes.tensor[prior_idx]
-            kept = batched_nms(cand, scores, classes, self.test_nms_thresh)[: self.max_detections_per_image]
+            kept = batched_nms_top(cand, scores, classes, self.test_nms_thresh, self.max_detections_per_image)
             res = Instances(image_sizes[i])
             res.pred_boxes = Boxes(cand[kept])
             res.scores = scores[kept]

@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from net_detr2.layers import batched_nms, cat
+from net_detr2.layers import batched_nms_top, cat
 from net_detr2.structures import Boxes, Instances
 
 __all__ = ["find_top_rpn_proposals", "add_ground_truth_to_proposals"]
@@ -59,7 +59,7 @@ def find_top_rpn_proposals(
         keep = boxes.nonempty(threshold=min_box_size)
         if not keep.all():
             boxes, scores, lvl = boxes[keep], scores[keep], lvl[keep]
-        keep = batched_nms(boxes.tensor, scores, lvl, nms_thresh)[:post_nms_topk]
+        keep = batched_nms_top(boxes.tensor, scores, lvl, nms_thresh, post_nms_topk)
         res = Instances(image_size)
         res.proposal_boxes = boxes[keep]
         res.objectness_logits = scores[keep]

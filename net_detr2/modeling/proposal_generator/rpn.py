@@ -15,6 +15,7 @@ from net_detr2.modeling.matcher import Matcher
 from net_detr2.modeling.registry import PROPOSAL_GENERATOR_REGISTRY
 from net_detr2.modeling.sampling import subsample_labels
 from net_detr2.structures import Boxes, ImageList, Instances, pairwise_iou
+from net_detr2.utils.amp import to_float32
 
 from .proposal_utils import find_top_rpn_proposals
 
@@ -202,7 +203,8 @@ class RPN(nn.Module):
         """Returns (proposals per image, losses); losses are empty at test time."""
         features = [features[f] for f in self.in_features]
         anchors = self.anchor_generator(features)
-        logits, deltas = self.rpn_head(features)
+        # fp32 from here on under autocast: proposal decoding, top-k, NMS and the losses
+        logits, deltas = to_float32(self.rpn_head(features))
         # [N, A, H, W] -> [N, H*W*A]: anchor order (y, x, a) like the anchor generator
         logits = [x.permute(0, 2, 3, 1).flatten(1) for x in logits]
         box_dim = self.anchor_generator.box_dim

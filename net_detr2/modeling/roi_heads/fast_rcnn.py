@@ -8,9 +8,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from net_detr2.layers import ShapeSpec, batched_nms, cat, nonzero_tuple
+from net_detr2.layers import ShapeSpec, batched_nms_top, cat, nonzero_tuple
 from net_detr2.modeling.box_regression import Box2BoxTransform, _dense_box_regression_loss, giou_loss, smooth_l1_loss
 from net_detr2.structures import Boxes, Instances
+from net_detr2.utils.amp import to_float32
 
 from .box_head import as_shape_spec
 
@@ -84,12 +85,12 @@ def fast_rcnn_inference_single_image(
     boxes = boxes[inds[:, 0], 0] if num_reg == 1 else boxes[keep_mask]
     scores = scores[keep_mask]
     if nms is None:
-        keep = batched_nms(boxes, scores, inds[:, 1], nms_thresh)
+        keep = batched_nms_top(boxes, scores, inds[:, 1], nms_thresh, topk_per_image)
         kept_scores = scores[keep]
     else:
         keep, kept_scores = nms(boxes, scores, inds[:, 1], nms_thresh)
-    if topk_per_image >= 0:
-        keep, kept_scores = keep[:topk_per_image], kept_scores[:topk_per_image]
+        if topk_per_image >= 0:
+            keep, kept_scores = keep[:topk_per_image], kept_scores[:topk_per_image]
     boxes, scores, inds = boxes[keep], kept_scores, inds[keep]
     result = Instances(image_shape)
     result.pred_boxes = Boxes(boxes)
@@ -156,7 +157,8 @@ class FastRCNNOutputLayers(nn.Module):
         """x: [R, D] (or [R, C, h, w], flattened) -> (scores [R, K+1], deltas [R, K*4])."""
         if x.dim() > 2:
             x = torch.flatten(x, start_dim=1)
-        return self.cls_score(x), self.bbox_pred(x)
+        # fp32 under autocast: softmax, box decoding, NMS and the losses read these
+        return to_float32((self.cls_score(x), self.bbox_pred(x)))
 
     def losses(self, predictions: tuple[torch.Tensor, torch.Tensor], proposals: list[Instances]) -> dict:
         """Cross-entropy over sampled RoIs + box loss over the foreground ones, both / number of sampled RoIs.

@@ -11,6 +11,8 @@ from collections.abc import Sequence
 
 import torch
 
+from net_detr2.utils.amp import to_float32
+
 __all__ = ["boxes_to_feature_mask", "fbb_loss"]
 
 
@@ -70,7 +72,8 @@ def fbb_loss(
         raise ValueError(
             f"fbb_loss: student {tuple(student.shape)} and teacher {tuple(teacher.shape)} features differ in shape"
         )
-    diff = (student - teacher).abs()
+    # fp32 under autocast: a bf16 mean of |difference| would round the loss to 8 significant bits
+    diff = (to_float32(student) - to_float32(teacher)).abs()
     loss = diff.mean()
     if positive_mask is None or lam == 0:
         return loss

@@ -42,7 +42,7 @@ class EFPNRCNN(GeneralizedRCNN):
         train_rpn: include the RPN losses when `detection_losses` (False in stage 3, where the RPN is frozen).
         teacher_image_key: input key of the 2x image.
         backbone (an `EFPN`), proposal_generator, roi_heads, pixel_mean, pixel_std, input_format,
-            vis_period: as for `GeneralizedRCNN`.
+            vis_period, channels_last: as for `GeneralizedRCNN`.
     """
 
     def __init__(
@@ -62,6 +62,7 @@ class EFPNRCNN(GeneralizedRCNN):
         detection_losses: bool = True,
         train_rpn: bool = True,
         teacher_image_key: str = "image_2x",
+        channels_last: bool = False,
     ):
         super().__init__(
             backbone=backbone,
@@ -71,6 +72,7 @@ class EFPNRCNN(GeneralizedRCNN):
             pixel_std=pixel_std,
             input_format=input_format,
             vis_period=vis_period,
+            channels_last=channels_last,
         )
         if not hasattr(self.backbone, "forward_base"):
             raise TypeError(

@@ -7,6 +7,7 @@ from torch import nn
 
 from net_detr2.modeling import ROI_HEADS_REGISTRY, StandardROIHeads
 from net_detr2.structures import Instances
+from net_detr2.utils.amp import full_precision, to_float32
 from net_detr2.utils.eval_mode import eval_mode
 
 from .attention import (
@@ -152,21 +153,23 @@ class IAROIHeads(StandardROIHeads):
             generator: random generator for the "random" strategy / RoI selection.
 
         Returns:
-            float mask broadcastable to (R, C, H, W), without gradient.
+            mask in ``box_features``' dtype, broadcastable to (R, C, H, W), without gradient.
         """
         box_features = box_features.detach()
         grads, logits = self.attention_gradient(box_features, gt_classes)
-        attention, weights = gradient_attention(box_features, grads.to(box_features.dtype))
-        mask = inverted_attention_mask(
-            attention,
-            weights,
-            strategy=self.inversion_strategy,
-            orientation=self.orientation,
-            spatial_drop_fraction=self.spatial_drop_fraction,
-            channel_fraction=self.channel_fraction,
-            hard_threshold=self.hard_threshold,
-            generator=generator,
-        )
+        # The attention map and its ranking in fp32 under autocast: in bf16 the top positions tie.
+        with full_precision(box_features.device):
+            attention, weights = gradient_attention(to_float32(box_features), grads.float())
+            mask = inverted_attention_mask(
+                attention,
+                weights,
+                strategy=self.inversion_strategy,
+                orientation=self.orientation,
+                spatial_drop_fraction=self.spatial_drop_fraction,
+                channel_fraction=self.channel_fraction,
+                hard_threshold=self.hard_threshold,
+                generator=generator,
+            )
         num_rois = box_features.shape[0]
         if self.roi_selection == "random":
             chosen = select_random(num_rois, self.random_roi_fraction, box_features.device, generator)
@@ -176,7 +179,8 @@ class IAROIHeads(StandardROIHeads):
             drop = gt_probability(logits.float(), gt_classes) - gt_probability(masked_logits.float(), gt_classes)
             is_foreground = (gt_classes >= 0) & (gt_classes < self.num_classes)
             chosen = select_top_per_group(drop, is_foreground, self.fg_fraction, self.bg_fraction)
-        return torch.where(chosen.view(-1, 1, 1, 1), mask, torch.ones_like(mask))
+        # in the features' dtype, so that masking does not change it (bf16 under autocast)
+        return torch.where(chosen.view(-1, 1, 1, 1), mask, torch.ones_like(mask)).to(box_features.dtype)
 
     # ------------------------------------------------------------------ forward
     def _after_box_pooling(self, box_features: torch.Tensor, proposals: list[Instances]) -> torch.Tensor:

@@ -34,6 +34,9 @@ optimizer.weight_decay = 0.05
 train.max_iter = MAX_ITER
 lr_multiplier = multistep_with_warmup(max_iter=MAX_ITER, steps=(750, 900), warmup_iters=50, warmup_factor=0.01)
 train.device = "cpu"
+# CPU bfloat16 autocast in channels-last layout: a training step ~0.4x the fp32 one (NETNet300: ~0.5x)
+train.amp.enabled = True
+model.channels_last = True
 train.seed = 0
 train.init_checkpoint = ""
 train.eval_period = 0  # evaluate once at the end

@@ -355,9 +355,11 @@ class NETNeck(nn.Module):
         # On CPU the neck runs in channels-last layout: PyTorch's bilinear upsampling is ~15x faster
         # there (512 channels, 19 -> 38: 2.2 -> 0.12 ms) and the 1x1 convs no slower, so the whole
         # SSD300 neck takes 39 instead of 44 ms with 2 threads, layout copies included; the values
-        # are the same. The heads get NCHW maps back: SSD's head convs are no faster in channels-last
-        # over all levels (faster at 38x38, slower at 19x19 and 10x10).
-        channels_last = features[0].device.type == "cpu"
+        # are the same. The heads get the maps back in the layout the neck was given: NCHW from an NCHW
+        # backbone (SSD's fp32 head convs are no faster in channels-last over all levels: faster at 38x38,
+        # slower at 19x19 and 10x10), channels-last from a channels-last detector (`DetectorBase`).
+        given_channels_last = features[0].is_contiguous(memory_format=torch.channels_last)
+        channels_last = features[0].device.type == "cpu" or given_channels_last
         memory_format = torch.channels_last if channels_last else torch.contiguous_format
         p = [f.contiguous(memory_format=memory_format) for f in features]
         if self.fusion is not None:
@@ -372,7 +374,7 @@ class NETNeck(nn.Module):
                 transfers.append((d, self.ntms[i].transfer(erased, p[d])))
         for d, t in transfers:
             out[d] = out[d] + t
-        return [o.contiguous() for o in out] if channels_last else out
+        return [o.contiguous() for o in out] if channels_last and not given_channels_last else out
 
     def gates(self, features: list[torch.Tensor]) -> list[torch.Tensor]:
         """The gate of every pair (for tests and visualisation), computed as in `forward`."""
