@@ -523,8 +523,12 @@ class DefaultTrainer(SimpleTrainer):
         if cfg.dataloader.get("evaluator") is None:
             logger.warning("cfg.dataloader.evaluator is not set: skipping evaluation")
             return {}
-        # TODO(lead): pass the config's mixed precision (train.amp) once inference_on_dataset takes it (SPEED).
-        results = inference_on_dataset(model, instantiate(cfg.dataloader.test), instantiate(cfg.dataloader.evaluator))
+        # Evaluation runs in the precision the run trained in (train.amp), so bf16 recipes also evaluate in bf16.
+        amp = cfg.train.amp
+        amp_dtype = resolve_amp_dtype(amp.enabled, amp.dtype, cfg.train.device)
+        results = inference_on_dataset(
+            model, instantiate(cfg.dataloader.test), instantiate(cfg.dataloader.evaluator), amp_dtype=amp_dtype
+        )
         if comm.is_main_process() and results:
             print_csv_format(results)
         return results
