@@ -21,7 +21,7 @@ import numpy as np
 
 from .statistics import Interval, percentile_interval
 
-__all__ = ["PerImageCOCOEval", "bootstrap_ap_difference", "STANDARD_METRICS"]
+__all__ = ["PerImageCOCOEval", "bootstrap_ap_difference", "bootstrap_run_pair", "STANDARD_METRICS"]
 
 # name -> (IoU threshold or None for the 0.50:0.95 mean, area range label)
 STANDARD_METRICS = {
@@ -223,3 +223,57 @@ def bootstrap_ap_difference(
             diff, values.tolist(), confidence, f"bootstrap over {n} images, {len(values)} resamples"
         )
     return out
+
+
+def _run_ground_truth(run_dir: str):
+    """The COCO ground truth a finished run was evaluated on: the dataset named by its saved config's
+    evaluator (its registered json, or the converted copy the evaluator left in the run folder)."""
+    import os
+
+    from net_detr2.config import LazyConfig
+
+    from .coco_evaluation import convert_to_coco_dict, load_coco_gt
+
+    cfg_file = os.path.join(run_dir, "config.yaml")
+    if not os.path.isfile(cfg_file):
+        raise FileNotFoundError(f"bootstrap: {cfg_file} not found (the run's saved config names its dataset)")
+    cfg = LazyConfig.load(cfg_file)
+    try:
+        name = cfg.dataloader.evaluator.dataset_name
+    except Exception as e:
+        raise ValueError(f"bootstrap: {cfg_file} has no dataloader.evaluator.dataset_name: {e}") from e
+    name = name if isinstance(name, str) else list(name)[0]
+    from net_detr2.data import DatasetCatalog, MetadataCatalog
+
+    cached = os.path.join(run_dir, f"{name}_coco_format.json")
+    if os.path.isfile(cached):
+        return load_coco_gt(cached)
+    DatasetCatalog.get(name)  # generates a synthetic dataset and announces its json on first use
+    json_file = MetadataCatalog.get(name).get("json_file")
+    return load_coco_gt(json_file) if json_file else load_coco_gt(convert_to_coco_dict(name))
+
+
+def bootstrap_run_pair(
+    baseline_dir: str,
+    variant_dir: str,
+    num_samples: int = 1000,
+    seed: int = 0,
+    confidence: float = 0.95,
+    extra_iou_thresholds: Sequence[float] = (),
+) -> dict[str, Interval]:
+    """:func:`bootstrap_ap_difference` of two finished runs, from the ``coco_instances_results.json`` their
+    COCO evaluation saved and the ground truth of the baseline's dataset."""
+    import json
+    import os
+
+    gt = _run_ground_truth(baseline_dir)
+    evals = []
+    for d in (baseline_dir, variant_dir):
+        path = os.path.join(d, "coco_instances_results.json")
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"bootstrap: {path} not found (runs evaluated with COCOEvaluator save it)")
+        with open(path, encoding="utf-8") as f:
+            evals.append(PerImageCOCOEval(gt, json.load(f)))
+    return bootstrap_ap_difference(
+        evals[0], evals[1], num_samples, seed, confidence, extra_iou_thresholds=extra_iou_thresholds
+    )
