@@ -435,3 +435,11 @@ def test_sweep_resumes_after_a_kill(tiny_config, tmp_path):
     assert (out / "comparison.png").stat().st_size > 10_000
     # the seeds made the runs differ
     assert data["runs"]["baseline"]["0"] != data["runs"]["baseline"]["1"]
+    # a bootstrap over the images of one seed pair, from the saved predictions: its estimate is the
+    # difference of the two runs' own COCOEvaluator APs
+    from net_detr2.evaluation.coco_bootstrap import bootstrap_run_pair
+
+    boot = bootstrap_run_pair(str(out / "baseline" / "seed0"), str(out / "lr2" / "seed0"), num_samples=50)
+    for m in ("AP", "AP50"):
+        assert boot[m].estimate == pytest.approx(data["runs"]["lr2"]["0"][m] - data["runs"]["baseline"]["0"][m])
+        assert boot[m].low <= boot[m].estimate <= boot[m].high

@@ -44,6 +44,15 @@ class SweepSpecError(ValueError):
     """The sweep's command line contradicts itself or the sweep folder's earlier runs."""
 
 
+def _check_overrides(owner: str, overrides: Sequence[str]) -> None:
+    for o in overrides:
+        if "=" not in o:
+            raise SweepSpecError(f"{owner}: override {o!r} is not of the form key=value")
+        key = o.split("=", 1)[0].lstrip("+").strip()
+        if key in _RESERVED:
+            raise SweepSpecError(f"{owner}: {key} is set by the sweep for every run; drop {o!r}")
+
+
 @dataclass(frozen=True)
 class Variant:
     """A named config file plus overrides."""
@@ -55,12 +64,7 @@ class Variant:
     def __post_init__(self):
         if not _NAME.match(self.name):
             raise SweepSpecError(f"variant name {self.name!r} may only hold letters, digits and _ . + -")
-        for o in self.overrides:
-            key = o.split("=", 1)[0].lstrip("+").strip()
-            if "=" not in o:
-                raise SweepSpecError(f"variant {self.name!r}: override {o!r} is not of the form key=value")
-            if key in _RESERVED:
-                raise SweepSpecError(f"variant {self.name!r}: {key} is set by the sweep for every run; drop {o!r}")
+        _check_overrides(f"variant {self.name!r}", self.overrides)
 
 
 def parse_variant(tokens: Sequence[str], default_config: str | None = None, default_name: str | None = None) -> Variant:
@@ -164,7 +168,7 @@ class Sweep:
             raise SweepSpecError(f"variant names must be unique; repeated: {dup}")
         if len(set(self.seeds)) != len(self.seeds) or any(int(s) < 0 for s in self.seeds):
             raise SweepSpecError(f"seeds must be distinct non-negative integers, got {self.seeds}")
-        Variant("common", "", tuple(self.common_overrides))  # same checks for the common overrides
+        _check_overrides("--common", self.common_overrides)
         if int(self.threads) < 1:
             raise SweepSpecError(f"threads must be >= 1, got {self.threads}")
 

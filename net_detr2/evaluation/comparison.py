@@ -22,6 +22,7 @@ __all__ = [
     "Comparison",
     "compare_runs",
     "default_metrics",
+    "extra_iou_thresholds",
     "comparison_markdown",
     "comparison_json",
     "plot_comparison",
