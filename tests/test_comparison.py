@@ -433,6 +433,8 @@ def test_sweep_resumes_after_a_kill(tiny_config, tmp_path):
     md = (out / "results.md").read_text()
     assert "**lr2 − baseline**" in md and "- AP: " in md and "optimizer.lr=0.002" in md
     assert (out / "comparison.png").stat().st_size > 10_000
+    records = json.loads((out / "runs.json").read_text())
+    assert set(expected) <= set(records) and all(r["code"] and r["wall_s"] > 0 for r in records.values())
     # the seeds made the runs differ
     assert data["runs"]["baseline"]["0"] != data["runs"]["baseline"]["1"]
     # a bootstrap over the images of one seed pair, from the saved predictions: its estimate is the

@@ -23,14 +23,13 @@ import argparse
 import json
 import os
 import shlex
-import subprocess
 import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from net_detr2.engine.sweep import Sweep, SweepSpecError, Variant, parse_variant  # noqa: E402
+from net_detr2.engine.sweep import Sweep, SweepSpecError, Variant, code_version, parse_variant  # noqa: E402
 from net_detr2.evaluation.comparison import (  # noqa: E402
     compare_runs,
     comparison_json,
@@ -67,17 +66,6 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--report-only", action="store_true", help="no training: rebuild the report from OUT")
     ap.add_argument("--dry-run", action="store_true", help="print the run commands and stop")
     return ap
-
-
-def _git_state() -> str:
-    try:
-        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True)
-        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=REPO, capture_output=True, text=True)
-        if rev.returncode == 0:
-            return rev.stdout.strip() + (" (with uncommitted changes)" if dirty.stdout.strip() else "")
-    except OSError:
-        pass
-    return "unknown"
 
 
 def sweep_from_args(args) -> Sweep:
@@ -134,19 +122,25 @@ def report(sweep: Sweep, args, command: str) -> tuple[Path, Path, Path]:
         metrics,
         bootstrap=bootstrap if args.bootstrap > 0 else None,
     )
-    timings_file = sweep.output_dir / "timings.json"
-    timings = json.loads(timings_file.read_text()) if timings_file.is_file() else {}
+    records = sweep.run_records()
     lines = [f"## Sweep `{sweep.output_dir}`", "", f"Command: `{command}`", ""]
     for v in sweep.variants:
         role = "baseline" if v.name == base else "variant"
         over = " ".join(v.overrides)
-        times = [t for k, t in timings.items() if k.startswith(f"{v.name}/")]
+        times = [r["wall_s"] for k, r in records.items() if k.startswith(f"{v.name}/")]
         cost = f"; mean wall time per run {sum(times) / len(times):.0f} s" if times else ""
         lines.append(f"- {role} `{v.name}`: `{v.config_file}`{f' `{over}`' if over else ''}{cost}")
+    codes = sorted({r.get("code", "unknown") for r in records.values()})
     lines.append(
         f"- every run: `{' '.join(sweep.common_overrides) or '(no common overrides)'}`, "
-        f"OMP_NUM_THREADS={sweep.threads}, code {_git_state()}"
+        f"OMP_NUM_THREADS={sweep.threads}, code {', '.join(codes) or code_version(REPO)}"
     )
+    if len(codes) > 1:
+        per = {c: sorted(k for k, r in records.items() if r.get("code") == c) for c in codes}
+        lines.append(
+            "- **warning: the runs were made with different code** (git commit + digest of uncommitted "
+            "changes): " + "; ".join(f"{c}: {', '.join(keys)}" for c, keys in per.items())
+        )
     total = len(sweep.runs())
     done = sum(len(v) for v in values.values())
     if done < total:
@@ -155,7 +149,7 @@ def report(sweep: Sweep, args, command: str) -> tuple[Path, Path, Path]:
     md_path, json_path, png_path = (sweep.output_dir / n for n in ("results.md", "results.json", "comparison.png"))
     md_path.write_text(md)
     data = comparison_json(comp)
-    data.update(command=command, timings_s=timings, complete=done == total)
+    data.update(command=command, run_records=records, complete=done == total)
     json_path.write_text(json.dumps(data, indent=1))
     plot_comparison(comp, str(png_path), title=str(sweep.output_dir))
     return md_path, json_path, png_path

@@ -11,7 +11,8 @@ summation order changes the path training takes). A run is done when its ``final
 ``--resume`` (which continues from their last checkpoint, or starts them over when there is none).
 ``SWEEP/sweep.json`` records what the sweep is (variants, their fully resolved configs' hashes, thread
 count): a rerun that would mix in runs of a different setting is refused; new seeds and new variants may
-be added. Output of each run goes to ``SWEEP/logs/<variant>_seed<S>.log``.
+be added. Output of each run goes to ``SWEEP/logs/<variant>_seed<S>.log``; ``SWEEP/runs.json`` records each
+finished run's wall time and the code it ran (git commit + digest of uncommitted changes).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from pathlib import Path
 
 from .defaults import FINAL_RESULTS_FILE
 
-__all__ = ["Variant", "Run", "Sweep", "SweepSpecError", "parse_variant", "flat_metrics"]
+__all__ = ["Variant", "Run", "Sweep", "SweepSpecError", "parse_variant", "flat_metrics", "code_version"]
 
 logger = logging.getLogger(__name__)
 
@@ -126,6 +127,20 @@ class Run:
         if not isinstance(data, dict) or "results" not in data:
             raise ValueError(f"{self.results_file}: expected {{'results': ...}}, got {str(data)[:200]}")
         return data["results"]
+
+
+def code_version(repo: Path) -> str:
+    """The code a run starts with: the git commit of ``repo``, plus a digest of uncommitted changes to tracked
+    files ("unknown" outside git). Runs of one sweep made with different code are flagged in its report."""
+    try:
+        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=repo, capture_output=True, text=True)
+        diff = subprocess.run(["git", "diff", "HEAD"], cwd=repo, capture_output=True)
+    except OSError:
+        return "unknown"
+    if rev.returncode != 0:
+        return "unknown"
+    dirty = f"+{hashlib.sha256(diff.stdout).hexdigest()[:8]}" if diff.stdout.strip() else ""
+    return rev.stdout.strip() + dirty
 
 
 def flat_metrics(results: dict) -> dict[str, float]:
@@ -296,10 +311,9 @@ class Sweep:
         log(f"[sweep] {len(todo)} of {len(runs)} runs to do, {jobs} at a time, OMP_NUM_THREADS={self.threads}")
         (self.output_dir / "logs").mkdir(parents=True, exist_ok=True)
         env = dict(os.environ, OMP_NUM_THREADS=str(self.threads), MKL_NUM_THREADS=str(self.threads))
-        running: list[tuple[Run, subprocess.Popen, float, object]] = []
+        running: list[tuple[Run, subprocess.Popen, float, object, str]] = []
         failed: list[Run] = []
-        timings_file = self.output_dir / "timings.json"
-        timings = json.loads(timings_file.read_text()) if timings_file.is_file() else {}
+        records = self.run_records()
 
         def on_sigterm(signum, frame):
             raise KeyboardInterrupt(f"signal {signum}")
@@ -316,22 +330,23 @@ class Sweep:
                     f.write(f"\n[sweep] {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(cmd)}\n".encode())
                     f.flush()
                     log(f"[sweep] {r.key}: start{' (resuming)' if '--resume' in cmd else ''}: {' '.join(cmd)}")
+                    code = code_version(Path(self.train_script).absolute().parent)
                     p = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, env=env, pass_fds=(lock_fd,))
-                    running.append((r, p, time.perf_counter(), f))
+                    running.append((r, p, time.perf_counter(), f, code))
                 time.sleep(poll_s)
                 still = []
-                for r, p, t0, f in running:
+                for r, p, t0, f, code in running:
                     rc = p.poll()
                     if rc is None:
-                        still.append((r, p, t0, f))
+                        still.append((r, p, t0, f, code))
                         continue
                     f.close()
                     wall = time.perf_counter() - t0
                     if rc == 0 and r.is_done():
-                        timings[r.key] = round(wall, 1)
-                        tmp = timings_file.with_suffix(".json.tmp")
-                        tmp.write_text(json.dumps(timings, indent=1))
-                        os.replace(tmp, timings_file)
+                        records[r.key] = {"wall_s": round(wall, 1), "code": code, "finished": time.strftime("%F %T")}
+                        tmp = self.records_file.with_suffix(".json.tmp")
+                        tmp.write_text(json.dumps(records, indent=1))
+                        os.replace(tmp, self.records_file)
                         log(f"[sweep] {r.key}: finished in {wall:.0f}s")
                     else:
                         why = f"exit code {rc}" if rc != 0 else f"exited 0 without {FINAL_RESULTS_FILE}"
@@ -340,10 +355,10 @@ class Sweep:
                 running = still
         finally:
             signal.signal(signal.SIGTERM, previous)
-            for _r, p, _t, _f in running:
+            for _r, p, _t, _f, _c in running:
                 if p.poll() is None:
                     p.terminate()
-            for r, p, _, f in running:
+            for r, p, _, f, _c in running:
                 try:
                     p.wait(timeout=30)
                 except subprocess.TimeoutExpired:
@@ -352,6 +367,14 @@ class Sweep:
                 f.close()
                 log(f"[sweep] {r.key}: stopped (unfinished; a rerun resumes it)")
         return failed
+
+    @property
+    def records_file(self) -> Path:
+        return self.output_dir / "runs.json"
+
+    def run_records(self) -> dict[str, dict]:
+        """``{"<variant>/seed<S>": {"wall_s", "code", "finished"}}`` of the runs this sweep finished."""
+        return json.loads(self.records_file.read_text()) if self.records_file.is_file() else {}
 
     def collect(self) -> dict[str, dict[int, dict[str, float]]]:
         """Final metrics of the finished runs: ``{variant: {seed: {metric: value}}}``."""

@@ -273,18 +273,22 @@ def plot_comparison(comp: Comparison, path: str, title: str = "") -> str:
             ax.errorbar(
                 xs[v] + 0.18, sm.mean, yerr=half if half else None, fmt="D", color="black", ms=5, capsize=4, zorder=3
             )
-        labels = []
+        labels, colours = [], []
         for v in comp.variants:
             if v == comp.baseline:
-                labels.append(f"{v}\n(baseline)")
+                labels.append(v if v == "baseline" else f"{v}\n(baseline)")
+                colours.append("black")
                 continue
             d = comp.differences[v][m]
+            colours.append({"better": "green", "worse": "red"}.get(d.verdict, "dimgray"))
             if d.interval is None:
                 labels.append(f"{v}\n{d.verdict}")
             else:
                 labels.append(f"{v}\n{_fmt(d.interval.estimate, 1, True)} {_fmt_interval(d.interval)}\n{d.verdict}")
         ax.set_xticks(range(len(comp.variants)))
         ax.set_xticklabels(labels, fontsize=8)
+        for tick, c in zip(ax.get_xticklabels(), colours):
+            tick.set_color(c)
         ax.set_xlim(-0.5, len(comp.variants) - 0.3)
         ax.set_title(m, fontsize=11)
         ax.grid(axis="y", alpha=0.3)
