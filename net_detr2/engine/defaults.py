@@ -16,7 +16,7 @@ import torch
 from omegaconf import DictConfig
 from torch.nn.parallel import DistributedDataParallel
 
-from net_detr2.checkpoint import DetectionCheckpointer
+from net_detr2.checkpoint import DetectionCheckpointer, atomic_write
 from net_detr2.config import LazyConfig, instantiate, locate
 from net_detr2.solver import LRMultiplier, build_optimizer, freeze_parameters
 from net_detr2.utils import comm
@@ -196,10 +196,8 @@ def write_final_results(output_dir: str, results: dict, max_iter: int, seed: int
     ``{"iteration": max_iter, "seed": seed, "results": {task: {metric: value}}}``. Its presence marks the
     run as complete (the multi-seed comparison, ``tools/compare.py``, skips such runs)."""
     path = os.path.join(output_dir, FINAL_RESULTS_FILE)
-    tmp = f"{path}.tmp.{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump({"iteration": int(max_iter), "seed": int(seed), "results": results}, f, indent=1, default=float)
-    os.replace(tmp, path)
+    record = {"iteration": int(max_iter), "seed": int(seed), "results": results}
+    atomic_write(path, lambda f: json.dump(record, f, indent=1, default=float), mode="w")
     return path
 
 
