@@ -29,7 +29,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from net_detr2.engine.sweep import Sweep, SweepSpecError, Variant, code_version, parse_variant  # noqa: E402
+from net_detr2.engine.sweep import Sweep, SweepSpecError, Variant, parse_variant  # noqa: E402
 from net_detr2.evaluation.comparison import (  # noqa: E402
     compare_runs,
     comparison_json,
@@ -133,7 +133,7 @@ def report(sweep: Sweep, args, command: str) -> tuple[Path, Path, Path]:
     codes = sorted({r.get("code", "unknown") for r in records.values()})
     lines.append(
         f"- every run: `{' '.join(sweep.common_overrides) or '(no common overrides)'}`, "
-        f"OMP_NUM_THREADS={sweep.threads}, code {', '.join(codes) or code_version(REPO)}"
+        f"OMP_NUM_THREADS={sweep.threads}, code {', '.join(codes) or 'not recorded'}"
     )
     if len(codes) > 1:
         per = {c: sorted(k for k, r in records.items() if r.get("code") == c) for c in codes}
