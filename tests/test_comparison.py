@@ -445,3 +445,30 @@ def test_sweep_resumes_after_a_kill(tiny_config, tmp_path):
     for m in ("AP", "AP50"):
         assert boot[m].estimate == pytest.approx(data["runs"]["lr2"]["0"][m] - data["runs"]["baseline"]["0"][m])
         assert boot[m].low <= boot[m].estimate <= boot[m].high
+
+
+def test_placeholders_and_chained_runs(tmp_path, tiny_config):
+    """``{seed}``/``{sweep}`` are filled per run; a run whose override names another run's folder waits for
+    it, and is dropped when that one failed."""
+    cfg = str(tiny_config)
+    stage2 = Variant("s2", cfg, ("train.init_checkpoint={sweep}/s1/seed{seed}/model_final.pth",))
+    sweep = Sweep(tmp_path / "chain", [Variant("s1", cfg), stage2], [0, 1])
+    runs = {r.key: r for r in sweep.runs()}
+    s1_0, s2_0, s1_1, s2_1 = (runs[k] for k in ("s1/seed0", "s2/seed0", "s1/seed1", "s2/seed1"))
+    assert s2_1.overrides(())[0] == f"train.init_checkpoint={sweep.output_dir}/s1/seed1/model_final.pth"
+    assert s2_0.depends_on(s1_0, ()) and not s2_0.depends_on(s1_1, ()) and not s1_0.depends_on(s2_0, ())
+    logs = []
+    pending, running, failed = [s2_0, s1_0, s2_1, s1_1], [(s1_0, None)], []
+    pending.remove(s1_0)
+    assert sweep._next_ready(pending, running, failed, logs.append) is s1_1  # s2 runs wait for their s1
+    running.append((s1_1, None))
+    assert sweep._next_ready(pending, running, failed, logs.append) is None and pending == [s2_0, s2_1]
+    (s1_0.output_dir).mkdir(parents=True)
+    (s1_0.results_file).write_text('{"results": {}}')
+    assert sweep._next_ready(pending, [], [s1_1], logs.append) is s2_0
+    assert sweep._next_ready(pending, [], [s1_1], logs.append) is None
+    assert pending == [] and logs == ["[sweep] s2/seed1: not started, a run it needs failed (s1/seed1)"]
+    # a prerequisite the sweep does not run at all
+    pending = [runs["s2/seed1"]]
+    assert sweep._next_ready(pending, [], [], logs.append) is None and pending == []
+    assert logs[-1] == "[sweep] s2/seed1: not started, it needs s1/seed1, which this sweep does not run"

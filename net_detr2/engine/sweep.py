@@ -9,10 +9,13 @@ with ``OMP_NUM_THREADS`` (and ``MKL_NUM_THREADS``) set to the sweep's thread cou
 summation order changes the path training takes). A run is done when its ``final_results.json`` exists
 (``write_final_results``); a rerun of the sweep skips done runs and restarts unfinished ones with
 ``--resume`` (which continues from their last checkpoint, or starts them over when there is none).
-``SWEEP/sweep.json`` records what the sweep is (variants, their fully resolved configs' hashes, thread
-count): a rerun that would mix in runs of a different setting is refused; new seeds and new variants may
-be added. Output of each run goes to ``SWEEP/logs/<variant>_seed<S>.log``; ``SWEEP/runs.json`` records each
-finished run's wall time and the code it ran (git commit + digest of uncommitted changes).
+Overrides may hold ``{seed}`` and ``{sweep}`` (the sweep folder), filled in per run; a run whose overrides
+name another run's folder (``train.init_checkpoint={sweep}/stage1/seed{seed}/model_final.pth``: chained
+stages, as EFPN's) starts once that run is done. ``SWEEP/sweep.json`` records what the sweep is (variants,
+their fully resolved configs' hashes, thread count): a rerun that would mix in runs of a different setting
+is refused; new seeds and new variants may be added. Output of each run goes to
+``SWEEP/logs/<variant>_seed<S>.log``; ``SWEEP/runs.json`` records each finished run's wall time and the code
+it ran (git commit + digest of uncommitted changes).
 """
 
 from __future__ import annotations
@@ -110,16 +113,27 @@ class Run:
     def is_done(self) -> bool:
         return self.results_file.is_file()
 
+    def overrides(self, common_overrides: Sequence[str]) -> list[str]:
+        """The run's overrides, ``{seed}`` and ``{sweep}`` (the sweep folder) filled in."""
+        sweep = str(self.output_dir.parent.parent)
+        return [
+            o.replace("{seed}", str(self.seed)).replace("{sweep}", sweep)
+            for o in (*common_overrides, *self.variant.overrides)
+        ] + [f"train.seed={self.seed}", f"train.output_dir={self.output_dir}"]
+
     def command(self, python: str, train_script: str, common_overrides: Sequence[str]) -> list[str]:
         cmd = [python, train_script, "--config-file", self.variant.config_file]
         if self.output_dir.exists():
             cmd.append("--resume")
-        return cmd + [
-            *common_overrides,
-            *self.variant.overrides,
-            f"train.seed={self.seed}",
-            f"train.output_dir={self.output_dir}",
-        ]
+        return cmd + self.overrides(common_overrides)
+
+    def depends_on(self, other: Run, common_overrides: Sequence[str]) -> bool:
+        """Whether an override names a file of ``other``'s folder (e.g. its ``model_final.pth`` as this run's
+        ``train.init_checkpoint``): then this run waits for that one."""
+        if other is self or other.output_dir == self.output_dir:
+            return False
+        folder = str(other.output_dir)
+        return any(folder + os.sep in o or o.endswith("=" + folder) for o in self.overrides(common_overrides)[:-2])
 
     def results(self) -> dict:
         with open(self.results_file, encoding="utf-8") as f:
@@ -322,8 +336,10 @@ class Sweep:
         try:
             pending = list(todo)
             while pending or running:
-                while pending and len(running) < jobs:
-                    r = pending.pop(0)
+                while len(running) < jobs:
+                    r = self._next_ready(pending, running, failed, log)
+                    if r is None:
+                        break
                     cmd = r.command(self.python, self.train_script, self.common_overrides)
                     log_path = self.output_dir / "logs" / f"{r.variant.name}_seed{r.seed}.log"
                     f = open(log_path, "ab")
@@ -367,6 +383,25 @@ class Sweep:
                 f.close()
                 log(f"[sweep] {r.key}: stopped (unfinished; a rerun resumes it)")
         return failed
+
+    def _next_ready(self, pending: list[Run], running: list, failed: list[Run], log) -> Run | None:
+        """Take the first pending run whose prerequisite runs are done; drop those whose prerequisites failed."""
+        for r in list(pending):
+            deps = [q for q in self.runs() if r.depends_on(q, self.common_overrides)]
+            if any(q in failed for q in deps):
+                pending.remove(r)
+                failed.append(r)
+                log(f"[sweep] {r.key}: not started, a run it needs failed ({', '.join(q.key for q in deps)})")
+                continue
+            if all(q.is_done() for q in deps):
+                pending.remove(r)
+                return r
+            if not any(q in pending or q in (x[0] for x in running) for q in deps if not q.is_done()):
+                pending.remove(r)
+                failed.append(r)
+                needs = ", ".join(q.key for q in deps)
+                log(f"[sweep] {r.key}: not started, it needs {needs}, which this sweep does not run")
+        return None
 
     @property
     def records_file(self) -> Path:
