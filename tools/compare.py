@@ -14,7 +14,8 @@ unfinished ones resumed: rerun the same command after an interruption, or with m
 ``--variant`` to extend the sweep. Then, in OUT: ``results.md`` and ``results.json`` (mean +- std per
 metric and variant; per variant the paired per-seed differences to the baseline with a 95% t-interval, or
 with one seed a bootstrap over the validation images, and a verdict per metric: better / worse / within
-noise) and ``comparison.png``. ``--report-only`` rebuilds those from the runs in OUT.
+noise) and ``comparison.png``. ``--report-only`` rebuilds those from the runs in OUT (``--seed-list`` there
+restricts the report to those seeds; with one, the interval comes from a bootstrap over images).
 """
 
 from __future__ import annotations
@@ -63,7 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--bootstrap", type=int, default=1000, help="resamples for a single seed pair (default 1000)")
     ap.add_argument("--per-category", action="store_true", help="also compare the per-category APs")
     ap.add_argument("--metrics", nargs="+", help="compare only these metrics")
-    ap.add_argument("--report-only", action="store_true", help="no training: rebuild the report from OUT")
+    ap.add_argument(
+        "--report-only", action="store_true", help="no training: rebuild the report from OUT (of --seed-list only)"
+    )
     ap.add_argument("--dry-run", action="store_true", help="print the run commands and stop")
     return ap
 
@@ -80,7 +83,7 @@ def sweep_from_args(args) -> Sweep:
         return Sweep(
             Path(args.output_dir),
             base + [v for v in variants if v.name != spec["baseline"]],
-            spec["seeds"],
+            args.seed_list or spec["seeds"],
             tuple(spec["common_overrides"]),
             spec["threads"],
             args.train_script,
