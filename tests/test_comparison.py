@@ -112,6 +112,9 @@ def test_compare_runs_tables_json_and_picture(tmp_path):
     # one seed pair and a bootstrap: its interval is used
     from net_detr2.evaluation.statistics import Interval
 
+    # PFP (part false positives) falls when a method improves
+    pfp = compare_runs({"base": {0: {"PFP": 10.0}, 1: {"PFP": 12.0}}, "v": {0: {"PFP": 6.0}, 1: {"PFP": 7.5}}}, "base")
+    assert pfp.differences["v"]["PFP"].verdict == "better" and "| PFP (lower is better) |" in comparison_markdown(pfp)
     one = compare_runs(
         {"base": {3: {"AP": 40.0}}, "v": {3: {"AP": 45.0}}},
         "base",

@@ -195,7 +195,7 @@ def test_evaluator_reports_the_variants_extra_metrics(small_copies, tmp_path):
     from net_detr2.structures import Boxes, BoxMode, Instances
 
     expected = {
-        "shapes_small_clutter": {"APtiny"},
+        "shapes_small_clutter": {"APtiny", "PFP"},
         "shapes_occluded": {"APvis0_60", "APvis60_90", "APvis90_100"},
         "shapes_irregular": {"AP90", "APfill0_40", "APfill40_100"},
     }
@@ -203,7 +203,9 @@ def test_evaluator_reports_the_variants_extra_metrics(small_copies, tmp_path):
         tv = small_copies[name][2]
         dicts = DatasetCatalog.get(f"{tv.name}_val")
         ev = COCOEvaluator(f"{tv.name}_val", output_dir=str(tmp_path / name))
-        off = COCOEvaluator(f"{tv.name}_val", gt_slices={}, extra_iou_thresholds=[], extra_area_ranges={})
+        off = COCOEvaluator(
+            f"{tv.name}_val", gt_slices={}, extra_iou_thresholds=[], extra_area_ranges={}, part_false_positives=False
+        )
         for d in dicts:
             boxes = [BoxMode.convert(a["bbox"], a["bbox_mode"], BoxMode.XYXY_ABS) for a in d["annotations"]]
             inst = Instances((d["height"], d["width"]))
@@ -214,6 +216,8 @@ def test_evaluator_reports_the_variants_extra_metrics(small_copies, tmp_path):
                 e.process([{"image_id": d["image_id"]}], [{"instances": inst}])
         res = ev.evaluate()["bbox"]
         assert extra <= set(res), (name, sorted(res))
-        assert all(res[m] == pytest.approx(100.0) or np.isnan(res[m]) for m in extra)
-        assert any(res[m] == pytest.approx(100.0) for m in extra)
+        aps = extra - {"PFP"}
+        assert res.get("PFP", 0.0) == 0.0  # no ground-truth box lies on a decal
+        assert all(res[m] == pytest.approx(100.0) or np.isnan(res[m]) for m in aps)
+        assert any(res[m] == pytest.approx(100.0) for m in aps)
         assert not extra & set(off.evaluate()["bbox"])

@@ -495,3 +495,26 @@ def test_extra_metric_options_are_checked(tmp_path):
         ValueError, match="needs the annotation attribute 'occluded', which annotation id 1 does not have"
     ):
         ev.evaluate()
+
+
+def test_part_false_positives_by_hand(tmp_path):
+    """Image 1 has a part at [10, 10, 10, 10]; of the detections scoring >= 0.3 (three), one lies on it."""
+    from net_detr2.evaluation.coco_evaluation import part_false_positive_rate
+
+    images = [{"id": 1, "parts": [[10, 10, 10, 10, 3]]}, {"id": 2, "parts": []}]
+    results = [
+        {"image_id": 1, "bbox": [10.5, 10, 10, 10], "score": 0.9},  # IoU 0.90 with the part
+        {"image_id": 1, "bbox": [50, 50, 10, 10], "score": 0.8},
+        {"image_id": 1, "bbox": [10, 10, 10, 10], "score": 0.2},  # below the threshold
+        {"image_id": 2, "bbox": [10, 10, 10, 10], "score": 0.5},  # no part in image 2
+    ]
+    assert part_false_positive_rate(images, results, 0.3) == pytest.approx(100 / 3)
+    assert part_false_positive_rate(images, results, 0.85) == pytest.approx(100.0)
+    assert math.isnan(part_false_positive_rate(images, results, 0.95))
+    name, _ = _attribute_dataset(tmp_path)  # its images list no parts
+    ev = COCOEvaluator(name, part_false_positives=0.3)
+    ev.process(*_attribute_predictions())
+    with pytest.raises(ValueError, match="part_false_positives needs 'parts' in the COCO image entries"):
+        ev.evaluate()
+    with pytest.raises(ValueError, match="must be a score in"):
+        COCOEvaluator(name, part_false_positives=3)

@@ -33,6 +33,7 @@ __all__ = [
     "evaluate_predictions_on_coco",
     "bbox_ap_stats",
     "ap_at",
+    "part_false_positive_rate",
     "COCO_BBOX_METRICS",
 ]
 
@@ -289,7 +290,7 @@ class COCOEvaluator(DatasetEvaluator):
     annotation attribute (e.g. ``APvis30_60``: objects 30-60% visible; the other ground truths are ignored,
     as crowd regions are). Each option left at ``None`` takes the dataset metadata's entry of the same name
     when it has one (the claim-shaped ``shapes`` variants declare theirs; ``datasets/README.md``); pass an
-    empty list/dict to switch it off.
+    empty list/dict (``False`` for ``part_false_positives``) to switch it off.
     """
 
     def __init__(
@@ -305,6 +306,7 @@ class COCOEvaluator(DatasetEvaluator):
         extra_iou_thresholds: Sequence[float] | None = None,
         extra_area_ranges: Mapping[str, Sequence[float]] | None = None,
         gt_slices: Mapping[str, Sequence] | None = None,
+        part_false_positives: float | bool | None = None,
     ):
         """
         Args:
@@ -323,6 +325,10 @@ class COCOEvaluator(DatasetEvaluator):
             gt_slices: ``{name: [attribute, low, high]}``: AP (IoU 0.50:0.95) over the ground truths whose
                 annotation ``attribute`` lies in ``[low, high)``; detections matching other ground truths are
                 ignored, detections matching nothing count as false positives.
+            part_false_positives: a score threshold ``s``: for datasets whose images list unlabelled object
+                parts (``"parts": [[x, y, w, h, category_id], ...]`` in the COCO image entries, as
+                ``shapes_small_clutter`` has), report ``PFP``: the percentage of detections scoring >= ``s``
+                whose box matches a part (IoU >= 0.5, any class). Lower is better. ``False`` switches it off.
         """
         self._logger = logger
         self._dataset_name = dataset_name
@@ -346,6 +352,13 @@ class COCOEvaluator(DatasetEvaluator):
             self._metadata.get("extra_area_ranges", {}) if extra_area_ranges is None else extra_area_ranges,
             self._metadata.get("gt_slices", {}) if gt_slices is None else gt_slices,
         )
+        pfp = self._metadata.get("part_false_positives") if part_false_positives is None else part_false_positives
+        pfp = None if pfp is False else pfp
+        if pfp is not None and not 0.0 <= float(pfp) <= 1.0:
+            raise ValueError(
+                f"COCOEvaluator({dataset_name!r}): part_false_positives must be a score in [0, 1], got {pfp}"
+            )
+        self._pfp_threshold = None if pfp is None else float(pfp)
         json_file = self._metadata.get("json_file")
         if json_file:
             self._coco_api = load_coco_gt(json_file)
@@ -439,6 +452,16 @@ class COCOEvaluator(DatasetEvaluator):
             self._results[task] = self._derive_coco_results(coco_eval, self._metadata.get("thing_classes"))
             if self._gt_slices:
                 self._results[task].update(self._slice_results(coco_results, task, img_ids))
+            if self._pfp_threshold is not None:
+                images = self._coco_api.dataset["images"]
+                if img_ids is not None:
+                    images = [im for im in images if im["id"] in set(img_ids)]
+                if not any("parts" in im for im in images):
+                    raise ValueError(
+                        f"COCOEvaluator({self._dataset_name!r}): part_false_positives needs 'parts' in the COCO image "
+                        "entries of the ground truth, which has none"
+                    )
+                self._results[task]["PFP"] = part_false_positive_rate(images, coco_results, self._pfp_threshold)
 
     def _slice_results(self, coco_results: list[dict], task: str, img_ids) -> dict:
         """AP (x100, NaN when undefined) over each ground-truth subset of ``gt_slices``."""
@@ -516,6 +539,40 @@ class COCOEvaluator(DatasetEvaluator):
         self._logger.info("Per-category bbox AP:\n%s", table)
         results.update({"AP-" + name: ap for name, ap in per_category})
         return results
+
+
+def part_false_positive_rate(
+    images: Sequence[dict], coco_results: Sequence[dict], score_threshold: float, iou_threshold: float = 0.5
+) -> float:
+    """Percentage of detections scoring >= ``score_threshold`` whose box matches an unlabelled object part of
+    its image (IoU >= ``iou_threshold``, any class); NaN without such detections.
+
+    Args:
+        images: COCO image entries, each with ``"parts": [[x, y, w, h, ...], ...]`` (XYWH).
+        coco_results: COCO result dicts (``image_id``, ``bbox`` XYWH, ``score``).
+    """
+    parts = {
+        im["id"]: np.asarray([p[:4] for p in im.get("parts", [])], dtype=np.float64).reshape(-1, 4) for im in images
+    }
+    by_image: dict = {}
+    for r in coco_results:
+        if r["score"] >= score_threshold and r["image_id"] in parts:
+            by_image.setdefault(r["image_id"], []).append(r["bbox"])
+    total = sum(len(v) for v in by_image.values())
+    if total == 0:
+        return float("nan")
+    hits = 0
+    for image_id, boxes in by_image.items():
+        p = parts[image_id]
+        if len(p) == 0:
+            continue
+        d = np.asarray(boxes, dtype=np.float64)
+        lt = np.maximum(d[:, None, :2], p[None, :, :2])
+        rb = np.minimum(d[:, None, :2] + d[:, None, 2:], p[None, :, :2] + p[None, :, 2:])
+        inter = np.clip(rb - lt, 0, None).prod(axis=2)
+        union = d[:, None, 2:].prod(axis=2) + p[None, :, 2:].prod(axis=2) - inter
+        hits += int((inter / np.maximum(union, 1e-12) >= iou_threshold).any(axis=1).sum())
+    return 100.0 * hits / total
 
 
 _COCO_IOU_THRESHOLDS = np.linspace(0.5, 0.95, 10)

@@ -29,6 +29,8 @@ __all__ = [
 ]
 
 STANDARD_ORDER = ("AP", "AP50", "AP75", "APs", "APm", "APl")
+# metrics where a decrease is the improvement (PFP: part false positives, COCOEvaluator)
+LOWER_IS_BETTER = ("PFP",)
 
 
 @dataclass
@@ -75,7 +77,7 @@ def compare_runs(
     metrics: Sequence[str] | None = None,
     confidence: float = 0.95,
     bootstrap: Callable[[str, int], Mapping[str, Interval]] | None = None,
-    lower_is_better: Sequence[str] = (),
+    lower_is_better: Sequence[str] | None = None,
 ) -> Comparison:
     """Summaries and paired differences of every variant against ``baseline``.
 
@@ -85,11 +87,14 @@ def compare_runs(
         metrics: which metrics (default :func:`default_metrics`).
         bootstrap: ``bootstrap(variant, seed) -> {metric: Interval}`` for a variant that shares exactly one
             seed with the baseline (a t-interval needs two); without it such a difference gets no interval.
-        lower_is_better: metrics where a decrease is the improvement.
+        lower_is_better: metrics where a decrease is the improvement (default: those named in
+            ``LOWER_IS_BETTER``, with or without a ``task/`` prefix).
     """
     if baseline not in values:
         raise ValueError(f"compare_runs: baseline {baseline!r} has no runs (variants: {sorted(values)})")
     metrics = list(metrics) if metrics is not None else default_metrics(values)
+    if lower_is_better is None:
+        lower_is_better = [m for m in metrics if m.split("/")[-1] in LOWER_IS_BETTER]
     names = [baseline] + [v for v in values if v != baseline]
     comp = Comparison(
         baseline,
@@ -179,8 +184,9 @@ def comparison_markdown(comp: Comparison, header: str = "", digits: int = 1) -> 
                 else (sum(d.per_seed.values()) / len(d.per_seed) if d.per_seed else None)
             )
             per_seed = ", ".join(f"{_fmt(x, digits, True)}" for _, x in sorted(d.per_seed.items()))
+            label = f"{m} (lower is better)" if m in comp.lower_is_better else m
             lines.append(
-                f"| {m} | {_fmt_summary(comp.summaries[comp.baseline][m], digits)} | "
+                f"| {label} | {_fmt_summary(comp.summaries[comp.baseline][m], digits)} | "
                 f"{_fmt_summary(comp.summaries[v][m], digits)} | {_fmt(est, digits, True)} | "
                 f"{_fmt_interval(d.interval, digits)} | {per_seed} | {d.verdict} |"
             )
@@ -210,6 +216,7 @@ def comparison_json(comp: Comparison) -> dict:
         "variants": comp.variants,
         "metrics": comp.metrics,
         "confidence": comp.confidence,
+        "lower_is_better": sorted(comp.lower_is_better),
         "runs": {
             v: {str(s): {k: num(x) for k, x in r.items()} for s, r in sorted(comp.values[v].items())}
             for v in comp.variants
