@@ -441,12 +441,18 @@ def test_extra_iou_area_and_ground_truth_slices_by_hand(tmp_path):
         name,
         extra_iou_thresholds=[0.9],
         extra_area_ranges={"APtiny": [0, 256]},
-        gt_slices={"APvis0_60": ["visible", 0.0, 0.6], "APvis90_100": ["visible", 0.9, 1.01]},
+        gt_slices={
+            "APvis0_60": ["visible", 0.0, 0.6],
+            "AP50vis0_60": ["visible", 0.0, 0.6, 0.5],
+            "AP90vis0_60": ["visible", 0.0, 0.6, 0.9],
+            "APvis90_100": ["visible", 0.9, 1.01],
+        },
     )
     ev.reset()
     ev.process(*_attribute_predictions())
     res = ev.evaluate()["bbox"]
     assert res["APvis0_60"] == pytest.approx((7 * 50 + 3 * 100 * 51 / 101 / 3) / 10)
+    assert res["AP50vis0_60"] == pytest.approx(50.0) and res["AP90vis0_60"] == pytest.approx(100 * 51 / 101 / 3)
     assert res["APvis90_100"] == pytest.approx(50.0)
     assert res["APtiny"] == pytest.approx(50.0)
 
@@ -485,6 +491,8 @@ def test_extra_metric_options_are_checked(tmp_path):
         COCOEvaluator(name, extra_iou_thresholds=[0.93])
     with pytest.raises(ValueError, match="name 'AP-tiny' must be a new metric name"):
         COCOEvaluator(name, extra_area_ranges={"AP-tiny": [0, 256]})
+    with pytest.raises(ValueError, match=r"gt_slices\['APv'\] IoU threshold 0.62 is not one of COCO's"):
+        COCOEvaluator(name, gt_slices={"APv": ["visible", 0.0, 0.5, 0.62]})
     with pytest.raises(ValueError, match=r"gt_slices\['APv'\] = \['visible', 0.5\] is not of the form"):
         COCOEvaluator(name, gt_slices={"APv": ["visible", 0.5]})
     with pytest.raises(ValueError, match="low 0.9 >= high 0.1"):
@@ -492,7 +500,8 @@ def test_extra_metric_options_are_checked(tmp_path):
     ev = COCOEvaluator(name, gt_slices={"APocc": ["occluded", 0.0, 1.0]})
     ev.process(*_attribute_predictions())
     with pytest.raises(
-        ValueError, match="needs the annotation attribute 'occluded', which annotation id 1 does not have"
+        ValueError,
+        match=r"gt_slices \['APocc'\] need the annotation attribute 'occluded', which annotation id 1 does not have",
     ):
         ev.evaluate()
 

@@ -322,9 +322,10 @@ class COCOEvaluator(DatasetEvaluator):
                 0.55, ..., 0.95), e.g. ``[0.9]`` -> ``AP90``.
             extra_area_ranges: ``{name: [low, high]}`` box areas in px^2, e.g. ``{"APtiny": [0, 256]}``
                 (COCO's semantics: detections outside the range that match nothing are not counted).
-            gt_slices: ``{name: [attribute, low, high]}``: AP (IoU 0.50:0.95) over the ground truths whose
-                annotation ``attribute`` lies in ``[low, high)``; detections matching other ground truths are
-                ignored, detections matching nothing count as false positives.
+            gt_slices: ``{name: [attribute, low, high]}``: AP (IoU 0.50:0.95; or at one IoU threshold given as a
+                4th element, e.g. ``[attribute, low, high, 0.5]``) over the ground truths whose annotation
+                ``attribute`` lies in ``[low, high)``; detections matching other ground truths are ignored,
+                detections matching nothing count as false positives.
             part_false_positives: a score threshold ``s``: for datasets whose images list unlabelled object
                 parts (``"parts": [[x, y, w, h, category_id], ...]`` in the COCO image entries, as
                 ``shapes_small_clutter`` has), report ``PFP``: the percentage of detections scoring >= ``s``
@@ -464,14 +465,19 @@ class COCOEvaluator(DatasetEvaluator):
                 self._results[task]["PFP"] = part_false_positive_rate(images, coco_results, self._pfp_threshold)
 
     def _slice_results(self, coco_results: list[dict], task: str, img_ids) -> dict:
-        """AP (x100, NaN when undefined) over each ground-truth subset of ``gt_slices``."""
-        out = {}
-        for name, (attribute, low, high) in self._gt_slices.items():
+        """AP (x100, NaN when undefined) over each ground-truth subset of ``gt_slices``; slices of the same
+        subset share one evaluation."""
+        out: dict[str, float] = {}
+        subsets: dict[tuple, list[tuple[str, float | None]]] = {}
+        for name, (attribute, low, high, iou) in self._gt_slices.items():
+            subsets.setdefault((attribute, low, high), []).append((name, iou))
+        for (attribute, low, high), readouts in subsets.items():
+            names = [n for n, _ in readouts]
 
-            def keep(g, name=name, attribute=attribute, low=low, high=high):
+            def keep(g, names=names, attribute=attribute, low=low, high=high):
                 if attribute not in g:
                     raise ValueError(
-                        f"COCOEvaluator({self._dataset_name!r}): gt_slices[{name!r}] needs the annotation attribute "
+                        f"COCOEvaluator({self._dataset_name!r}): gt_slices {names} need the annotation attribute "
                         f"{attribute!r}, which annotation id {g.get('id')} does not have"
                     )
                 return low <= float(g[attribute]) < high
@@ -484,8 +490,9 @@ class COCOEvaluator(DatasetEvaluator):
                 max_dets_per_image=self._max_dets_per_image,
                 gt_filter=keep,
             )
-            ap = ap_at(coco_eval, max_dets=self._max_dets_per_image[-1]) if coco_eval is not None else -1.0
-            out[name] = ap * 100 if ap >= 0 else float("nan")
+            for name, iou in readouts:
+                ap = ap_at(coco_eval, iou, max_dets=self._max_dets_per_image[-1]) if coco_eval is not None else -1.0
+                out[name] = ap * 100 if ap >= 0 else float("nan")
         if out:
             self._logger.info("AP over ground-truth subsets:\n%s", _small_table(out))
         return out
@@ -579,34 +586,42 @@ _COCO_IOU_THRESHOLDS = np.linspace(0.5, 0.95, 10)
 
 
 def _check_extra_metrics(dataset_name: str, iou_thresholds, area_ranges, slices) -> tuple[list, dict, dict]:
-    """Validate the extra-metric options (names, thresholds, ranges); returns them as plain lists/dicts."""
+    """Validate the extra-metric options (names, thresholds, ranges); returns them as plain lists/dicts:
+    IoU thresholds, ``{name: [low, high]}``, ``{name: [attribute, low, high, IoU threshold or None]}``."""
     where = f"COCOEvaluator({dataset_name!r})"
-    ious = [float(t) for t in iou_thresholds]
-    for t in ious:
+
+    def check_iou(t: float, what: str) -> float:
         if not np.isclose(_COCO_IOU_THRESHOLDS, t).any():
             raise ValueError(
-                f"{where}: extra_iou_thresholds value {t} is not one of COCO's IoU thresholds "
-                f"{np.round(_COCO_IOU_THRESHOLDS, 2).tolist()}"
+                f"{where}: {what} {t} is not one of COCO's IoU thresholds {np.round(_COCO_IOU_THRESHOLDS, 2).tolist()}"
             )
+        return float(t)
+
+    def check_entry(option: str, name, value, form: str, sizes: tuple[int, ...]) -> list:
+        if not isinstance(name, str) or not name or "-" in name or "/" in name or name in COCO_BBOX_METRICS:
+            raise ValueError(
+                f"{where}: {option} name {name!r} must be a new metric name without '-' or '/' "
+                "('-' marks per-category metrics)"
+            )
+        value = list(value)
+        if len(value) not in sizes:
+            raise ValueError(f"{where}: {option}[{name!r}] = {value!r} is not of the form {form}")
+        return value
+
+    ious = [check_iou(float(t), "extra_iou_thresholds value") for t in iou_thresholds]
     areas, subsets = {}, {}
-    for option, spec, size in (("extra_area_ranges", area_ranges, 2), ("gt_slices", slices, 3)):
-        for name, value in dict(spec).items():
-            value = list(value)
-            if not isinstance(name, str) or not name or "-" in name or "/" in name or name in COCO_BBOX_METRICS:
-                raise ValueError(
-                    f"{where}: {option} name {name!r} must be a new metric name without '-' or '/' "
-                    f"('-' marks per-category metrics)"
-                )
-            if len(value) != size:
-                form = "[low, high]" if size == 2 else "[attribute, low, high]"
-                raise ValueError(f"{where}: {option}[{name!r}] = {value!r} is not of the form {form}")
-            low, high = float(value[-2]), float(value[-1])
-            if not low < high:
-                raise ValueError(f"{where}: {option}[{name!r}] has low {low} >= high {high}")
-            if size == 2:
-                areas[name] = [low, high]
-            else:
-                subsets[name] = [str(value[0]), low, high]
+    for name, value in dict(area_ranges).items():
+        low, high = (float(v) for v in check_entry("extra_area_ranges", name, value, "[low, high]", (2,)))
+        if not low < high:
+            raise ValueError(f"{where}: extra_area_ranges[{name!r}] has low {low} >= high {high}")
+        areas[name] = [low, high]
+    for name, value in dict(slices).items():
+        value = check_entry("gt_slices", name, value, "[attribute, low, high(, IoU threshold)]", (3, 4))
+        low, high = float(value[1]), float(value[2])
+        if not low < high:
+            raise ValueError(f"{where}: gt_slices[{name!r}] has low {low} >= high {high}")
+        iou = check_iou(float(value[3]), f"gt_slices[{name!r}] IoU threshold") if len(value) == 4 else None
+        subsets[name] = [str(value[0]), low, high, iou]
     return ious, areas, subsets
 
 

@@ -20,7 +20,8 @@ CPU recipe can learn (same image sizes and split sizes as ``shapes``: 320 px wid
     the end (pixels of the object's outline still showing it, over its outline's pixels) is recorded in
     each annotation as ``"visible"``. Boxes are the *full* extent of the object, hidden parts included
     (amodal), as COCO and VOC annotators draw them. Extra metrics: ``APvis0_60``, ``APvis60_90``,
-    ``APvis90_100`` (AP over objects in that visible range; the others ignored).
+    ``APvis90_100`` (AP over objects in that visible range; the others ignored) and the same at IoU 0.5
+    (``AP50vis0_60`` ...).
 
 ``shapes_irregular`` (DC-RetinaNet)
     Six elongated, rotated or concave kinds (bar, ellipse, crescent, ell, chevron, arc) at any angle, so
@@ -513,6 +514,9 @@ SHAPES_VARIANTS = {
                     "APvis0_60": ["visible", 0.0, 0.6],
                     "APvis60_90": ["visible", 0.6, 0.9],
                     "APvis90_100": ["visible", 0.9, 1.01],
+                    "AP50vis0_60": ["visible", 0.0, 0.6, 0.5],
+                    "AP50vis60_90": ["visible", 0.6, 0.9, 0.5],
+                    "AP50vis90_100": ["visible", 0.9, 1.01, 0.5],
                 }
             },
             description="net_detr2 synthetic shapes: objects partly hidden by objects and noise patches",
