@@ -196,8 +196,8 @@ def test_evaluator_reports_the_variants_extra_metrics(small_copies, tmp_path):
 
     expected = {
         "shapes_small_clutter": {"APtiny", "PFP"},
-        "shapes_occluded": {"APvis0_60", "APvis60_90", "APvis90_100", "AP50vis0_60", "AP50vis60_90", "AP50vis90_100"},
-        "shapes_irregular": {"AP90", "APfill0_40", "APfill40_100"},
+        "shapes_occluded": {"APvis0_60", "APvis60_90", "APvis90_100", "AP50vis0_60", "ARvis0_60", "ARvis90_100"},
+        "shapes_irregular": {"AP90", "APfill0_40", "APfill40_100", "ARfill0_40", "ARfill40_100"},
     }
     for name, extra in expected.items():
         tv = small_copies[name][2]

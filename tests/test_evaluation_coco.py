@@ -434,6 +434,7 @@ def test_extra_iou_area_and_ground_truth_slices_by_hand(tmp_path):
       FP: FP, FP, TP, FP -> 1/3 up to recall 0.5 (51 of 101 points) -> 16.83; mean (7 * 50 + 3 * 16.83) / 10.
     - APvis90_100 (B): FP, TP first -> precision 0.5 at recall 1 at every IoU -> 50.
     - APtiny (area <= 256, i.e. C): the tiny FP then C -> 50 (larger unmatched detections are not counted).
+    - ARvis0_60: recall of A and C, averaged over the IoU thresholds.
     - AP90: from pycocotools' own precision array at IoU 0.9.
     """
     name, coco = _attribute_dataset(tmp_path)
@@ -445,6 +446,7 @@ def test_extra_iou_area_and_ground_truth_slices_by_hand(tmp_path):
             "APvis0_60": ["visible", 0.0, 0.6],
             "AP50vis0_60": ["visible", 0.0, 0.6, 0.5],
             "AP90vis0_60": ["visible", 0.0, 0.6, 0.9],
+            "ARvis0_60": ["visible", 0.0, 0.6, None, "AR"],
             "APvis90_100": ["visible", 0.9, 1.01],
         },
     )
@@ -453,6 +455,8 @@ def test_extra_iou_area_and_ground_truth_slices_by_hand(tmp_path):
     res = ev.evaluate()["bbox"]
     assert res["APvis0_60"] == pytest.approx((7 * 50 + 3 * 100 * 51 / 101 / 3) / 10)
     assert res["AP50vis0_60"] == pytest.approx(50.0) and res["AP90vis0_60"] == pytest.approx(100 * 51 / 101 / 3)
+    # recall of A and C: both found up to IoU 0.80 (7 thresholds), then only C: (7 * 1 + 3 * 0.5) / 10
+    assert res["ARvis0_60"] == pytest.approx(85.0)
     assert res["APvis90_100"] == pytest.approx(50.0)
     assert res["APtiny"] == pytest.approx(50.0)
 
@@ -495,6 +499,8 @@ def test_extra_metric_options_are_checked(tmp_path):
         COCOEvaluator(name, gt_slices={"APv": ["visible", 0.0, 0.5, 0.62]})
     with pytest.raises(ValueError, match=r"gt_slices\['APv'\] = \['visible', 0.5\] is not of the form"):
         COCOEvaluator(name, gt_slices={"APv": ["visible", 0.5]})
+    with pytest.raises(ValueError, match=r"gt_slices\['APv'\] reads 'XX'; expected 'AP' or 'AR'"):
+        COCOEvaluator(name, gt_slices={"APv": ["visible", 0.0, 0.5, None, "XX"]})
     with pytest.raises(ValueError, match="low 0.9 >= high 0.1"):
         COCOEvaluator(name, gt_slices={"APv": ["visible", 0.9, 0.1]})
     ev = COCOEvaluator(name, gt_slices={"APocc": ["occluded", 0.0, 1.0]})

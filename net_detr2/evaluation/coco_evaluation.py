@@ -33,6 +33,7 @@ __all__ = [
     "evaluate_predictions_on_coco",
     "bbox_ap_stats",
     "ap_at",
+    "ar_at",
     "part_false_positive_rate",
     "COCO_BBOX_METRICS",
 ]
@@ -264,6 +265,24 @@ def ap_at(coco_eval, iou: float | None = None, area: str = "all", max_dets: int 
     return float(np.mean(valid)) if valid.size else -1.0
 
 
+def ar_at(coco_eval, iou: float | None = None, area: str = "all", max_dets: int | None = None) -> float:
+    """Average recall (fraction, -1 when undefined) from an accumulated COCOeval's recall array, at one IoU
+    threshold or averaged over all (``None``), for one area label; like :func:`ap_at`."""
+    p = coco_eval.params
+    recall = coco_eval.eval["recall"]  # (iou, class, area, maxDets)
+    m = list(p.maxDets).index(max(p.maxDets) if max_dets is None else int(max_dets))
+    r = recall[:, :, list(p.areaRngLbl).index(area), m]
+    if iou is not None:
+        t = np.where(np.isclose(p.iouThrs, iou))[0]
+        if t.size == 0:
+            raise ValueError(
+                f"IoU threshold {iou} is not one of the evaluated thresholds {np.round(p.iouThrs, 2).tolist()}"
+            )
+        r = r[t]
+    valid = r[r > -1]
+    return float(np.mean(valid)) if valid.size else -1.0
+
+
 def bbox_ap_stats(coco_eval, max_dets: int | None = None) -> np.ndarray:
     """AP, AP50, AP75, APs, APm, APl (fractions, -1 when undefined) with ``max_dets`` detections per image.
 
@@ -323,9 +342,11 @@ class COCOEvaluator(DatasetEvaluator):
             extra_area_ranges: ``{name: [low, high]}`` box areas in px^2, e.g. ``{"APtiny": [0, 256]}``
                 (COCO's semantics: detections outside the range that match nothing are not counted).
             gt_slices: ``{name: [attribute, low, high]}``: AP (IoU 0.50:0.95; or at one IoU threshold given as a
-                4th element, e.g. ``[attribute, low, high, 0.5]``) over the ground truths whose annotation
+                4th element, e.g. ``[attribute, low, high, 0.5]``; or average recall with a 5th element
+                ``"AR"``, e.g. ``[attribute, low, high, None, "AR"]``) over the ground truths whose annotation
                 ``attribute`` lies in ``[low, high)``; detections matching other ground truths are ignored,
-                detections matching nothing count as false positives.
+                detections matching nothing count as false positives in every slice (so a slice's AP sits
+                below what the same objects would score alone, while its AR is unaffected).
             part_false_positives: a score threshold ``s``: for datasets whose images list unlabelled object
                 parts (``"parts": [[x, y, w, h, category_id], ...]`` in the COCO image entries, as
                 ``shapes_small_clutter`` has), report ``PFP``: the percentage of detections scoring >= ``s``
@@ -468,11 +489,11 @@ class COCOEvaluator(DatasetEvaluator):
         """AP (x100, NaN when undefined) over each ground-truth subset of ``gt_slices``; slices of the same
         subset share one evaluation."""
         out: dict[str, float] = {}
-        subsets: dict[tuple, list[tuple[str, float | None]]] = {}
-        for name, (attribute, low, high, iou) in self._gt_slices.items():
-            subsets.setdefault((attribute, low, high), []).append((name, iou))
+        subsets: dict[tuple, list[tuple[str, float | None, str]]] = {}
+        for name, (attribute, low, high, iou, kind) in self._gt_slices.items():
+            subsets.setdefault((attribute, low, high), []).append((name, iou, kind))
         for (attribute, low, high), readouts in subsets.items():
-            names = [n for n, _ in readouts]
+            names = [n for n, _, _ in readouts]
 
             def keep(g, names=names, attribute=attribute, low=low, high=high):
                 if attribute not in g:
@@ -490,9 +511,10 @@ class COCOEvaluator(DatasetEvaluator):
                 max_dets_per_image=self._max_dets_per_image,
                 gt_filter=keep,
             )
-            for name, iou in readouts:
-                ap = ap_at(coco_eval, iou, max_dets=self._max_dets_per_image[-1]) if coco_eval is not None else -1.0
-                out[name] = ap * 100 if ap >= 0 else float("nan")
+            for name, iou, kind in readouts:
+                read = ap_at if kind == "AP" else ar_at
+                v = read(coco_eval, iou, max_dets=self._max_dets_per_image[-1]) if coco_eval is not None else -1.0
+                out[name] = v * 100 if v >= 0 else float("nan")
         if out:
             self._logger.info("AP over ground-truth subsets:\n%s", _small_table(out))
         return out
@@ -616,12 +638,17 @@ def _check_extra_metrics(dataset_name: str, iou_thresholds, area_ranges, slices)
             raise ValueError(f"{where}: extra_area_ranges[{name!r}] has low {low} >= high {high}")
         areas[name] = [low, high]
     for name, value in dict(slices).items():
-        value = check_entry("gt_slices", name, value, "[attribute, low, high(, IoU threshold)]", (3, 4))
+        form = "[attribute, low, high(, IoU threshold or None(, 'AP' or 'AR'))]"
+        value = check_entry("gt_slices", name, value, form, (3, 4, 5))
         low, high = float(value[1]), float(value[2])
         if not low < high:
             raise ValueError(f"{where}: gt_slices[{name!r}] has low {low} >= high {high}")
-        iou = check_iou(float(value[3]), f"gt_slices[{name!r}] IoU threshold") if len(value) == 4 else None
-        subsets[name] = [str(value[0]), low, high, iou]
+        iou = value[3] if len(value) >= 4 else None
+        iou = None if iou is None else check_iou(float(iou), f"gt_slices[{name!r}] IoU threshold")
+        kind = value[4] if len(value) == 5 else "AP"
+        if kind not in ("AP", "AR"):
+            raise ValueError(f"{where}: gt_slices[{name!r}] reads {kind!r}; expected 'AP' or 'AR'")
+        subsets[name] = [str(value[0]), low, high, iou, kind]
     return ious, areas, subsets
 
 

@@ -20,15 +20,16 @@ CPU recipe can learn (same image sizes and split sizes as ``shapes``: 320 px wid
     the end (pixels of the object's outline still showing it, over its outline's pixels) is recorded in
     each annotation as ``"visible"``. Boxes are the *full* extent of the object, hidden parts included
     (amodal), as COCO and VOC annotators draw them. Extra metrics: ``APvis0_60``, ``APvis60_90``,
-    ``APvis90_100`` (AP over objects in that visible range; the others ignored) and the same at IoU 0.5
-    (``AP50vis0_60`` ...).
+    ``APvis90_100`` (AP over objects in that visible range; the others ignored), the same at IoU 0.5
+    (``AP50vis0_60`` ...) and average recall (``ARvis0_60`` ...).
 
 ``shapes_irregular`` (DC-RetinaNet)
     Six elongated, rotated or concave kinds (bar, ellipse, crescent, ell, chevron, arc) at any angle, so
     that boxes hold much background: the share of the box the object covers is recorded as ``"fill"``.
     Boxes often overlap where the objects themselves barely do (masks overlap <= 10%). Background
     distractors are compact blobs (none of the kinds), no lines. Extra metrics: ``AP90`` (AP75 is
-    standard) and ``APfill0_40`` / ``APfill40_100`` (AP over objects covering < 40% / >= 40% of their box).
+    standard), ``APfill0_40`` / ``APfill40_100`` (AP over objects covering < 40% / >= 40% of their box) and
+    the average recalls ``ARfill0_40`` / ``ARfill40_100``.
 
 Every variant keeps six classes, so a ``shapes`` config runs on it by changing only the dataset names.
 """
@@ -517,6 +518,9 @@ SHAPES_VARIANTS = {
                     "AP50vis0_60": ["visible", 0.0, 0.6, 0.5],
                     "AP50vis60_90": ["visible", 0.6, 0.9, 0.5],
                     "AP50vis90_100": ["visible", 0.9, 1.01, 0.5],
+                    "ARvis0_60": ["visible", 0.0, 0.6, None, "AR"],
+                    "ARvis60_90": ["visible", 0.6, 0.9, None, "AR"],
+                    "ARvis90_100": ["visible", 0.9, 1.01, None, "AR"],
                 }
             },
             description="net_detr2 synthetic shapes: objects partly hidden by objects and noise patches",
@@ -530,7 +534,12 @@ SHAPES_VARIANTS = {
             attributes=("fill",),
             evaluation={
                 "extra_iou_thresholds": [0.9],
-                "gt_slices": {"APfill0_40": ["fill", 0.0, 0.4], "APfill40_100": ["fill", 0.4, 1.01]},
+                "gt_slices": {
+                    "APfill0_40": ["fill", 0.0, 0.4],
+                    "APfill40_100": ["fill", 0.4, 1.01],
+                    "ARfill0_40": ["fill", 0.0, 0.4, None, "AR"],
+                    "ARfill40_100": ["fill", 0.4, 1.01, None, "AR"],
+                },
             },
             description="net_detr2 synthetic shapes: elongated, rotated and concave objects",
         ),
