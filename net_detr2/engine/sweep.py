@@ -113,13 +113,20 @@ class Run:
     def is_done(self) -> bool:
         return self.results_file.is_file()
 
-    def overrides(self, common_overrides: Sequence[str]) -> list[str]:
-        """The run's overrides, ``{seed}`` and ``{sweep}`` (the sweep folder) filled in."""
+    def filled_overrides(self, common_overrides: Sequence[str]) -> list[str]:
+        """The common and the variant's overrides, ``{seed}`` and ``{sweep}`` (the sweep folder) filled in."""
         sweep = str(self.output_dir.parent.parent)
         return [
             o.replace("{seed}", str(self.seed)).replace("{sweep}", sweep)
             for o in (*common_overrides, *self.variant.overrides)
-        ] + [f"train.seed={self.seed}", f"train.output_dir={self.output_dir}"]
+        ]
+
+    def overrides(self, common_overrides: Sequence[str]) -> list[str]:
+        """Every override of the run: the filled-in ones, then its seed and output folder."""
+        return self.filled_overrides(common_overrides) + [
+            f"train.seed={self.seed}",
+            f"train.output_dir={self.output_dir}",
+        ]
 
     def command(self, python: str, train_script: str, common_overrides: Sequence[str]) -> list[str]:
         cmd = [python, train_script, "--config-file", self.variant.config_file]
@@ -130,10 +137,10 @@ class Run:
     def depends_on(self, other: Run, common_overrides: Sequence[str]) -> bool:
         """Whether an override names a file of ``other``'s folder (e.g. its ``model_final.pth`` as this run's
         ``train.init_checkpoint``): then this run waits for that one."""
-        if other is self or other.output_dir == self.output_dir:
+        if other.output_dir == self.output_dir:
             return False
         folder = str(other.output_dir)
-        return any(folder + os.sep in o or o.endswith("=" + folder) for o in self.overrides(common_overrides)[:-2])
+        return any(folder + os.sep in o or o.endswith("=" + folder) for o in self.filled_overrides(common_overrides))
 
     def results(self) -> dict:
         with open(self.results_file, encoding="utf-8") as f:
