@@ -381,6 +381,8 @@ def test_sweep_resumes_after_a_kill(tiny_config, tmp_path):
         "1",
         "--bootstrap",
         "0",
+        "--launcher",
+        "env LAUNCHED_BY=test",  # a command prefix (a job queue in real use)
     ]
     proc = subprocess.Popen(
         [sys.executable, str(REPO / "tools/compare.py"), *args],
@@ -418,6 +420,7 @@ def test_sweep_resumes_after_a_kill(tiny_config, tmp_path):
     expected = ["baseline/seed1", "lr2/seed1"] + ([] if second_done_before else ["lr2/seed0"])
     assert started == sorted(expected), log
     assert "baseline/seed0: done, skipped" in log
+    assert all(": start" not in line or ": env LAUNCHED_BY=test " in line for line in log.splitlines())
     if not second_done_before:
         assert "lr2/seed0: start (resuming)" in log  # its folder existed: --resume, not a refused fresh run
     assert (first.read_bytes(), first.stat().st_mtime_ns) == before

@@ -61,6 +61,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="OMP_NUM_THREADS of every run (default: this environment's OMP_NUM_THREADS, else 1)",
     )
     ap.add_argument("--train-script", default=str(REPO / "train_net.py"), help="the training entry point")
+    ap.add_argument(
+        "--launcher",
+        default="",
+        help="a command prefix for every run, e.g. a job queue: --launcher /work/bin/heavy (the sweep itself "
+        "stays outside it and only waits)",
+    )
     ap.add_argument("--bootstrap", type=int, default=1000, help="resamples for a single seed pair (default 1000)")
     ap.add_argument("--per-category", action="store_true", help="also compare the per-category APs")
     ap.add_argument("--metrics", nargs="+", help="compare only these metrics")
@@ -95,7 +101,13 @@ def sweep_from_args(args) -> Sweep:
     if not variants:
         raise SweepSpecError("give at least one --variant to compare with the baseline")
     return Sweep(
-        Path(args.output_dir), [baseline, *variants], seeds, tuple(args.common), args.threads, args.train_script
+        Path(args.output_dir),
+        [baseline, *variants],
+        seeds,
+        tuple(args.common),
+        args.threads,
+        args.train_script,
+        launcher=tuple(shlex.split(args.launcher)),
     )
 
 
@@ -167,10 +179,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.dry_run:
             for r in sweep.runs():
                 state = "done" if r.is_done() else "to do"
-                print(
-                    f"[{state}] OMP_NUM_THREADS={sweep.threads} "
-                    + " ".join(r.command(sys.executable, sweep.train_script, sweep.common_overrides))
-                )
+                cmd = [*sweep.launcher, *r.command(sys.executable, sweep.train_script, sweep.common_overrides)]
+                print(f"[{state}] OMP_NUM_THREADS={sweep.threads} " + " ".join(cmd))
             return 0
         failed = []
         if not args.report_only:

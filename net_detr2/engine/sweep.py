@@ -185,7 +185,11 @@ def flat_metrics(results: dict) -> dict[str, float]:
 
 @dataclass
 class Sweep:
-    """The runs of ``variants`` (``variants[0]`` is the baseline) x ``seeds`` under ``output_dir``."""
+    """The runs of ``variants`` (``variants[0]`` is the baseline) x ``seeds`` under ``output_dir``.
+
+    ``launcher``: a command prefix for every run (e.g. a queue that waits for a free machine slot); it does
+    not change what a run computes, so it is not part of the sweep's recorded setting.
+    """
 
     output_dir: Path
     variants: list[Variant]
@@ -194,6 +198,7 @@ class Sweep:
     threads: int = 1
     train_script: str = "train_net.py"
     python: str = sys.executable
+    launcher: tuple[str, ...] = ()
     config_digests: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self):
@@ -347,7 +352,7 @@ class Sweep:
                     r = self._next_ready(pending, running, failed, log)
                     if r is None:
                         break
-                    cmd = r.command(self.python, self.train_script, self.common_overrides)
+                    cmd = [*self.launcher, *r.command(self.python, self.train_script, self.common_overrides)]
                     log_path = self.output_dir / "logs" / f"{r.variant.name}_seed{r.seed}.log"
                     f = open(log_path, "ab")
                     f.write(f"\n[sweep] {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(cmd)}\n".encode())
@@ -415,7 +420,8 @@ class Sweep:
         return self.output_dir / "runs.json"
 
     def run_records(self) -> dict[str, dict]:
-        """``{"<variant>/seed<S>": {"wall_s", "code", "finished"}}`` of the runs this sweep finished."""
+        """``{"<variant>/seed<S>": {"wall_s", "code", "finished"}}`` of the runs this sweep finished (``wall_s``
+        from launch to exit, so it includes any wait in the launcher's queue)."""
         return json.loads(self.records_file.read_text()) if self.records_file.is_file() else {}
 
     def collect(self) -> dict[str, dict[int, dict[str, float]]]:
