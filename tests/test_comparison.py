@@ -2,6 +2,8 @@
 against pycocotools and a known answer, seeds that make runs differ and reproduce, and a real sweep of two
 tiny configs x 2 seeds that is killed after its first run and resumed (``tools/compare.py``)."""
 
+from __future__ import annotations
+
 import contextlib
 import copy
 import io
