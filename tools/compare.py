@@ -190,6 +190,9 @@ def main(argv: list[str] | None = None) -> int:
     except SweepSpecError as e:
         print(f"compare.py: error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("[sweep] interrupted; rerun the same command to continue", file=sys.stderr)
+        return 130
     md, js, png = report(sweep, args, command)
     print(md.read_text())
     print(f"[sweep] wrote {md}, {js}, {png}")
