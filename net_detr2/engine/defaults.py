@@ -39,6 +39,7 @@ __all__ = [
     "default_writers",
     "create_ddp_model",
     "check_train_config",
+    "write_final_results",
     "DefaultTrainer",
 ]
 
@@ -70,7 +71,9 @@ TRAIN_KEYS: dict[str, tuple[type, ...]] = {
 }
 _TRAIN_SUBKEYS = {"amp": ("enabled", "dtype"), "ddp": ("broadcast_buffers",), "checkpointer": ("period", "max_to_keep")}
 # with a non-empty metrics.json, what makes a folder hold a run (and what --overwrite deletes)
-_RUN_FILE = re.compile(r"^(model_(\d{7}|final|best)\.pth|last_checkpoint|events\.out\.tfevents\..*)$")
+_RUN_FILE = re.compile(
+    r"^(model_(\d{7}|final|best)\.pth|last_checkpoint|final_results\.json|events\.out\.tfevents\..*)$"
+)
 
 
 class _ArgumentParser(argparse.ArgumentParser):
@@ -327,6 +330,19 @@ def _warn_schedule_length(node: Any, max_iter: int) -> None:
             stack.extend(v for k, v in cur.items() if k != "_target_")
 
 
+FINAL_RESULTS_FILE = "final_results.json"
+
+
+def write_final_results(output_dir: str, results: dict, max_iter: int, seed: int) -> str:
+    """Write a finished run's final evaluation to ``output_dir/final_results.json`` (atomically):
+    ``{"iteration": max_iter, "seed": seed, "results": {task: {metric: value}}}``. Its presence marks the
+    run as complete (the multi-seed comparison, ``tools/compare.py``, skips such runs)."""
+    path = os.path.join(output_dir, FINAL_RESULTS_FILE)
+    record = {"iteration": int(max_iter), "seed": int(seed), "results": results}
+    atomic_write(path, lambda f: json.dump(record, f, indent=1, default=float), mode="w")
+    return path
+
+
 class DefaultTrainer(SimpleTrainer):
     """Training driven by a LazyConfig: one trainer, every setting read from ``cfg.train`` (keys and defaults
     in ``configs/common/train.py``; see also ``DEVELOPERS.md``).
@@ -501,8 +517,11 @@ class DefaultTrainer(SimpleTrainer):
         logger.info(f"Resuming from {path} at iteration {self.start_iter}")
 
     def train(self) -> Any:
-        """Run training from ``start_iter``; returns the final evaluation results (or ``None``)."""
+        """Run training from ``start_iter``; returns the final evaluation results (or ``None``), which a
+        finished run also writes to ``train.output_dir/final_results.json``."""
         super().train(self.start_iter, self.max_iter)
+        if self.last_eval_results and comm.is_main_process():
+            write_final_results(self.cfg.train.output_dir, self.last_eval_results, self.max_iter, self.cfg.train.seed)
         if self.cfg.train.num_vis_images > 0 and comm.is_main_process():
             self.visualize(self.cfg, self.model, self.cfg.train.num_vis_images)
         return self.last_eval_results

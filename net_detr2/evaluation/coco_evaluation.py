@@ -11,7 +11,7 @@ import logging
 import os
 import warnings
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -32,6 +32,9 @@ __all__ = [
     "load_coco_gt",
     "evaluate_predictions_on_coco",
     "bbox_ap_stats",
+    "ap_at",
+    "ar_at",
+    "part_false_positive_rate",
     "COCO_BBOX_METRICS",
 ]
 
@@ -191,8 +194,15 @@ def evaluate_predictions_on_coco(
     iou_type: str = "bbox",
     img_ids: Sequence | None = None,
     max_dets_per_image: Sequence[int] | None = None,
+    extra_area_ranges: Mapping[str, Sequence[float]] | None = None,
+    gt_filter: Callable[[dict], bool] | None = None,
 ):
-    """Run pycocotools' COCOeval; returns it (evaluated, accumulated, summarized) or None if no results."""
+    """Run pycocotools' COCOeval; returns it (evaluated, accumulated, summarized) or None if no results.
+
+    ``extra_area_ranges`` (label -> ``[low, high]`` box area in px^2) are evaluated beside COCO's four.
+    ``gt_filter(annotation) -> bool``: ground truths it rejects are *ignored*, as crowd regions are: a
+    detection matching one counts neither as a true nor as a false positive (AP of a subset of objects).
+    """
     from pycocotools.cocoeval import COCOeval
 
     if len(coco_results) == 0:
@@ -202,7 +212,10 @@ def evaluate_predictions_on_coco(
     coco_results = copy.deepcopy(coco_results)
     with _quiet():
         coco_dt = coco_gt.loadRes(coco_results)
-        coco_eval = COCOeval(coco_gt, coco_dt, iou_type)
+        coco_eval = (COCOeval if gt_filter is None else _subset_cocoeval(gt_filter))(coco_gt, coco_dt, iou_type)
+        for label, (low, high) in (extra_area_ranges or {}).items():
+            coco_eval.params.areaRng.append([float(low), float(high)])
+            coco_eval.params.areaRngLbl.append(label)
         if max_dets_per_image is not None:
             # COCOeval sorts maxDets and truncates detections at the largest: keep them unique and sorted.
             coco_eval.params.maxDets = sorted({int(m) for m in max_dets_per_image})
@@ -210,14 +223,64 @@ def evaluate_predictions_on_coco(
             coco_eval.params.imgIds = list(img_ids)
         coco_eval.evaluate()
         coco_eval.accumulate()
-        if list(coco_eval.params.maxDets) == [1, 10, 100]:
+        if list(coco_eval.params.maxDets) == [1, 10, 100] and gt_filter is None:
             # pycocotools' summary hard-codes maxDets=100 for AP; other settings use bbox_ap_stats only.
             summary = io.StringIO()
             with contextlib.redirect_stdout(summary):
                 coco_eval.summarize()
-    if list(coco_eval.params.maxDets) == [1, 10, 100]:
+    if list(coco_eval.params.maxDets) == [1, 10, 100] and gt_filter is None:
         logger.info("COCOeval summary:\n%s", summary.getvalue().rstrip())
     return coco_eval
+
+
+def _subset_cocoeval(gt_filter: Callable[[dict], bool]):
+    """A COCOeval class that also ignores the ground truths ``gt_filter`` rejects."""
+    from pycocotools.cocoeval import COCOeval
+
+    class SubsetCOCOeval(COCOeval):
+        def _prepare(self):
+            super()._prepare()  # sets every ground truth's "ignore" from "iscrowd"
+            for gts in self._gts.values():
+                for g in gts:
+                    g["ignore"] = bool(g["ignore"]) or not gt_filter(g)
+
+    return SubsetCOCOeval
+
+
+def ap_at(coco_eval, iou: float | None = None, area: str = "all", max_dets: int | None = None) -> float:
+    """AP (fraction, -1 when undefined) from an accumulated COCOeval's precision array: at one IoU threshold
+    (``iou``, which must be one of ``params.iouThrs``) or averaged over all (``None``), for one area label."""
+    p = coco_eval.params
+    precision = coco_eval.eval["precision"]  # (iou, recall, class, area, maxDets)
+    m = list(p.maxDets).index(max(p.maxDets) if max_dets is None else int(max_dets))
+    s = precision[:, :, :, list(p.areaRngLbl).index(area), m]
+    if iou is not None:
+        t = np.where(np.isclose(p.iouThrs, iou))[0]
+        if t.size == 0:
+            raise ValueError(
+                f"IoU threshold {iou} is not one of the evaluated thresholds {np.round(p.iouThrs, 2).tolist()}"
+            )
+        s = s[t]
+    valid = s[s > -1]
+    return float(np.mean(valid)) if valid.size else -1.0
+
+
+def ar_at(coco_eval, iou: float | None = None, area: str = "all", max_dets: int | None = None) -> float:
+    """Average recall (fraction, -1 when undefined) from an accumulated COCOeval's recall array, at one IoU
+    threshold or averaged over all (``None``), for one area label; like :func:`ap_at`."""
+    p = coco_eval.params
+    recall = coco_eval.eval["recall"]  # (iou, class, area, maxDets)
+    m = list(p.maxDets).index(max(p.maxDets) if max_dets is None else int(max_dets))
+    r = recall[:, :, list(p.areaRngLbl).index(area), m]
+    if iou is not None:
+        t = np.where(np.isclose(p.iouThrs, iou))[0]
+        if t.size == 0:
+            raise ValueError(
+                f"IoU threshold {iou} is not one of the evaluated thresholds {np.round(p.iouThrs, 2).tolist()}"
+            )
+        r = r[t]
+    valid = r[r > -1]
+    return float(np.mean(valid)) if valid.size else -1.0
 
 
 def bbox_ap_stats(coco_eval, max_dets: int | None = None) -> np.ndarray:
@@ -227,18 +290,8 @@ def bbox_ap_stats(coco_eval, max_dets: int | None = None) -> np.ndarray:
     ``COCOeval.summarize()``'s ``stats[:6]`` for the default maxDets [1, 10, 100], and also valid for
     other ``max_dets_per_image`` (pycocotools' summary looks for exactly 100).
     """
-    p = coco_eval.params
-    precision = coco_eval.eval["precision"]  # (iou, recall, class, area, maxDets)
-    m = list(p.maxDets).index(max(p.maxDets) if max_dets is None else int(max_dets))
-    out = []
-    for iou, area in ((None, "all"), (0.5, "all"), (0.75, "all"), (None, "small"), (None, "medium"), (None, "large")):
-        a = list(p.areaRngLbl).index(area)
-        s = precision[:, :, :, a, m]
-        if iou is not None:
-            s = s[np.where(np.isclose(p.iouThrs, iou))[0]]
-        valid = s[s > -1]
-        out.append(float(np.mean(valid)) if valid.size else -1.0)
-    return np.asarray(out)
+    pairs = ((None, "all"), (0.5, "all"), (0.75, "all"), (None, "small"), (None, "medium"), (None, "large"))
+    return np.asarray([ap_at(coco_eval, iou, area, max_dets) for iou, area in pairs])
 
 
 # ---------------------------------------------------------------------------- evaluator
@@ -250,6 +303,13 @@ class COCOEvaluator(DatasetEvaluator):
     memory with :func:`convert_to_coco_dict` (written to
     ``output_dir/<dataset>_coco_format.json`` when ``output_dir`` is set and reused if
     ``allow_cached_coco``). Predicted contiguous class ids are mapped back to dataset category ids.
+
+    Extra metrics, each from the same COCOeval matching: ``AP<t>`` at extra IoU thresholds (e.g. ``AP90``),
+    AP over extra box-area ranges (e.g. ``APtiny``), and AP over a subset of the ground truth chosen by an
+    annotation attribute (e.g. ``APvis30_60``: objects 30-60% visible; the other ground truths are ignored,
+    as crowd regions are). Each option left at ``None`` takes the dataset metadata's entry of the same name
+    when it has one (the claim-shaped ``shapes`` variants declare theirs; ``datasets/README.md``); pass an
+    empty list/dict (``False`` for ``part_false_positives``) to switch it off.
     """
 
     def __init__(
@@ -262,6 +322,10 @@ class COCOEvaluator(DatasetEvaluator):
         max_dets_per_image: int | None = None,
         use_fast_impl: bool = False,
         allow_cached_coco: bool = True,
+        extra_iou_thresholds: Sequence[float] | None = None,
+        extra_area_ranges: Mapping[str, Sequence[float]] | None = None,
+        gt_slices: Mapping[str, Sequence] | None = None,
+        part_false_positives: float | bool | None = None,
     ):
         """
         Args:
@@ -273,6 +337,20 @@ class COCOEvaluator(DatasetEvaluator):
             use_fast_impl: detectron2's C++ COCOeval is not available; True falls back to pycocotools
                 with a warning (the numbers are the same).
             allow_cached_coco: reuse an existing converted json in ``output_dir``.
+            extra_iou_thresholds: report ``AP<100 t>`` for each IoU threshold ``t`` (one of COCO's 0.50,
+                0.55, ..., 0.95), e.g. ``[0.9]`` -> ``AP90``.
+            extra_area_ranges: ``{name: [low, high]}`` box areas in px^2, e.g. ``{"APtiny": [0, 256]}``
+                (COCO's semantics: detections outside the range that match nothing are not counted).
+            gt_slices: ``{name: [attribute, low, high]}``: AP (IoU 0.50:0.95; or at one IoU threshold given as a
+                4th element, e.g. ``[attribute, low, high, 0.5]``; or average recall with a 5th element
+                ``"AR"``, e.g. ``[attribute, low, high, None, "AR"]``) over the ground truths whose annotation
+                ``attribute`` lies in ``[low, high)``; detections matching other ground truths are ignored,
+                detections matching nothing count as false positives in every slice (so a slice's AP sits
+                below what the same objects would score alone, while its AR is unaffected).
+            part_false_positives: a score threshold ``s``: for datasets whose images list unlabelled object
+                parts (``"parts": [[x, y, w, h, category_id], ...]`` in the COCO image entries, as
+                ``shapes_small_clutter`` has), report ``PFP``: the percentage of detections scoring >= ``s``
+                whose box matches a part (IoU >= 0.5, any class). Lower is better. ``False`` switches it off.
         """
         self._logger = logger
         self._dataset_name = dataset_name
@@ -290,6 +368,19 @@ class COCOEvaluator(DatasetEvaluator):
         self._max_dets_per_image = [1, 10, 100] if max_dets_per_image is None else [1, 10, int(max_dets_per_image)]
 
         self._metadata = MetadataCatalog.get(dataset_name)
+        self._extra_iou_thresholds, self._extra_area_ranges, self._gt_slices = _check_extra_metrics(
+            dataset_name,
+            self._metadata.get("extra_iou_thresholds", []) if extra_iou_thresholds is None else extra_iou_thresholds,
+            self._metadata.get("extra_area_ranges", {}) if extra_area_ranges is None else extra_area_ranges,
+            self._metadata.get("gt_slices", {}) if gt_slices is None else gt_slices,
+        )
+        pfp = self._metadata.get("part_false_positives") if part_false_positives is None else part_false_positives
+        pfp = None if pfp is False else pfp
+        if pfp is not None and not 0.0 <= float(pfp) <= 1.0:
+            raise ValueError(
+                f"COCOEvaluator({dataset_name!r}): part_false_positives must be a score in [0, 1], got {pfp}"
+            )
+        self._pfp_threshold = None if pfp is None else float(pfp)
         json_file = self._metadata.get("json_file")
         if json_file:
             self._coco_api = load_coco_gt(json_file)
@@ -373,19 +464,79 @@ class COCOEvaluator(DatasetEvaluator):
             return
         for task in self._tasks:
             coco_eval = evaluate_predictions_on_coco(
-                self._coco_api, coco_results, task, img_ids=img_ids, max_dets_per_image=self._max_dets_per_image
+                self._coco_api,
+                coco_results,
+                task,
+                img_ids=img_ids,
+                max_dets_per_image=self._max_dets_per_image,
+                extra_area_ranges=self._extra_area_ranges,
             )
             self._results[task] = self._derive_coco_results(coco_eval, self._metadata.get("thing_classes"))
+            if self._gt_slices:
+                self._results[task].update(self._slice_results(coco_results, task, img_ids))
+            if self._pfp_threshold is not None:
+                images = self._coco_api.dataset["images"]
+                if img_ids is not None:
+                    images = [im for im in images if im["id"] in set(img_ids)]
+                if not any("parts" in im for im in images):
+                    raise ValueError(
+                        f"COCOEvaluator({self._dataset_name!r}): part_false_positives needs 'parts' in the COCO image "
+                        "entries of the ground truth, which has none"
+                    )
+                self._results[task]["PFP"] = part_false_positive_rate(images, coco_results, self._pfp_threshold)
+
+    def _slice_results(self, coco_results: list[dict], task: str, img_ids) -> dict:
+        """AP (x100, NaN when undefined) over each ground-truth subset of ``gt_slices``; slices of the same
+        subset share one evaluation."""
+        out: dict[str, float] = {}
+        subsets: dict[tuple, list[tuple[str, float | None, str]]] = {}
+        for name, (attribute, low, high, iou, kind) in self._gt_slices.items():
+            subsets.setdefault((attribute, low, high), []).append((name, iou, kind))
+        for (attribute, low, high), readouts in subsets.items():
+            names = [n for n, _, _ in readouts]
+
+            def keep(g, names=names, attribute=attribute, low=low, high=high):
+                if attribute not in g:
+                    raise ValueError(
+                        f"COCOEvaluator({self._dataset_name!r}): gt_slices {names} need the annotation attribute "
+                        f"{attribute!r}, which annotation id {g.get('id')} does not have"
+                    )
+                return low <= float(g[attribute]) < high
+
+            coco_eval = evaluate_predictions_on_coco(
+                self._coco_api,
+                coco_results,
+                task,
+                img_ids=img_ids,
+                max_dets_per_image=self._max_dets_per_image,
+                gt_filter=keep,
+            )
+            for name, iou, kind in readouts:
+                read = ap_at if kind == "AP" else ar_at
+                v = read(coco_eval, iou, max_dets=self._max_dets_per_image[-1]) if coco_eval is not None else -1.0
+                out[name] = v * 100 if v >= 0 else float("nan")
+        if out:
+            self._logger.info("AP over ground-truth subsets:\n%s", _small_table(out))
+        return out
 
     def _derive_coco_results(self, coco_eval, class_names: Sequence[str] | None) -> dict:
         """COCOeval stats (x100) plus per-category AP (area 'all', the largest maxDets)."""
         metrics = COCO_BBOX_METRICS
         if coco_eval is None:
             self._logger.warning("No predictions from the model! Box metrics are NaN.")
-            return {m: float("nan") for m in metrics}
+            names = list(metrics) + [f"AP{round(100 * t)}" for t in self._extra_iou_thresholds]
+            return {m: float("nan") for m in names + list(self._extra_area_ranges)}
         stats = bbox_ap_stats(coco_eval, self._max_dets_per_image[-1])
         m = list(coco_eval.params.maxDets).index(self._max_dets_per_image[-1])
         results = {m: float(stats[i] * 100) if stats[i] >= 0 else float("nan") for i, m in enumerate(metrics)}
+        extra = {
+            f"AP{round(100 * t)}": ap_at(coco_eval, t, "all", self._max_dets_per_image[-1])
+            for t in self._extra_iou_thresholds
+        }
+        extra.update(
+            {name: ap_at(coco_eval, None, name, self._max_dets_per_image[-1]) for name in self._extra_area_ranges}
+        )
+        results.update({k: v * 100 if v >= 0 else float("nan") for k, v in extra.items()})
         self._logger.info("Evaluation results for bbox:\n%s", _small_table(results))
         if not np.isfinite(sum(results.values())):
             self._logger.info("Some metrics cannot be computed and are shown as NaN.")
@@ -417,6 +568,88 @@ class COCOEvaluator(DatasetEvaluator):
         self._logger.info("Per-category bbox AP:\n%s", table)
         results.update({"AP-" + name: ap for name, ap in per_category})
         return results
+
+
+def part_false_positive_rate(
+    images: Sequence[dict], coco_results: Sequence[dict], score_threshold: float, iou_threshold: float = 0.5
+) -> float:
+    """Percentage of detections scoring >= ``score_threshold`` whose box matches an unlabelled object part of
+    its image (IoU >= ``iou_threshold``, any class); NaN without such detections.
+
+    Args:
+        images: COCO image entries, each with ``"parts": [[x, y, w, h, ...], ...]`` (XYWH).
+        coco_results: COCO result dicts (``image_id``, ``bbox`` XYWH, ``score``).
+    """
+    parts = {
+        im["id"]: np.asarray([p[:4] for p in im.get("parts", [])], dtype=np.float64).reshape(-1, 4) for im in images
+    }
+    by_image: dict = {}
+    for r in coco_results:
+        if r["score"] >= score_threshold and r["image_id"] in parts:
+            by_image.setdefault(r["image_id"], []).append(r["bbox"])
+    total = sum(len(v) for v in by_image.values())
+    if total == 0:
+        return float("nan")
+    hits = 0
+    for image_id, boxes in by_image.items():
+        p = parts[image_id]
+        if len(p) == 0:
+            continue
+        d = np.asarray(boxes, dtype=np.float64)
+        lt = np.maximum(d[:, None, :2], p[None, :, :2])
+        rb = np.minimum(d[:, None, :2] + d[:, None, 2:], p[None, :, :2] + p[None, :, 2:])
+        inter = np.clip(rb - lt, 0, None).prod(axis=2)
+        union = d[:, None, 2:].prod(axis=2) + p[None, :, 2:].prod(axis=2) - inter
+        hits += int((inter / np.maximum(union, 1e-12) >= iou_threshold).any(axis=1).sum())
+    return 100.0 * hits / total
+
+
+_COCO_IOU_THRESHOLDS = np.linspace(0.5, 0.95, 10)
+
+
+def _check_extra_metrics(dataset_name: str, iou_thresholds, area_ranges, slices) -> tuple[list, dict, dict]:
+    """Validate the extra-metric options (names, thresholds, ranges); returns them as plain lists/dicts:
+    IoU thresholds, ``{name: [low, high]}``, ``{name: [attribute, low, high, IoU threshold or None]}``."""
+    where = f"COCOEvaluator({dataset_name!r})"
+
+    def check_iou(t: float, what: str) -> float:
+        if not np.isclose(_COCO_IOU_THRESHOLDS, t).any():
+            raise ValueError(
+                f"{where}: {what} {t} is not one of COCO's IoU thresholds {np.round(_COCO_IOU_THRESHOLDS, 2).tolist()}"
+            )
+        return float(t)
+
+    def check_entry(option: str, name, value, form: str, sizes: tuple[int, ...]) -> list:
+        if not isinstance(name, str) or not name or "-" in name or "/" in name or name in COCO_BBOX_METRICS:
+            raise ValueError(
+                f"{where}: {option} name {name!r} must be a new metric name without '-' or '/' "
+                "('-' marks per-category metrics)"
+            )
+        value = list(value)
+        if len(value) not in sizes:
+            raise ValueError(f"{where}: {option}[{name!r}] = {value!r} is not of the form {form}")
+        return value
+
+    ious = [check_iou(float(t), "extra_iou_thresholds value") for t in iou_thresholds]
+    areas, subsets = {}, {}
+    for name, value in dict(area_ranges).items():
+        low, high = (float(v) for v in check_entry("extra_area_ranges", name, value, "[low, high]", (2,)))
+        if not low < high:
+            raise ValueError(f"{where}: extra_area_ranges[{name!r}] has low {low} >= high {high}")
+        areas[name] = [low, high]
+    for name, value in dict(slices).items():
+        form = "[attribute, low, high(, IoU threshold or None(, 'AP' or 'AR'))]"
+        value = check_entry("gt_slices", name, value, form, (3, 4, 5))
+        low, high = float(value[1]), float(value[2])
+        if not low < high:
+            raise ValueError(f"{where}: gt_slices[{name!r}] has low {low} >= high {high}")
+        iou = value[3] if len(value) >= 4 else None
+        iou = None if iou is None else check_iou(float(iou), f"gt_slices[{name!r}] IoU threshold")
+        kind = value[4] if len(value) == 5 else "AP"
+        if kind not in ("AP", "AR"):
+            raise ValueError(f"{where}: gt_slices[{name!r}] reads {kind!r}; expected 'AP' or 'AR'")
+        subsets[name] = [str(value[0]), low, high, iou, kind]
+    return ious, areas, subsets
 
 
 def _small_table(d: dict) -> str:
