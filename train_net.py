@@ -11,6 +11,8 @@ config.yaml, seeding), then either evaluate ``train.init_checkpoint`` (``--eval-
 when CUDA is unavailable).
 """
 
+from __future__ import annotations
+
 import logging
 
 from net_detr2.checkpoint import DetectionCheckpointer

@@ -1,6 +1,8 @@
 """Engine: event storage and writers, the training loop, hooks and DefaultTrainer
 (determinism, exact resume, non-finite losses, freezing, plotting)."""
 
+from __future__ import annotations
+
 import json
 import logging
 from pathlib import Path
@@ -8,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 from omegaconf import DictConfig
+from PIL import Image
 from torch import nn
 from torch.nn import functional as F
 
@@ -397,8 +400,27 @@ def test_plot_curves(tmp_path):
         "\n".join(json.dumps({"iteration": i, "total_loss": 1 / (i + 1), "lr": 0.01}) for i in range(5))
         + '\n{"iteration": 4, "bbox/AP": 30.0}\n{broken'
     )
-    out = hooks.plot_metrics(str(metrics), str(tmp_path / "curves.png"))
-    assert out and Path(out).stat().st_size > 1000
+    import matplotlib.axes
+
+    plotted = {}
+    original_plot = matplotlib.axes.Axes.plot
+
+    def recording_plot(ax, xs, ys, *args, label=None, **kwargs):
+        plotted[label] = (list(xs), list(ys))
+        return original_plot(ax, xs, ys, *args, label=label, **kwargs)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(matplotlib.axes.Axes, "plot", recording_plot)
+        out = hooks.plot_metrics(str(metrics), str(tmp_path / "curves.png"))
+    # every numeric series against its iterations; the half-written last line is skipped
+    assert plotted == {
+        "total_loss": ([0, 1, 2, 3, 4], [1.0, 0.5, 1 / 3, 0.25, 0.2]),
+        "lr": ([0, 1, 2, 3, 4], [0.01] * 5),
+        "bbox/AP": ([4], [30.0]),
+    }
+    # one 9 x 3.2 inch panel (losses, learning rate, metrics) each, at 100 dpi
+    with Image.open(out) as image:
+        assert image.size == (900, 960)
 
 
 def test_argument_parser():

@@ -1,5 +1,7 @@
 """launch: two CPU (gloo) processes train a small model under DDP and end with identical weights."""
 
+from __future__ import annotations
+
 import tempfile
 from pathlib import Path
 

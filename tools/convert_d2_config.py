@@ -12,6 +12,8 @@ Only box-only GeneralizedRCNN (RPN + StandardROIHeads) and RetinaNet on ResNet(-
 anything else stops with an error naming the key.
 """
 
+from __future__ import annotations
+
 import argparse
 import os
 import sys

@@ -8,6 +8,8 @@ deformable convs, rotated boxes, ...) raise ``ValueError`` naming the key, inste
 Keys the YAML leaves out take detectron2's defaults (``_D2_DEFAULTS`` below, the subset read here).
 """
 
+from __future__ import annotations
+
 import ast
 import copy
 import math

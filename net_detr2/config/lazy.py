@@ -3,8 +3,9 @@
 A ``.py`` config is executed as a script; its top-level dict-like variables form the config.
 Relative imports inside config files (``from ..common.optim import SGD``) are resolved to *files*
 next to the config, not to Python packages, so config trees need no ``__init__.py`` and are not
-importable modules. Every load executes the files afresh, so mutating one loaded config never
-affects another.
+importable modules; the repository's shared configs have an absolute name,
+``from net_detr2.model_zoo.configs.common.optim import SGD`` (see `net_detr2.model_zoo`). Every load
+executes the files afresh, so mutating one loaded config never affects another.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
+
+from net_detr2.model_zoo import CONFIGS_MODULE, configs_root
 
 from .instantiate import ConfigKeyError, callable_name, did_you_mean
 
@@ -111,10 +114,17 @@ def _patch_import():
     old_import = builtins.__import__
 
     def new_import(name, globals=None, locals=None, fromlist=(), level=0):
-        if level == 0 or globals is None or not str(globals.get("__package__") or "").startswith(_CFG_PACKAGE):
+        in_config = globals is not None and str(globals.get("__package__") or "").startswith(_CFG_PACKAGE)
+        shipped = level == 0 and (name == CONFIGS_MODULE or name.startswith(CONFIGS_MODULE + "."))
+        if not in_config or (level == 0 and not shipped):
             return old_import(name, globals, locals, fromlist=fromlist, level=level)
         importer = globals["__file__"]
-        base = _resolve_relative(importer, name, level)
+        if shipped:
+            if not fromlist:
+                raise ImportError(f"{importer}: use 'from {name} import ...' (config files are not packages)")
+            base = os.path.join(str(configs_root()), *name[len(CONFIGS_MODULE) :].split(".")[1:])
+        else:
+            base = _resolve_relative(importer, name, level)
         if os.path.isfile(base + ".py"):
             filename = base + ".py"
             return _module_from_namespace(name or "config", filename, _exec_config_file(filename))
@@ -131,7 +141,7 @@ def _patch_import():
                 setattr(package, item, _module_from_namespace(item, item_file, _exec_config_file(item_file)))
             return package
         raise ImportError(
-            f"{importer}: relative import '{'.' * level}{name}' does not name a config file ({base}.py does not exist)"
+            f"{importer}: import '{'.' * level}{name}' does not name a config file ({base}.py does not exist)"
         )
 
     builtins.__import__ = new_import

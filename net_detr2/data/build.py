@@ -113,7 +113,6 @@ def filter_images_with_only_crowd_annotations(dataset_dicts: list[dict], dataset
 def get_detection_dataset_dicts(
     names: str | Sequence[str],
     filter_empty: bool = True,
-    min_keypoints: int = 0,
     proposal_files=None,
     check_consistency: bool = True,
 ) -> list[dict]:

@@ -1,5 +1,7 @@
 """Training engine: loops, hooks, the LazyConfig-driven ``DefaultTrainer``, set-up and launching."""
 
+from __future__ import annotations
+
 from .defaults import DefaultTrainer, create_ddp_model, default_argument_parser, default_setup, default_writers
 from .hooks import (
     BestCheckpointer,

@@ -11,6 +11,8 @@ Training can produce two groups of losses, each switchable (the three-stage sche
 Inference is `GeneralizedRCNN.inference` (the ROI heads merge the P2' and base detections).
 """
 
+from __future__ import annotations
+
 import contextlib
 from collections.abc import Iterator, Sequence
 
@@ -111,6 +113,8 @@ class EFPNRCNN(GeneralizedRCNN):
             losses.update(self.distillation_losses(batched_inputs, images, features, gt_instances))
         if self.detection_losses:
             proposals, proposal_losses = self._get_proposals(images, features, batched_inputs, gt_instances)
+            if self.visualization_due():
+                self.visualize_training(batched_inputs, proposals)
             _, detector_losses = self.roi_heads(images, features, proposals, gt_instances)
             losses.update(detector_losses)
             if self.train_rpn:
