@@ -123,3 +123,19 @@ def test_perfect_head_outputs_score_full_ap_in_the_picture_frame(shapes_pictures
     assert num_objects >= 15
     ap = evaluator.evaluate()["bbox"]
     assert ap["AP"] == pytest.approx(100.0), ap
+
+
+def test_head_prior_prob_sets_the_initial_foreground_probability():
+    torch.manual_seed(0)
+    feats = [torch.randn(2, 16, s, s).relu() for s in (38, 19, 10, 5, 3, 1)]
+    head = SSDHead(in_channels=[16] * 6, num_anchors=[4, 6, 6, 6, 4, 4], num_classes=5, prior_prob=0.01)
+    logits, deltas = head(feats)
+    p_fg = logits.softmax(-1)[..., :5].sum(-1)
+    assert p_fg.mean().item() == pytest.approx(0.01, rel=0.05)
+    assert p_fg.max().item() < 0.02  # no default box starts as a confident detection
+    assert deltas.abs().max() < 0.5
+    # the SSD release's Xavier initialisation leaves many boxes far from the prior
+    xavier = SSDHead(in_channels=[16] * 6, num_anchors=[4, 6, 6, 6, 4, 4], num_classes=5)
+    assert xavier(feats)[0].softmax(-1)[..., :5].sum(-1).max() > 0.5
+    with pytest.raises(ValueError, match="prior_prob must lie in"):
+        SSDHead(in_channels=[16], num_anchors=[4], num_classes=5, prior_prob=1.0)
