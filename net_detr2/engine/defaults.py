@@ -180,6 +180,18 @@ def _warn_schedule_length(node: Any, max_iter: int) -> None:
             stack.extend(v for k, v in cur.items() if k != "_target_")
 
 
+def _warn_untrained_frozen_bn(model: torch.nn.Module) -> None:
+    from net_detr2.layers.batch_norm import untrained_frozen_batchnorms
+
+    names = untrained_frozen_batchnorms(model)
+    if names:
+        logger.warning(
+            f"{len(names)} frozen BatchNorm layers (e.g. {names[0]}) have no pretrained statistics: "
+            "train.init_checkpoint gave them none, and from random initialisation frozen BatchNorm normalises "
+            "nothing, so activations and losses can blow up. Load pretrained weights, or use norm='BN' / 'GN'."
+        )
+
+
 class DefaultTrainer(TrainerBase):
     """Training driven by a LazyConfig (see ``DEVELOPERS.md`` for the keys).
 
@@ -356,6 +368,7 @@ class DefaultTrainer(TrainerBase):
             logger.info(f"Resuming at iteration {self.start_iter}")
         else:
             self.start_iter = 0
+        _warn_untrained_frozen_bn(_unwrap(self.model))
 
     def train(self) -> Any:
         """Run training from ``start_iter``; returns the final evaluation results (or ``None``)."""

@@ -1,5 +1,6 @@
 """Evaluators (COCO, PASCAL VOC, TT100K) and the inference loop that feeds them."""
 
+from .build import build_evaluator
 from .coco_evaluation import COCOEvaluator, convert_to_coco_dict, instances_to_coco_json
 from .evaluator import DatasetEvaluator, DatasetEvaluators, inference_context, inference_on_dataset
 from .pascal_voc_evaluation import PascalVOCDetectionEvaluator
