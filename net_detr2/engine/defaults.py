@@ -192,6 +192,20 @@ def _warn_untrained_frozen_bn(model: torch.nn.Module) -> None:
         )
 
 
+def _ground_truth_by_image_id(dataset_name: str | None) -> dict | None:
+    """``{image_id: dataset dict}`` of a registered dataset with annotations (drawn beside the predictions)."""
+    if dataset_name is None:
+        return None
+    from net_detr2.data import DatasetCatalog
+
+    try:
+        dicts = DatasetCatalog.get(dataset_name)
+    except (KeyError, FileNotFoundError, OSError) as e:
+        logger.warning(f"prediction pictures without ground truth: {e}")
+        return None
+    return {d["image_id"]: d for d in dicts if "annotations" in d and "image_id" in d} or None
+
+
 class DefaultTrainer(TrainerBase):
     """Training driven by a LazyConfig (see ``DEVELOPERS.md`` for the keys).
 
@@ -475,7 +489,13 @@ class DefaultTrainer(TrainerBase):
         model.eval()
         try:
             paths = save_prediction_images(
-                model, instantiate(cfg.dataloader.test), metadata, out_dir, max_images, score_threshold=0.3
+                model,
+                instantiate(cfg.dataloader.test),
+                metadata,
+                out_dir,
+                max_images,
+                score_threshold=0.3,
+                ground_truth=_ground_truth_by_image_id(name),
             )
         finally:
             model.train(was_training)
