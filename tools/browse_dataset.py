@@ -32,6 +32,7 @@ from net_detr2.data import DatasetCatalog, MetadataCatalog  # noqa: E402
 from net_detr2.data.statistics import DatasetStatistics, dataset_statistics  # noqa: E402
 from net_detr2.utils.logger import setup_logger  # noqa: E402
 from net_detr2.utils.plotting import plot_dataset_statistics  # noqa: E402
+from net_detr2.utils.safe_output import check_output_dir, new_file_path  # noqa: E402
 from net_detr2.utils.visualizer import VisImage, Visualizer, _read_rgb, make_image_grid  # noqa: E402
 
 logger = logging.getLogger("net_detr2.browse")
@@ -49,31 +50,12 @@ def _dataset_names(cfg, name: str | None) -> list[str]:
     return [names] if isinstance(names, str) else list(names)
 
 
-def check_output_dir(output: Path, image_dirs: set[Path]) -> None:
-    """Refuse an output folder that is, or contains, a folder of the input images (we never write there)."""
-    out = output.resolve()
-    for d in image_dirs:
-        d = d.resolve()
-        if d == out or out in d.parents:
-            raise SystemExit(f"--output {output} is (or contains) the image folder {d}; choose another folder")
-
-
-def _new_path(output: Path, stem: str, used: set[str]) -> Path:
-    """``<stem>.png`` under ``output``, made unique within this run (never an existing file)."""
-    name, k = f"{stem}.png", 0
-    while name in used or (output / name).exists():
-        k += 1
-        name = f"{stem}_{k}.png"
-    used.add(name)
-    return output / name
-
-
 def draw_annotations(dicts: list[dict], metadata, output: Path, num: int) -> list[np.ndarray]:
     pictures = []
     used: set[str] = set()
     for d in dicts[:num]:
         vis = Visualizer(_read_rgb(d["file_name"]), metadata).draw_dataset_dict(d)
-        vis.save(_new_path(output, Path(d["file_name"]).stem, used))
+        vis.save(new_file_path(output, Path(d["file_name"]).stem, used))
         pictures.append(vis.get_image())
     return pictures
 
@@ -93,7 +75,7 @@ def draw_loader(cfg, metadata, output: Path, num: int) -> list[np.ndarray]:
                 classes = inst.gt_classes.tolist()
                 labels = [names[c] if names and c < len(names) else str(c) for c in classes]
                 vis.overlay_instances(boxes=inst.gt_boxes, labels=labels)
-            vis.output.save(_new_path(output, Path(d.get("file_name", "image")).stem + "_aug", used))
+            vis.output.save(new_file_path(output, Path(d.get("file_name", "image")).stem + "_aug", used))
             pictures.append(vis.output.get_image())
             if len(pictures) >= num:
                 return pictures
@@ -138,7 +120,10 @@ def main(argv: list[str] | None = None) -> DatasetStatistics | None:
         dicts = [d for n in names for d in DatasetCatalog.get(n)]
     except (OSError, ValueError) as e:  # missing files, bad annotations: the loaders' messages name them
         raise SystemExit(f"browse_dataset: cannot load {', '.join(names)}: {e}") from e
-    check_output_dir(output, {Path(d["file_name"]).parent for d in dicts if "file_name" in d})
+    try:
+        check_output_dir(output, {Path(d["file_name"]).parent for d in dicts if "file_name" in d})
+    except ValueError as e:
+        p.error(str(e))
     output.mkdir(parents=True, exist_ok=True)
     if not args.stats_only:
         if args.source == "dataloader":

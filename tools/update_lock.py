@@ -60,8 +60,10 @@ def main(argv: list[str] | None = None) -> None:
         _run([args.python, "-m", "venv", str(venv)])
         pip = [str(venv / "bin" / "python"), "-m", "pip"]
         _run([*pip, "install", "-r", args.requirements])
-        frozen = _run([*pip, "freeze", "--exclude-editable"], capture_output=True).stdout.split()
-        pins = sorted((line for line in frozen if "==" in line), key=str.lower)
+        # --all: setuptools too (tensorboard needs it, and --require-hashes wants every package pinned); pip is
+        # the installer, not a dependency
+        frozen = _run([*pip, "freeze", "--all", "--exclude-editable"], capture_output=True).stdout.split()
+        pins = sorted((line for line in frozen if "==" in line and not line.startswith("pip==")), key=str.lower)
         pinned = Path(tmp) / "pinned.txt"
         pinned.write_text("\n".join(pins) + "\n")
         _run([*pip, "download", "--no-deps", "-d", str(files), "-r", str(pinned)])
