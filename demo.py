@@ -181,10 +181,13 @@ class DemoPredictor:
 def run(args: argparse.Namespace) -> list[str]:
     # Validate the inputs before the (slow) model build so that a typo fails at once.
     metadata = None
+    cfg = None
     if args.input:
         files = collect_inputs(args.input)
     else:
         from net_detr2.data import DatasetCatalog, MetadataCatalog
+
+        cfg = setup_cfg(args.config_file, args.opts)  # first: the config may register the dataset
 
         try:
             dicts = DatasetCatalog.get(args.dataset)
@@ -195,7 +198,8 @@ def run(args: argparse.Namespace) -> list[str]:
     if args.max_images is not None:
         files = files[: args.max_images]
 
-    cfg = setup_cfg(args.config_file, args.opts)
+    if cfg is None:
+        cfg = setup_cfg(args.config_file, args.opts)
     if metadata is None:
         name = dataset_name_of(cfg)
         if name:
