@@ -9,7 +9,13 @@ The model is ``instantiate(cfg.model)``; weights come from ``--weights``, else f
 ``cfg.train.init_checkpoint`` (none: the model's initialisation, with a warning). Images are
 resized like the config's test mapper (``cfg.dataloader.test.mapper.augmentations``, when present)
 and the detections, which the model returns in the original image frame, are drawn on the
-original picture: ``<output>/<image stem>.png``.
+original picture: ``<output>/<image stem>.png`` (``<stem>_1.png``, ... when stems repeat).
+
+demo.py never writes over a file: it refuses an ``--output`` folder that is, or contains, a folder
+the inputs come from, and one that already holds any file this run would write (the check runs
+before the model is built, and each file is then created exclusively). Directories given as
+``--input`` are read without recursion, so an output folder *inside* an input folder is allowed:
+its pictures are never read back as inputs.
 """
 
 from __future__ import annotations
@@ -71,19 +77,82 @@ def collect_inputs(paths: Sequence[str]) -> list[Path]:
 
 
 def read_image(path: str | os.PathLike, fmt: str) -> np.ndarray:
-    """HxWxC uint8 image in ``fmt`` ("BGR"/"RGB"), EXIF orientation applied; errors name the file."""
-    from PIL import Image, ImageOps, UnidentifiedImageError
+    """HxWx3 uint8 image in ``fmt`` ("BGR"/"RGB") as the data loader reads it (EXIF orientation applied,
+    16-bit scaled to 8, PIL's pixel limit enforced); errors name the file."""
+    from net_detr2.data.detection_utils import UnreadableImageError
+    from net_detr2.data.detection_utils import read_image as read_dataset_image
 
+    if not os.path.isfile(path):
+        raise DemoError(f"input not found: {path}")
     try:
-        with Image.open(path) as im:
-            im.load()
-            im = ImageOps.exif_transpose(im).convert("RGB")
-            arr = np.asarray(im)
-    except FileNotFoundError:
-        raise DemoError(f"input not found: {path}") from None
-    except (UnidentifiedImageError, OSError) as e:
-        raise DemoError(f"cannot read image {path}: {e}") from None
-    return arr[:, :, ::-1].copy() if fmt == "BGR" else arr.copy()
+        return read_dataset_image(str(path), "BGR" if fmt == "BGR" else "RGB")
+    except UnreadableImageError as e:
+        raise DemoError(f"cannot read image {path}: {e.__cause__ or e}") from None
+
+
+# ---------------------------------------------------------------------------- outputs
+def check_output_dir(out_dir: Path, input_paths: Sequence[Path]) -> None:
+    """Refuse an output folder that is a file, or that is or contains a folder the inputs come from.
+
+    ``input_paths``: the image files and the directories given as input (symlinks are resolved).
+    """
+    if out_dir.exists() and not out_dir.is_dir():
+        raise DemoError(f"--output {out_dir} is a file, not a folder")
+    out = out_dir.resolve()
+    folders = {path if path.is_dir() else path.parent: path for path in input_paths}  # one check per folder
+    for folder, path in folders.items():
+        folder = folder.resolve()
+        if folder == out or out in folder.parents:
+            relation = "is" if folder == out else "contains"
+            raise DemoError(
+                f"--output {out_dir} {relation} the folder of the input {path}: demo.py never writes where its "
+                "inputs are (it could replace them). Choose an output folder outside the inputs' folders"
+            )
+
+
+def plan_output_paths(files: Sequence[Path], out_dir: Path) -> list[Path]:
+    """``out_dir/<stem>.png`` per input, ``<stem>_<k>.png`` for the k-th repeat of a name (compared without
+    case, for case-insensitive file systems). Raises if any of them exists already (nothing is overwritten)."""
+    taken: set[str] = set()
+    planned = []
+    for f in files:
+        name, k = f"{f.stem}.png", 0
+        while name.lower() in taken:
+            k += 1
+            name = f"{f.stem}_{k}.png"
+        taken.add(name.lower())
+        planned.append(out_dir / name)
+    existing = [p for p in planned if p.exists() or p.is_symlink()]
+    if existing:
+        shown = ", ".join(p.name for p in existing[:5]) + (
+            f" and {len(existing) - 5} more" if len(existing) > 5 else ""
+        )
+        raise DemoError(
+            f"--output {out_dir} already holds {len(existing)} of the {len(planned)} files this run would write "
+            f"({shown}): demo.py never overwrites files. Choose a new --output folder, or remove them"
+        )
+    return planned
+
+
+def write_new_png(path: Path, rgb: np.ndarray) -> None:
+    """Encode ``rgb`` (HxWx3 uint8) as PNG into ``path``, which must not exist (exclusive creation)."""
+    import cv2
+
+    ok, buf = cv2.imencode(".png", np.ascontiguousarray(rgb[:, :, ::-1]))
+    if not ok:
+        raise DemoError(f"cannot encode the picture for {path}")
+    try:
+        with open(path, "xb") as f:
+            try:
+                f.write(buf.tobytes())
+            except BaseException:
+                f.close()
+                path.unlink()  # our own partial file (e.g. a full disk): leave nothing half-written
+                raise
+    except FileExistsError:
+        raise DemoError(f"{path} appeared while demo.py was running; it was not overwritten") from None
+    except OSError as e:
+        raise DemoError(f"cannot write {path}: {e}") from None
 
 
 # ---------------------------------------------------------------------------- config / model
@@ -146,11 +215,14 @@ class DemoPredictor:
         self.model.eval()
         weights = weights or _node_get(train, "init_checkpoint") or None
         if weights:
-            from net_detr2.checkpoint import DetectionCheckpointer
+            from net_detr2.checkpoint import CheckpointLoadError, DetectionCheckpointer
 
-            if not (os.path.isfile(weights) or "://" in str(weights)):
+            if not os.path.exists(weights) and "://" not in str(weights):
                 raise DemoError(f"weights file not found: {weights}")
-            DetectionCheckpointer(self.model).load(weights)
+            try:
+                DetectionCheckpointer(self.model).load(weights)
+            except (CheckpointLoadError, OSError) as e:
+                raise DemoError(str(e)) from None
         else:
             logger.warning("No --weights and no cfg.train.init_checkpoint: the model is randomly initialised")
         self.augmentations = get_test_augmentations(cfg)
@@ -184,6 +256,7 @@ def run(args: argparse.Namespace) -> list[str]:
     cfg = None
     if args.input:
         files = collect_inputs(args.input)
+        input_paths = [Path(p) for p in args.input] + files
     else:
         from net_detr2.data import DatasetCatalog, MetadataCatalog
 
@@ -194,9 +267,13 @@ def run(args: argparse.Namespace) -> list[str]:
         except KeyError as e:
             raise DemoError(str(e.args[0] if e.args else e)) from None
         files = [Path(d["file_name"]) for d in dicts]
+        input_paths = files
         metadata = MetadataCatalog.get(args.dataset)
     if args.max_images is not None:
         files = files[: args.max_images]
+    out_dir = Path(args.output)
+    check_output_dir(out_dir, input_paths)
+    out_paths = plan_output_paths(files, out_dir)
 
     if cfg is None:
         cfg = setup_cfg(args.config_file, args.opts)
@@ -209,20 +286,16 @@ def run(args: argparse.Namespace) -> list[str]:
     predictor = DemoPredictor(cfg, weights=args.weights, device=args.device)
     from net_detr2.utils.visualizer import Visualizer
 
-    out_dir = Path(args.output)
     out_dir.mkdir(parents=True, exist_ok=True)
-    written, used = [], {}
-    for f in files:
+    written = []
+    for f, path in zip(files, out_paths):
         image = read_image(f, predictor.input_format)
         instances = predictor(image)
         if instances.has("scores"):
             instances = instances[instances.scores >= args.confidence_threshold]
         rgb = image[:, :, ::-1] if predictor.input_format == "BGR" else image
         vis = Visualizer(rgb, metadata).draw_instance_predictions(instances)
-        k = used.get(f.stem, 0)
-        used[f.stem] = k + 1
-        path = out_dir / (f"{f.stem}.png" if k == 0 else f"{f.stem}_{k}.png")
-        vis.save(path)
+        write_new_png(path, vis.get_image())
         logger.info("%s: %d detections -> %s", f, len(instances), path)
         written.append(str(path))
     return written

@@ -11,6 +11,7 @@ from net_detr2.layers import FrozenBatchNorm2d, ShapeSpec
 from net_detr2.modeling.backbone import (
     BACKBONE_REGISTRY,
     FPN,
+    VGG16,
     BasicBlock,
     BasicStem,
     BottleneckBlock,
@@ -256,3 +257,51 @@ def test_registry_and_build_backbone():
     assert isinstance(b, ResNet) and list(b.output_shape()) == ["res3"]
     with pytest.raises(KeyError, match="Unknown backbone 'nope'"):
         build_backbone("nope")
+
+
+# ----------------------------------------------------------------------------- VGG16
+def test_vgg16_single_level_conv5_3_for_faster_rcnn():
+    vgg = VGG16(out_features=["conv5_3"], width_mult=0.0625)
+    assert BACKBONE_REGISTRY.get("VGG16") is VGG16
+    shape = vgg.output_shape()
+    assert list(shape) == ["conv5_3"] and shape["conv5_3"].stride == 16 and shape["conv5_3"].channels == 32
+    assert not hasattr(vgg, "fc6") and vgg.conv4_3_norm is None
+    out = vgg(torch.randn(1, 3, 64, 80))
+    assert out["conv5_3"].shape == (1, 32, 4, 5)
+
+
+def test_vgg16_ssd_levels_l2norm_and_freeze():
+    vgg = VGG16(out_features=["conv4_3", "conv7"], width_mult=0.0625, l2norm_scale=20.0, freeze_at=2)
+    out = vgg(torch.randn(2, 3, 300, 300))
+    assert out["conv4_3"].shape == (2, 32, 38, 38) and out["fc7"].shape == (2, 64, 19, 19)
+    # L2Norm: every pixel of conv4_3 has norm 20 (the initial scale) unless all-zero.
+    norms = out["conv4_3"].norm(dim=1)
+    nonzero = norms > 1e-3
+    torch.testing.assert_close(norms[nonzero], torch.full_like(norms[nonzero], 20.0), rtol=1e-4, atol=1e-4)
+    assert not vgg.conv2_2.weight.requires_grad and vgg.conv3_1.weight.requires_grad
+    with pytest.raises(ValueError, match="unknown out_feature 'pool5'"):
+        VGG16(out_features=["pool5"])
+
+
+def test_convert_torchvision_vgg16():
+    import torchvision
+
+    from net_detr2.compat.vgg_weights import convert_torchvision_vgg16_to_ssd
+
+    tv = torchvision.models.vgg16(weights=None).state_dict()
+    sd = convert_torchvision_vgg16_to_ssd(tv, prefix="")
+    vgg = VGG16(out_features=["conv4_3", "fc7"])
+    missing, unexpected = vgg.load_state_dict(sd, strict=False)
+    assert unexpected == [] and missing == ["conv4_3_norm.weight"]
+    assert vgg.fc6.weight.shape == (1024, 512, 3, 3) and vgg.fc7.weight.shape == (1024, 1024, 1, 1)
+    fc6 = tv["classifier.0.weight"].reshape(4096, 512, 7, 7)
+    torch.testing.assert_close(vgg.fc6.weight[5, 7, 1, 2], fc6[20, 7, 3, 6])  # output 4*5, taps 3*1, 3*2
+    torch.testing.assert_close(vgg.fc7.weight[3, 9, 0, 0], tv["classifier.3.weight"][12, 36])
+    torch.testing.assert_close(vgg.fc6.bias[5], tv["classifier.0.bias"][20])
+    torch.testing.assert_close(vgg.conv1_1.weight[:, 0], tv["features.0.weight"][:, 2])  # BGR flip
+    torch.testing.assert_close(vgg.conv5_3.weight, tv["features.28.weight"])
+    # A conv-only backbone (Faster R-CNN conv5_3) loads the conv part strictly.
+    conv_only = convert_torchvision_vgg16_to_ssd(tv, with_fc=False, to_bgr=False)
+    VGG16(out_features=["conv5_3"], l2norm_scale=None).load_state_dict(conv_only, strict=True)
+    with pytest.raises(KeyError, match="features.0.weight"):
+        convert_torchvision_vgg16_to_ssd({})

@@ -22,6 +22,7 @@ import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
+from net_detr2.checkpoint import CheckpointLoadError, atomic_write, load_pth  # noqa: E402
 from net_detr2.compat.torchvision_weights import (  # noqa: E402
     TORCHVISION_PIXEL_MEAN,
     TORCHVISION_PIXEL_STD,
@@ -44,7 +45,12 @@ def main(argv=None):
     )
     args = parser.parse_args(argv)
 
-    state_dict = torch.load(args.input, map_location="cpu", weights_only=True)
+    if os.path.exists(args.output) and os.path.samefile(args.input, args.output):
+        parser.error(f"output {args.output} is the input file: choose another name (the original would be lost)")
+    try:
+        state_dict = load_pth(args.input)
+    except (CheckpointLoadError, OSError) as e:
+        parser.error(str(e))
     if not isinstance(state_dict, dict):
         parser.error(f"{args.input}: expected a state dict, got {type(state_dict).__name__}")
     try:
@@ -52,9 +58,7 @@ def main(argv=None):
     except ValueError as e:
         parser.error(f"{args.input}: {e}")
     out = {"model": model, "matching_heuristics": False, "__author__": "torchvision"}
-    tmp = args.output + ".tmp"
-    torch.save(out, tmp)
-    os.replace(tmp, args.output)  # atomic: never leave a half-written checkpoint
+    atomic_write(args.output, lambda f: torch.save(out, f))  # never a half-written checkpoint
     fmt, mean, std = (
         ("BGR", TORCHVISION_PIXEL_MEAN[::-1], TORCHVISION_PIXEL_STD[::-1])
         if args.to_bgr

@@ -14,6 +14,7 @@ import sys
 
 import torch
 
+from net_detr2.checkpoint import CheckpointLoadError, atomic_write, load_pth
 from net_detr2.compat.vgg_weights import convert_torchvision_vgg16_to_ssd
 
 
@@ -27,14 +28,17 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if not os.path.isfile(args.input):
         parser.error(f"input file not found: {args.input}")
-    sd = torch.load(args.input, map_location="cpu", weights_only=True)
+    if os.path.exists(args.output) and os.path.samefile(args.input, args.output):
+        parser.error(f"output {args.output} is the input file: choose another name (the original would be lost)")
+    try:
+        sd = load_pth(args.input)
+    except (CheckpointLoadError, OSError) as e:
+        parser.error(str(e))
     if isinstance(sd, dict) and "state_dict" in sd and isinstance(sd["state_dict"], dict):
         sd = sd["state_dict"]
     out = convert_torchvision_vgg16_to_ssd(sd, prefix=args.prefix, to_bgr=not args.rgb, with_fc=not args.no_fc)
-    os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
-    tmp = args.output + ".tmp"
-    torch.save({"model": out, "__author__": "torchvision vgg16 via tools/convert_vgg16_to_ssd.py"}, tmp)
-    os.replace(tmp, args.output)  # atomic: never leave a half-written checkpoint
+    data = {"model": out, "__author__": "torchvision vgg16 via tools/convert_vgg16_to_ssd.py"}
+    atomic_write(args.output, lambda f: torch.save(data, f))  # never a half-written checkpoint
     print(f"wrote {len(out)} tensors to {args.output}")
     return 0
 

@@ -1,10 +1,10 @@
-"""``DetectionCheckpointer``: fvcore's ``Checkpointer`` with atomic saves and safe loading."""
+"""``DetectionCheckpointer``: fvcore's ``Checkpointer`` with atomic, finite-only saves and checked, safe loading."""
 
 from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -14,15 +14,23 @@ from torch import nn
 
 from net_detr2.utils import comm
 
-from .safe_load import CheckpointLoadError, atomic_write, load_pkl, load_pth
+from .atomic_io import atomic_write
+from .safe_load import CheckpointLoadError, load_pkl, load_pth
 
-__all__ = ["DetectionCheckpointer", "register_state_dict_converter"]
+__all__ = ["DetectionCheckpointer", "register_state_dict_converter", "MAX_ITERATION"]
 
 logger = logging.getLogger(__name__)
 
 # Functions (state_dict, checkpoint) -> state_dict applied to loaded weights, in order (e.g. the
 # torchvision -> net_detr2 name conversion the modeling code registers).
 _STATE_DICT_CONVERTERS: list[Callable[[dict, dict], dict]] = []
+
+# A checkpoint's "iteration" beyond this is corrupt (a billion iterations is years of training).
+MAX_ITERATION = 10**9
+# numpy kinds that are not numbers: object, unicode/bytes strings, void (raw records).
+_NON_NUMERIC_KINDS = {"O", "U", "S", "V"}
+# The most offending tensor names a message lists.
+_NAMES_SHOWN = 10
 
 
 def register_state_dict_converter(fn: Callable[[dict, dict], dict]) -> Callable[[dict, dict], dict]:
@@ -35,18 +43,57 @@ def register_state_dict_converter(fn: Callable[[dict, dict], dict]) -> Callable[
     return fn
 
 
+def _shown(items: list[str]) -> str:
+    more = f" (and {len(items) - _NAMES_SHOWN} more)" if len(items) > _NAMES_SHOWN else ""
+    return ", ".join(items[:_NAMES_SHOWN]) + more
+
+
+def _non_finite_tensors(state_dict: Mapping[str, Any]) -> list[str]:
+    """``"name (k of n values)"`` for each floating/complex tensor of ``state_dict`` holding NaN or Inf."""
+    bad = []
+    for name, t in state_dict.items():
+        if isinstance(t, torch.Tensor) and (t.is_floating_point() or t.is_complex()) and t.numel():
+            finite = torch.isfinite(t)
+            if not bool(finite.all()):
+                bad.append(f"{name} ({int(t.numel() - finite.sum())} of {t.numel()} values)")
+    return bad
+
+
+def _strip_ddp_prefix(state_dict: dict) -> dict:
+    """Keys of a model saved inside DistributedDataParallel start with ``module.``: drop it (all or none)."""
+    if state_dict and all(isinstance(k, str) and k.startswith("module.") for k in state_dict):
+        return {k[len("module.") :]: v for k, v in state_dict.items()}
+    return state_dict
+
+
 class DetectionCheckpointer(Checkpointer):
     """Save/load model + checkpointables (optimizer, scheduler, grad scaler ...).
 
-    * Saves happen on the main process only, and every file (``model_XXX.pth`` and
-      ``last_checkpoint``) is written atomically, so an interrupted save keeps the previous
-      checkpoint intact.
+    Saving:
+
+    * happens on the main process only; every file (``model_XXX.pth`` and ``last_checkpoint``) is written
+      atomically, so an interrupted save keeps the previous checkpoint intact (clean up the temporary
+      files of killed saves with :func:`net_detr2.checkpoint.remove_stale_temp_files`);
+    * never writes non-finite weights: a model parameter or buffer holding NaN/Inf makes ``save`` raise
+      ``FloatingPointError`` naming the tensors, before anything is written (``last_checkpoint`` keeps
+      naming the last finite checkpoint);
+    * a full disk raises ``OSError(ENOSPC)`` naming the file, leaving no temporary file behind.
+
+    Loading:
+
     * ``.pth`` files load with ``weights_only=True``; ``.pkl`` files (detectron2 model zoo) through a
-      restricted unpickler; a corrupt file raises ``CheckpointLoadError`` naming it.
+      restricted, size-bounded unpickler; a corrupt file raises ``CheckpointLoadError`` naming it. Its
+      ``model`` must map names to numeric arrays/tensors and its ``iteration`` (if any) must be an integer in
+      ``[-1, MAX_ITERATION]``, else the error names the file and key. URLs are refused (nothing is ever
+      downloaded), and a directory is reported as one.
     * ImageNet backbone checkpoints (torchvision ResNet/VGG-16 ``.pth``, detectron2/Caffe2 ``.pkl``) are
       renamed to the model's backbone keys on load (`net_detr2.compat.backbone_weights`).
-    * Missing / unexpected keys and shape mismatches are logged by name; mismatched shapes are
-      skipped. The last result is kept in ``self.last_incompatible``.
+    * Resuming (``resume_or_load(..., resume=True)`` with a ``last_checkpoint`` in ``save_dir``, or
+      ``load(path, strict=True)``) is strict: any missing or unexpected key or shape mismatch raises
+      ``CheckpointLoadError`` listing them, before the model is touched. Initialising from another checkpoint
+      (fine-tuning: ``train.init_checkpoint``) is lenient, as in detectron2: missing / unexpected keys and
+      mismatched shapes (e.g. a classifier head for another number of classes) are skipped and logged by
+      name. The last result is kept in ``self.last_incompatible``.
     """
 
     def __init__(
@@ -56,17 +103,33 @@ class DetectionCheckpointer(Checkpointer):
             save_to_disk = comm.is_main_process()
         super().__init__(model, save_dir, save_to_disk=save_to_disk, **checkpointables)
         self.last_incompatible = None
+        self._strict = False
 
     # -- saving ---------------------------------------------------------------------------------
     def save(self, name: str, **kwargs: Any) -> None:
+        """Write ``save_dir/name.pth`` (model, checkpointables, ``kwargs``) and point ``last_checkpoint`` at it.
+
+        Raises:
+            FloatingPointError: a model parameter or buffer holds NaN/Inf (nothing is written).
+            OSError: the write failed (``errno.ENOSPC`` for a full disk); the previous files are intact.
+        """
         if not self.save_dir or not self.save_to_disk:
             return
-        data: dict[str, Any] = {"model": self.model.state_dict()}
+        basename = f"{name}.pth"
+        save_file = os.path.join(self.save_dir, basename)
+        model_state = self.model.state_dict()
+        bad = _non_finite_tensors(model_state)
+        if bad:
+            previous = self.get_checkpoint_file() if self.has_checkpoint() else ""
+            kept = f"last_checkpoint still names {previous}" if previous else "no checkpoint was written before"
+            raise FloatingPointError(
+                f"Refusing to save {save_file}: {len(bad)} of the model's tensors hold NaN or Inf values: "
+                f"{_shown(bad)}. Training has diverged; {kept}."
+            )
+        data: dict[str, Any] = {"model": model_state}
         for key, obj in self.checkpointables.items():
             data[key] = obj.state_dict()
         data.update(kwargs)
-        basename = f"{name}.pth"
-        save_file = os.path.join(self.save_dir, basename)
         self.logger.info(f"Saving checkpoint to {save_file}")
         atomic_write(save_file, lambda f: torch.save(data, f))
         self.tag_last_checkpoint(basename)
@@ -76,10 +139,54 @@ class DetectionCheckpointer(Checkpointer):
         atomic_write(save_file, lambda f: f.write(last_filename_basename), mode="w")
 
     # -- loading --------------------------------------------------------------------------------
-    def load(self, path: str, checkpointables: list[str] | None = None) -> dict[str, Any]:
-        if path and not os.path.isfile(path) and "://" not in path:
-            raise FileNotFoundError(f"Checkpoint {path} not found")
-        return super().load(path, checkpointables=checkpointables)
+    def get_checkpoint_file(self) -> str:
+        """The file ``save_dir/last_checkpoint`` names ("" when there is none). Raises if it is empty."""
+        path = super().get_checkpoint_file()
+        if path and os.path.normpath(path) == os.path.normpath(self.save_dir):
+            raise CheckpointLoadError(f"{os.path.join(self.save_dir, 'last_checkpoint')} is empty")
+        return path
+
+    def resume_or_load(self, path: str, *, resume: bool = True) -> dict[str, Any]:
+        """With ``resume`` and a ``last_checkpoint`` in ``save_dir``: load that checkpoint strictly, with every
+        checkpointable. Otherwise load only the model weights of ``path`` ("" = none), leniently."""
+        if resume and self.has_checkpoint():
+            last = self.get_checkpoint_file()
+            if not os.path.isfile(last):
+                raise FileNotFoundError(
+                    f"Cannot resume: {os.path.join(self.save_dir, 'last_checkpoint')} names {last}, which does "
+                    "not exist"
+                )
+            return self.load(last, strict=True)
+        return self.load(path, checkpointables=[])
+
+    def load(self, path: str, checkpointables: list[str] | None = None, *, strict: bool = False) -> dict[str, Any]:
+        """Load ``path`` into the model and the ``checkpointables`` (None: all); return the remaining data.
+
+        ``strict``: every key of the model must be in the file with its shape, and nothing else (resuming).
+        """
+        if path:
+            path = os.fspath(path)
+            if "://" in path:
+                hint = ""
+                if path.startswith("detectron2://"):
+                    hint = f" (detectron2's model zoo: https://dl.fbaipublicfiles.com/detectron2/{path[13:]})"
+                raise CheckpointLoadError(
+                    f"Checkpoint {path} is a URL; net_detr2 never downloads anything. Download the file "
+                    f"yourself{hint} and give its local path."
+                )
+            if os.path.isdir(path):
+                found = sorted(f for f in os.listdir(path) if f.endswith((".pth", ".pkl")))
+                listing = f"; it holds {_shown(found)}" if found else ""
+                raise IsADirectoryError(
+                    f"Checkpoint {path} is a directory, not a checkpoint file: give a .pth/.pkl file{listing}"
+                )
+            if not os.path.isfile(path):
+                raise FileNotFoundError(f"Checkpoint {path} not found")
+        self._strict = strict
+        try:
+            return super().load(path, checkpointables=checkpointables)
+        finally:
+            self._strict = False
 
     def _load_file(self, filename: str) -> dict[str, Any]:
         if filename.endswith(".pkl"):
@@ -90,34 +197,79 @@ class DetectionCheckpointer(Checkpointer):
                 model = data["model"]
                 meta = {k: v for k, v in data.items() if k != "model"}
             elif "blobs" in data:  # Caffe2-era files
-                model = {k: v for k, v in data["blobs"].items() if not k.endswith("_momentum")}
+                blobs = data["blobs"]
+                if not isinstance(blobs, dict):
+                    raise CheckpointLoadError(
+                        f"Checkpoint {filename}: 'blobs' is a {type(blobs).__name__}, expected a dict"
+                    )
+                model = {k: v for k, v in blobs.items() if not (isinstance(k, str) and k.endswith("_momentum"))}
                 meta = {"__author__": "Caffe2", "matching_heuristics": True}
             else:
                 model, meta = data, {}
-            if not isinstance(model, dict):
+            self._check_state_dict(filename, model, numpy_ok=True)
+            checkpoint = {"model": model, **meta}
+        else:
+            loaded = load_pth(filename)
+            if not isinstance(loaded, dict):
+                raise CheckpointLoadError(f"Checkpoint {filename} holds a {type(loaded).__name__}, expected a dict")
+            # Without a "model" entry, the file is a bare state dict (e.g. torchvision weights).
+            checkpoint = loaded if "model" in loaded else {"model": loaded}
+            self._check_state_dict(filename, checkpoint["model"], numpy_ok=False)
+        if "iteration" in checkpoint:
+            checkpoint["iteration"] = self._check_iteration(filename, checkpoint["iteration"])
+        checkpoint["__file__"] = filename
+        return checkpoint
+
+    @staticmethod
+    def _check_state_dict(filename: str, model: Any, *, numpy_ok: bool) -> None:
+        """``model`` must map str names to numeric tensors (and, from .pkl files, numeric numpy arrays/numbers)."""
+        if not isinstance(model, Mapping):
+            raise CheckpointLoadError(
+                f"Checkpoint {filename}: 'model' is a {type(model).__name__}, expected a dict of tensors"
+            )
+        for key, value in model.items():
+            if not isinstance(key, str):
+                raise CheckpointLoadError(f"Checkpoint {filename}: 'model' has a non-string key {key!r}")
+            if isinstance(value, torch.Tensor):
+                continue
+            if numpy_ok and isinstance(value, (np.ndarray, np.generic)):
+                if value.dtype.kind not in _NON_NUMERIC_KINDS:
+                    continue
                 raise CheckpointLoadError(
-                    f"Checkpoint {filename}: 'model' is a {type(model).__name__}, expected a dict"
+                    f"Checkpoint {filename}: 'model' entry '{key}' is a numpy array of dtype {value.dtype} "
+                    "(objects/strings), not numbers"
                 )
-            bad = [k for k, v in model.items() if not isinstance(v, (np.ndarray, torch.Tensor, np.generic, int, float))]
-            if bad:
-                raise CheckpointLoadError(f"Checkpoint {filename}: entries {bad[:5]} are not arrays")
-            return {"model": model, **meta, "__file__": filename}
-        loaded = load_pth(filename)
-        if not isinstance(loaded, dict):
-            raise CheckpointLoadError(f"Checkpoint {filename} holds a {type(loaded).__name__}, expected a dict")
-        if "model" not in loaded:
-            # A bare state dict (e.g. torchvision weights).
-            loaded = {"model": loaded}
-        loaded["__file__"] = filename
-        return loaded
+            if numpy_ok and isinstance(value, (int, float)):
+                continue
+            expected = "a numeric array or tensor" if numpy_ok else "a tensor"
+            raise CheckpointLoadError(
+                f"Checkpoint {filename}: 'model' entry '{key}' is a {type(value).__name__}, expected {expected}"
+            )
+
+    @staticmethod
+    def _check_iteration(filename: str, value: Any) -> int:
+        """The checkpoint's ``iteration`` as an int; refuses non-integers and values outside [-1, MAX_ITERATION]."""
+        if isinstance(value, torch.Tensor) and value.numel() == 1 and not value.is_floating_point():
+            value = value.item()
+        if isinstance(value, np.integer):
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise CheckpointLoadError(
+                f"Checkpoint {filename}: 'iteration' is {value!r} ({type(value).__name__}), expected an integer"
+            )
+        if not -1 <= value <= MAX_ITERATION:
+            raise CheckpointLoadError(
+                f"Checkpoint {filename}: 'iteration' = {value} is outside [-1, {MAX_ITERATION}]; the file is corrupt"
+            )
+        return value
 
     def _load_model(self, checkpoint: dict[str, Any]):
         filename = checkpoint.pop("__file__", "<checkpoint>")
         state_dict = checkpoint["model"]
-        # numpy arrays from .pkl files -> tensors (ascontiguousarray: pickles may hold views).
+        # numpy arrays from .pkl files -> tensors (np.array copies into a contiguous, writable array and keeps
+        # 0-d shapes (counters); pickles may hold views).
         for k, v in list(state_dict.items()):
             if isinstance(v, (np.ndarray, np.generic)):
-                # np.array copies into a contiguous, writable array and keeps 0-d shapes (counters).
                 state_dict[k] = torch.from_numpy(np.array(v))
             elif not isinstance(v, torch.Tensor):
                 state_dict[k] = torch.as_tensor(v)
@@ -132,6 +284,9 @@ class DetectionCheckpointer(Checkpointer):
         meta = {k: v for k, v in checkpoint.items() if k != "model"}
         for fn in _STATE_DICT_CONVERTERS:
             state_dict = fn(state_dict, meta)
+        state_dict = _strip_ddp_prefix(dict(state_dict))
+        if self._strict:
+            self._check_matches_model(filename, state_dict)
         checkpoint["model"] = state_dict
         n_total = len(state_dict)
         incompatible = super()._load_model(checkpoint)
@@ -139,3 +294,28 @@ class DetectionCheckpointer(Checkpointer):
         n_loaded = n_total - len(incompatible.unexpected_keys) - len(incompatible.incorrect_shapes)
         self.logger.info(f"Loaded {n_loaded} tensors from {filename}")
         return incompatible
+
+    def _check_matches_model(self, filename: str, state_dict: dict[str, torch.Tensor]) -> None:
+        """Raise, naming every difference, unless ``state_dict`` has exactly the model's keys and shapes."""
+        model_state = self.model.state_dict()
+        missing = [k for k in model_state if k not in state_dict]
+        unexpected = [k for k in state_dict if k not in model_state]
+        shapes = [
+            f"{k}: {tuple(state_dict[k].shape)} in the file, {tuple(v.shape)} in the model"
+            for k, v in model_state.items()
+            if k in state_dict and tuple(state_dict[k].shape) != tuple(v.shape)
+        ]
+        if not (missing or unexpected or shapes):
+            return
+        parts = []
+        if shapes:
+            parts.append(f"{len(shapes)} shape mismatches: {_shown(shapes)}")
+        if missing:
+            parts.append(f"{len(missing)} keys of the model missing from the file: {_shown(missing)}")
+        if unexpected:
+            parts.append(f"{len(unexpected)} keys the model does not have: {_shown(unexpected)}")
+        raise CheckpointLoadError(
+            f"Cannot resume from {filename}: it does not match the model ({'; '.join(parts)}). Was it written "
+            "by another config? Resume with the config that wrote it, or start a new train.output_dir (and give "
+            "the file as train.init_checkpoint to load what matches)."
+        )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -15,6 +16,7 @@ from . import transforms as T
 
 __all__ = [
     "UnreadableImageError",
+    "open_image",
     "read_image",
     "convert_PIL_to_numpy",
     "check_image_size",
@@ -36,12 +38,32 @@ class SizeMismatchError(ValueError):
     """The image read from disk does not have the height/width its annotations say."""
 
 
+def _to_8bit(image: Image.Image) -> Image.Image:
+    """A 16-bit integer image (PIL modes ``I;16*``, and ``I``) as 8-bit "L": ``round(v * 255 / 65535)``.
+
+    The full 16-bit range maps onto 0..255 (65535 -> 255, 257 -> 1), the same for every image, as image
+    viewers show them (PIL's own ``convert`` clips at 255 instead, turning almost every pixel white).
+    Values of mode ``I`` outside 0..65535 are clipped. 16-bit RGB(A) PNGs already open as 8-bit in PIL.
+    """
+    arr = np.clip(np.asarray(image).astype(np.int64), 0, 65535)
+    return Image.fromarray(((arr * 255 + 32767) // 65535).astype(np.uint8), mode="L")
+
+
 def convert_PIL_to_numpy(image: Image.Image, format: str | None) -> np.ndarray:
-    """PIL image -> numpy HxWxC uint8 in ``format``: "BGR", "RGB", "L" (HxWx1), "YUV-BT.601" or None (as is)."""
+    """PIL image -> numpy HxWxC uint8 in ``format``: "BGR", "RGB", "L" (HxWx1), "YUV-BT.601" or None (as is).
+
+    16-bit grayscale images are scaled to 8 bits (see `_to_8bit`) for the 8-bit formats; 32-bit float images
+    (mode ``F``) have no agreed 8-bit range and are refused for them.
+    """
     if format is not None:
         conv = "RGB" if format in ("BGR", "YUV-BT.601") else format
         if conv not in ("RGB", "L", "RGBA", "I", "F"):
             raise ValueError(f"read_image: unsupported format {format!r}")
+        if conv in ("RGB", "L", "RGBA"):
+            if image.mode == "I" or image.mode.startswith("I;16"):
+                image = _to_8bit(image)
+            elif image.mode == "F":
+                raise ValueError("32-bit float pixels (PIL mode F) have no 8-bit range; convert the image first")
         image = image.convert(conv)
     arr = np.asarray(image)
     if format == "L":
@@ -59,26 +81,54 @@ def convert_PIL_to_numpy(image: Image.Image, format: str | None) -> np.ndarray:
     return np.ascontiguousarray(arr)
 
 
+def open_image(file_name: str) -> Image.Image:
+    """``PIL.Image.open(file_name)`` (header read, pixels not yet decoded), with errors that name the file.
+
+    Images with more pixels than PIL's decompression-bomb limit (``PIL.Image.MAX_IMAGE_PIXELS``, 89.5 M by
+    default) are refused before decoding: a small crafted file can claim a size that needs gigabytes. Raise
+    that limit (or set it to None) for genuine huge images. Use the result in a ``with`` block.
+
+    Raises:
+        UnreadableImageError: missing, not an image, or over the pixel limit.
+    """
+    try:
+        with warnings.catch_warnings():  # PIL only warns between 1x and 2x the limit; we refuse both
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(file_name)
+    except FileNotFoundError as e:
+        raise UnreadableImageError(f"Image file not found: {file_name}") from e
+    except Image.DecompressionBombError as e:
+        raise UnreadableImageError(f"Image {file_name} is over PIL's decompression-bomb limit: {e}") from e
+    except (OSError, SyntaxError, ValueError) as e:
+        raise UnreadableImageError(f"Cannot read image {file_name}: {type(e).__name__}: {e}") from e
+    limit = Image.MAX_IMAGE_PIXELS
+    w, h = image.size
+    if limit is not None and w * h > limit:
+        image.close()
+        raise UnreadableImageError(
+            f"Image {file_name} is {w}x{h} = {w * h:,} pixels, over PIL's decompression-bomb limit of {limit:,} "
+            "(PIL.Image.MAX_IMAGE_PIXELS): refused before decoding. If the image is genuine, raise that limit"
+        )
+    return image
+
+
 def read_image(file_name: str, format: str | None = "BGR") -> np.ndarray:
     """Read an image file into an HxWxC numpy array (uint8 for BGR/RGB/L).
 
     The EXIF orientation is applied (so the pixels are in the frame the annotations were drawn in).
+    16-bit grayscale images are scaled to 8 bits (65535 -> 255, see `convert_PIL_to_numpy`).
 
     Raises:
-        UnreadableImageError: the file is missing or is not a decodable image; the message names it.
+        UnreadableImageError: the file is missing, is not a decodable image, or is over PIL's
+            decompression-bomb pixel limit (`open_image`); the message names it.
     """
-    try:
-        with open(file_name, "rb") as f:
-            image = Image.open(f)
+    with open_image(file_name) as image:
+        try:
             image.load()  # decode now, while the file is open, so truncated files fail here
             image = ImageOps.exif_transpose(image)
             return convert_PIL_to_numpy(image, format)
-    except FileNotFoundError as e:
-        raise UnreadableImageError(f"Image file not found: {file_name}") from e
-    except (OSError, SyntaxError, ValueError) as e:
-        if isinstance(e, UnreadableImageError):
-            raise
-        raise UnreadableImageError(f"Cannot read image {file_name}: {type(e).__name__}: {e}") from e
+        except (OSError, SyntaxError, ValueError) as e:
+            raise UnreadableImageError(f"Cannot read image {file_name}: {type(e).__name__}: {e}") from e
 
 
 def check_image_size(dataset_dict: dict, image: np.ndarray) -> None:

@@ -18,11 +18,12 @@ import torch
 from tabulate import tabulate
 
 import net_detr2.data  # noqa: F401  (importing the package registers the builtin datasets)
+from net_detr2.checkpoint import atomic_write
 from net_detr2.data.catalog import DatasetCatalog, MetadataCatalog
 from net_detr2.structures import BoxMode
 from net_detr2.utils import comm
 
-from .evaluator import DatasetEvaluator
+from .evaluator import DatasetEvaluator, check_finite_predictions
 
 __all__ = [
     "COCOEvaluator",
@@ -300,11 +301,7 @@ class COCOEvaluator(DatasetEvaluator):
             else:
                 coco_dict = convert_to_coco_dict(dataset_name)
                 if cache:
-                    os.makedirs(output_dir, exist_ok=True)
-                    tmp = cache + ".tmp"
-                    with open(tmp, "w") as f:
-                        json.dump(coco_dict, f)
-                    os.replace(tmp, cache)
+                    atomic_write(cache, lambda f: json.dump(coco_dict, f), mode="w")
                 self._coco_api = load_coco_gt(coco_dict)
         # Datasets without any annotation (e.g. test-dev) are predicted but not evaluated.
         self._do_evaluation = "annotations" in self._coco_api.dataset
@@ -320,6 +317,7 @@ class COCOEvaluator(DatasetEvaluator):
             prediction = {"image_id": inp["image_id"]}
             if "instances" in out:
                 instances = out["instances"].to("cpu")
+                check_finite_predictions(instances, inp, f"COCOEvaluator({self._dataset_name!r})")
                 prediction["instances"] = instances_to_coco_json(instances, inp["image_id"])
             if len(prediction) > 1:
                 self._predictions.append(prediction)
@@ -337,8 +335,8 @@ class COCOEvaluator(DatasetEvaluator):
         if len(predictions) == 0:
             self._logger.warning("[COCOEvaluator] Did not receive valid predictions; all metrics are NaN.")
         if self._output_dir:
-            os.makedirs(self._output_dir, exist_ok=True)
-            torch.save(predictions, os.path.join(self._output_dir, "instances_predictions.pth"))
+            path = os.path.join(self._output_dir, "instances_predictions.pth")
+            atomic_write(path, lambda f: torch.save(predictions, f))
 
         self._results: OrderedDict = OrderedDict()
         self._eval_predictions(predictions, img_ids=img_ids)
@@ -368,8 +366,7 @@ class COCOEvaluator(DatasetEvaluator):
         if self._output_dir:
             path = os.path.join(self._output_dir, "coco_instances_results.json")
             self._logger.info("Saving results to %s", path)
-            with open(path, "w") as f:
-                json.dump(coco_results, f)
+            atomic_write(path, lambda f: json.dump(coco_results, f), mode="w")
 
         if not self._do_evaluation:
             self._logger.info("Annotations are not available for evaluation.")

@@ -14,9 +14,47 @@ from torch import nn
 
 from net_detr2.utils import comm
 
-__all__ = ["DatasetEvaluator", "DatasetEvaluators", "inference_on_dataset", "inference_context"]
+__all__ = [
+    "DatasetEvaluator",
+    "DatasetEvaluators",
+    "NonFinitePredictionError",
+    "check_finite_predictions",
+    "inference_on_dataset",
+    "inference_context",
+]
 
 logger = logging.getLogger(__name__)
+
+
+class NonFinitePredictionError(ValueError):
+    """A model predicted a box or score that is NaN or infinite. The message names the image."""
+
+
+def check_finite_predictions(instances, inp: dict, evaluator: str) -> None:
+    """Raise `NonFinitePredictionError` naming the image if any ``pred_boxes``/``scores`` value is NaN or Inf.
+
+    Every evaluator calls it on each image's predictions: pycocotools and the VOC/TT100K matchers would
+    otherwise count such boxes as detections (NaN compares as neither above nor below a threshold), so a
+    diverged model could score. ``instances``: ``Instances`` with ``pred_boxes`` (Boxes, (N, 4)) and
+    ``scores`` (N,); ``inp``: the model's input dict (its ``file_name``/``image_id`` name the image).
+    """
+    if len(instances) == 0:
+        return
+    boxes = instances.pred_boxes.tensor
+    bad = ~torch.isfinite(boxes).all(dim=1)
+    scores = instances.scores if instances.has("scores") else None
+    if scores is not None:
+        bad |= ~torch.isfinite(scores)
+    if not bool(bad.any()):
+        return
+    k = int(bad.nonzero()[0, 0])
+    example = f"box {boxes[k].tolist()}" + (f" with score {float(scores[k])}" if scores is not None else "")
+    image = inp.get("file_name", "<no file_name>")
+    raise NonFinitePredictionError(
+        f"{evaluator}: the model predicted {int(bad.sum())} of {len(instances)} detections with NaN/Inf "
+        f"coordinates or scores for image {image} (image_id {inp.get('image_id')!r}), e.g. {example}. "
+        "Such predictions are not evaluated as detections: the model (or its weights) is broken"
+    )
 
 
 class DatasetEvaluator:

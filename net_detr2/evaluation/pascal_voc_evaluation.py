@@ -37,7 +37,7 @@ from net_detr2.data.catalog import DatasetCatalog, MetadataCatalog
 from net_detr2.structures import BoxMode
 from net_detr2.utils import comm
 
-from .evaluator import DatasetEvaluator
+from .evaluator import DatasetEvaluator, check_finite_predictions
 
 __all__ = ["PascalVOCDetectionEvaluator", "voc_ap", "voc_match_class", "box_iou_np"]
 
@@ -193,6 +193,7 @@ class PascalVOCDetectionEvaluator(DatasetEvaluator):
             inst = out["instances"].to("cpu")
             if len(inst) == 0:
                 continue
+            check_finite_predictions(inst, inp, f"PascalVOCDetectionEvaluator({self._dataset_name!r})")
             boxes = inst.pred_boxes.tensor.detach().double().numpy()
             scores = inst.scores.detach().double().numpy()
             classes = inst.pred_classes.detach().numpy()

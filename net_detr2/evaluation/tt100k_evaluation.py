@@ -33,7 +33,7 @@ from net_detr2.structures import BoxMode
 from net_detr2.utils import comm
 
 from .coco_evaluation import COCOEvaluator
-from .evaluator import DatasetEvaluator
+from .evaluator import DatasetEvaluator, check_finite_predictions
 from .pascal_voc_evaluation import box_iou_np
 
 __all__ = ["TT100KEvaluator", "match_tt100k_image", "size_bins", "SIZE_BINS"]
@@ -147,6 +147,7 @@ class TT100KEvaluator(DatasetEvaluator):
             self._coco.process(inputs, outputs)
         for inp, out in zip(inputs, outputs):
             inst = out["instances"].to("cpu")
+            check_finite_predictions(inst, inp, f"TT100KEvaluator({self._dataset_name!r})")
             scores = inst.scores.detach().double().numpy() if len(inst) else np.zeros(0)
             keep = scores >= self._score_threshold
             boxes = inst.pred_boxes.tensor.detach().double().numpy()[keep] if len(inst) else np.zeros((0, 4))

@@ -1,6 +1,12 @@
 """Models: backbones, anchors, box coders, matchers, proposal generators, ROI heads and meta-architectures."""
 
-from .anchor_generator import ANCHOR_GENERATOR_REGISTRY, BufferList, DefaultAnchorGenerator
+from .anchor_generator import (
+    ANCHOR_GENERATOR_REGISTRY,
+    BufferList,
+    DefaultAnchorGenerator,
+    DefaultBoxGenerator,
+    ssd_default_box_sizes,
+)
 from .backbone import (
     FPN,
     VGG16,
@@ -12,15 +18,17 @@ from .backbone import (
     LastLevelMaxPool,
     LastLevelP6P7,
     ResNet,
+    SSDBackbone,
     build_backbone,
     build_resnet_backbone,
     build_resnet_fpn_backbone,
     build_retinanet_resnet_fpn_backbone,
     make_stage,
+    ssd_extra_layers,
 )
 from .box_regression import Box2BoxTransform, Box2BoxTransformLinear
 from .build import build_model
-from .matcher import Matcher
+from .matcher import Matcher, match_default_boxes
 from .meta_arch import SSD, DenseDetector, DetectorBase, GeneralizedRCNN, ProposalNetwork, RetinaNet, RetinaNetHead
 from .poolers import ROIPooler, assign_boxes_to_levels
 from .postprocessing import detector_postprocess

@@ -1,4 +1,7 @@
-"""`Matcher`: assigns each prediction (anchor/proposal) to its best ground truth, with a label from IoU bands."""
+"""Matchers: assign each prediction (anchor, proposal, default box) to a ground truth.
+
+`Matcher` labels by IoU bands (R-CNN, RetinaNet); `match_default_boxes` is SSD's rule.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +12,7 @@ import torch
 
 from net_detr2.layers import nonzero_tuple
 
-__all__ = ["Matcher"]
+__all__ = ["Matcher", "match_default_boxes"]
 
 
 class Matcher:
@@ -70,3 +73,25 @@ class Matcher:
         best_per_gt, _ = match_quality_matrix.max(dim=1)
         _, pred_inds = nonzero_tuple(match_quality_matrix == best_per_gt[:, None])
         match_labels[pred_inds] = 1
+
+
+def match_default_boxes(iou: torch.Tensor, threshold: float = 0.5) -> tuple[torch.Tensor, torch.Tensor]:
+    """SSD matching: each prior takes its best ground truth if IoU >= threshold, and every ground truth
+    additionally claims its single best prior (whatever the IoU).
+
+    Args:
+        iou: (G, P) IoU between ground truths and priors.
+    Returns:
+        matched_idxs: (P,) int64 index of the matched ground truth (0 where unmatched);
+        is_fg: (P,) bool.
+    """
+    G, P = iou.shape
+    if G == 0:
+        return iou.new_zeros(P, dtype=torch.long), iou.new_zeros(P, dtype=torch.bool)
+    best_iou, matched = iou.max(dim=0)
+    best_prior = iou.argmax(dim=1)  # (G,)
+    gt_ids = torch.arange(G, device=iou.device)
+    # A prior that is the best one for several ground truths goes to the highest index (deterministic).
+    matched = matched.scatter_reduce(0, best_prior, gt_ids, reduce="amax", include_self=False)
+    best_iou = best_iou.scatter(0, best_prior, best_iou.new_full((G,), 2.0))
+    return matched, best_iou >= threshold

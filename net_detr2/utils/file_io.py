@@ -1,9 +1,7 @@
-"""The project's iopath ``PathManager`` (local files; HTTP URLs are cached on first use)."""
+"""The project's iopath ``PathManager``: local files only (nothing is ever downloaded; see README "Safety")."""
 
-from iopath.common.file_io import HTTPURLHandler
 from iopath.common.file_io import PathManager as _PathManagerBase
 
 __all__ = ["PathManager"]
 
 PathManager = _PathManagerBase()
-PathManager.register_handler(HTTPURLHandler())

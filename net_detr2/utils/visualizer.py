@@ -387,17 +387,12 @@ def _eval_mode(model: torch.nn.Module):
 
 
 def _read_rgb(path: str) -> np.ndarray:
-    """Read an image file as HxWx3 uint8 RGB, honouring EXIF orientation like the data loader."""
-    from PIL import Image, ImageOps
+    """Read an image file as HxWx3 uint8 RGB exactly as the data loader does (EXIF orientation, 16-bit)."""
+    from net_detr2.data.detection_utils import read_image
 
     if not os.path.isfile(path):
         raise FileNotFoundError(f"image file not found: {path!r}")
-    try:
-        with Image.open(path) as im:
-            im = ImageOps.exif_transpose(im)
-            return np.asarray(im.convert("RGB"))
-    except OSError as e:
-        raise OSError(f"cannot read image {path!r}: {e}") from e
+    return read_image(path, "RGB")
 
 
 def _image_from_input(inp: dict, input_format: str) -> np.ndarray:

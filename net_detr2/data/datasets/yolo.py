@@ -11,11 +11,10 @@ import math
 import os
 from collections.abc import Sequence
 
-from PIL import Image
-
 from net_detr2.structures import BoxMode
 
 from ..catalog import DatasetCatalog, MetadataCatalog
+from ..detection_utils import open_image
 
 __all__ = ["load_yolo_instances", "read_yolo_class_names", "register_yolo_dataset"]
 
@@ -50,15 +49,29 @@ def read_yolo_class_names(data_yaml: str) -> list[str]:
 
 def _image_size(path: str) -> tuple[int, int]:
     """(height, width) after EXIF orientation (as `read_image` returns the pixels), from the header only."""
-    try:
-        with Image.open(path) as im:
-            w, h = im.size
+    with open_image(path) as im:
+        w, h = im.size
+        try:
             orientation = im.getexif().get(0x0112, 1)
-    except (OSError, SyntaxError) as e:  # PIL raises SyntaxError for some corrupt headers
-        raise OSError(f"Cannot read image {path}: {e}") from e
+        except (OSError, SyntaxError, ValueError) as e:  # PIL raises SyntaxError for some corrupt headers
+            raise OSError(f"Cannot read image {path}: {e}") from e
     if orientation in (5, 6, 7, 8):  # a 90-degree rotation: the sides swap
         w, h = h, w
     return h, w
+
+
+def _read_label_lines(label_file: str) -> list[str]:
+    """The lines of a YOLO label file, which must be UTF-8 text (an error names the file and the bad byte)."""
+    with open(label_file, "rb") as f:
+        raw = f.read()
+    try:
+        return raw.decode("utf-8-sig").split("\n")  # a BOM is tolerated; "\r" is stripped with the spaces
+    except UnicodeDecodeError as e:
+        line = raw.count(b"\n", 0, e.start) + 1
+        raise ValueError(
+            f"{label_file}:{line}: not a UTF-8 text label file (byte {raw[e.start]:#04x} at offset {e.start}); "
+            "expected lines 'class cx cy w h'"
+        ) from None
 
 
 def _parse_label_line(line: str, label_file: str, lineno: int, num_classes: int) -> tuple[int, list[float]]:
@@ -88,7 +101,9 @@ def load_yolo_instances(image_dir: str, label_dir: str, class_names: Sequence[st
 
     Raises:
         FileNotFoundError: a directory is missing.
-        ValueError: a malformed line or a class id outside ``class_names`` (naming the file and line).
+        ValueError: a label file that is not UTF-8 text, a malformed line, or a class id outside
+            ``class_names`` (naming the file and line).
+        UnreadableImageError: an image that cannot be opened or is over PIL's pixel limit (naming it).
     """
     for d in (image_dir, label_dir):
         if not os.path.isdir(d):
@@ -104,20 +119,19 @@ def load_yolo_instances(image_dir: str, label_dir: str, class_names: Sequence[st
         label_file = os.path.join(label_dir, os.path.splitext(fname)[0] + ".txt")
         annos = []
         if os.path.isfile(label_file):
-            with open(label_file) as f:
-                for lineno, line in enumerate(f, 1):
-                    if not line.strip():
-                        continue
-                    c, (cx, cy, bw, bh) = _parse_label_line(line, label_file, lineno, len(class_names))
-                    x0, y0, x1, y1 = cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2
-                    if min(x0, y0) < -_EDGE_TOLERANCE or max(x1, y1) > 1 + _EDGE_TOLERANCE:
-                        dropped["outside the image"].append(f"{label_file}:{lineno}")
-                        continue
-                    box = [max(x0, 0.0) * w, max(y0, 0.0) * h, min(x1, 1.0) * w, min(y1, 1.0) * h]
-                    if min(box[2] - box[0], box[3] - box[1]) <= _MIN_BOX_SIDE_PX:
-                        dropped["degenerate (a side <= 1 px)"].append(f"{label_file}:{lineno}")
-                        continue
-                    annos.append({"bbox": box, "bbox_mode": BoxMode.XYXY_ABS, "category_id": c, "iscrowd": 0})
+            for lineno, line in enumerate(_read_label_lines(label_file), 1):
+                if not line.strip():
+                    continue
+                c, (cx, cy, bw, bh) = _parse_label_line(line, label_file, lineno, len(class_names))
+                x0, y0, x1, y1 = cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2
+                if min(x0, y0) < -_EDGE_TOLERANCE or max(x1, y1) > 1 + _EDGE_TOLERANCE:
+                    dropped["outside the image"].append(f"{label_file}:{lineno}")
+                    continue
+                box = [max(x0, 0.0) * w, max(y0, 0.0) * h, min(x1, 1.0) * w, min(y1, 1.0) * h]
+                if min(box[2] - box[0], box[3] - box[1]) <= _MIN_BOX_SIDE_PX:
+                    dropped["degenerate (a side <= 1 px)"].append(f"{label_file}:{lineno}")
+                    continue
+                annos.append({"bbox": box, "bbox_mode": BoxMode.XYXY_ABS, "category_id": c, "iscrowd": 0})
         dicts.append({"file_name": path, "height": h, "width": w, "image_id": idx, "annotations": annos})
     num_boxes = sum(len(d["annotations"]) for d in dicts)
     logger.info("Loaded %d images with %d boxes in YOLO format from %s", len(dicts), num_boxes, image_dir)

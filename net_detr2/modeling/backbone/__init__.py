@@ -1,4 +1,4 @@
-"""Backbones: ResNet, FPN (and VGG16 for NETNet)."""
+"""Backbones: ResNet, FPN, VGG16 and the SSD extra layers."""
 
 from .backbone import Backbone
 from .build import BACKBONE_REGISTRY, build_backbone
@@ -12,6 +12,7 @@ from .resnet import (
     build_resnet_backbone,
     make_stage,
 )
+from .ssd import SSDBackbone, ssd_extra_layers
 from .vgg import VGG16
 
 __all__ = [k for k in globals().keys() if not k.startswith("_")]

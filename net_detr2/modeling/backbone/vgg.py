@@ -3,7 +3,7 @@
 The same class serves two users:
 
 * SSD / NETNet: ``out_features=["conv4_3", "fc7"]`` with an L2Norm on ``conv4_3`` (scale 20), as in
-  the SSD paper; the extra SSD layers are added by `net_detr2.modeling.meta_arch.ssd.SSDBackbone`.
+  the SSD paper; the extra SSD layers are added by `net_detr2.modeling.backbone.SSDBackbone`.
 * Single-level Faster R-CNN: ``out_features=["conv5_3"]`` (stride 16); layers deeper than the
   deepest requested feature are not built, so no fc6/fc7 parameters exist in that case.
 

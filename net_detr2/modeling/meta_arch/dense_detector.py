@@ -25,7 +25,8 @@ def permute_to_N_HWA_K(tensor: torch.Tensor, K: int) -> torch.Tensor:
 class DenseDetector(DetectorBase):
     """backbone -> features of ``head_in_features`` -> head -> per level predictions.
 
-    Subclasses implement `forward_training` and `forward_inference`.
+    Subclasses implement `forward_training` and `forward_inference`; `extract_features` may be
+    overridden to transform the features between backbone and head.
 
     Args:
         backbone, pixel_mean, pixel_std, input_format: see `DetectorBase`.
@@ -50,13 +51,22 @@ class DenseDetector(DetectorBase):
 
     def forward(self, batched_inputs: list[dict]):
         images = self.preprocess_image(batched_inputs)
-        features = self.backbone(images.tensor)
-        features = [features[f] for f in self.head_in_features]
+        # checked before the network runs, so that a missing field is reported as such
+        gt_instances = self._get_gt_instances(batched_inputs) if self.training else None
+        features = self.extract_features(images.tensor)
         predictions = self.head(features)
         if self.training:
-            return self.forward_training(images, features, predictions, self._get_gt_instances(batched_inputs))
+            return self.forward_training(images, features, predictions, gt_instances)
         results = self.forward_inference(images, features, predictions)
         return self._postprocess(results, batched_inputs, images.image_sizes)
+
+    def extract_features(self, images: torch.Tensor) -> list[torch.Tensor]:
+        """images [N, C, H, W] -> the ``head_in_features`` maps, finest first.
+
+        The place to refine the pyramid between backbone and head (NETNet's neck does).
+        """
+        features = self.backbone(images)
+        return [features[f] for f in self.head_in_features]
 
     def forward_training(
         self, images: ImageList, features: list[torch.Tensor], predictions, gt_instances: list[Instances]

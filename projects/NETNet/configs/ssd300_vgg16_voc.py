@@ -3,7 +3,7 @@
 The paper reports COCO only; we keep its recipe (160 epochs at batch 32, LR 0.004, steps at 90/120/140).
 """
 
-from net_detr2.modeling.meta_arch.ssd import ssd_default_box_sizes
+from net_detr2.modeling.anchor_generator import ssd_default_box_sizes
 
 from ....configs.common.data.voc_ssd import dataloader
 from ....configs.common.optim import SGD as optimizer

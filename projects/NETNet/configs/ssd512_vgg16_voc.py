@@ -1,6 +1,6 @@
 """SSD512, VGG-16, PASCAL VOC 07+12 -> VOC2007 test (SSD512 VOC default boxes)."""
 
-from net_detr2.modeling.meta_arch.ssd import ssd_default_box_sizes
+from net_detr2.modeling.anchor_generator import ssd_default_box_sizes
 
 from .common.ssd512_vgg16 import model
 from .common.ssd_data_size import set_input_size

@@ -1,6 +1,6 @@
 """Helpers that keep an SSD/NETNet LazyConfig's channel counts consistent when its width changes."""
 
-from net_detr2.modeling.meta_arch.ssd import ssd_extra_layers
+from net_detr2.modeling.backbone import ssd_extra_layers
 
 __all__ = ["vgg16_ssd_level_channels", "set_vgg16_width"]
 

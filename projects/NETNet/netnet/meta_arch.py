@@ -23,11 +23,11 @@ class NETNet(SSD):
         super().__init__(**kwargs)
         self.net = net
         shapes = self.backbone.output_shape()
-        channels = [shapes[f].channels for f in self.in_features]
+        channels = [shapes[f].channels for f in self.head_in_features]
         if list(net.in_channels) != channels:
             raise ValueError(
                 f"NETNet: net.in_channels={list(net.in_channels)} do not match the backbone levels "
-                f"{self.in_features} with channels {channels}"
+                f"{self.head_in_features} with channels {channels}"
             )
 
     def extract_features(self, images: torch.Tensor) -> list[torch.Tensor]:

@@ -197,7 +197,8 @@ def test_ablation_switches_build_the_right_modules():
 
 
 def test_netnet_meta_arch_trains_and_checks_channels():
-    from .test_ssd import _inputs, tiny_ssd
+    from net_detr2.utils.testing import ssd_training_inputs as _inputs
+    from net_detr2.utils.testing import tiny_ssd
 
     ssd = tiny_ssd()
     channels = [s.channels for s in ssd.backbone.output_shape().values()]

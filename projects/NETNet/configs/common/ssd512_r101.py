@@ -2,8 +2,8 @@
 layers (16/8/4/2/1), COCO default boxes. MSRA ImageNet weights (caffe-style BGR, std 1)."""
 
 from net_detr2.config import LazyCall as L
+from net_detr2.modeling.anchor_generator import ssd_default_box_sizes
 from net_detr2.modeling.backbone import build_resnet_backbone
-from net_detr2.modeling.meta_arch.ssd import ssd_default_box_sizes
 
 from .ssd_vgg16 import model
 

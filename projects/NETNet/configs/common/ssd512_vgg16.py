@@ -1,6 +1,6 @@
 """Model: SSD512 with VGG-16 (7 levels: 64/32/16/8/4/2/1), COCO default boxes."""
 
-from net_detr2.modeling.meta_arch.ssd import ssd_default_box_sizes
+from net_detr2.modeling.anchor_generator import ssd_default_box_sizes
 
 from .ssd_vgg16 import model
 

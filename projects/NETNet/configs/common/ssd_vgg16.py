@@ -6,15 +6,9 @@ Pixel normalisation matches ImageNet torchvision VGG-16 weights converted with
 """
 
 from net_detr2.config import LazyCall as L
-from net_detr2.modeling.backbone import VGG16
-from net_detr2.modeling.meta_arch.ssd import (
-    SSD,
-    DefaultBoxGenerator,
-    SSDBackbone,
-    SSDHead,
-    ssd_default_box_sizes,
-    ssd_extra_layers,
-)
+from net_detr2.modeling.anchor_generator import DefaultBoxGenerator, ssd_default_box_sizes
+from net_detr2.modeling.backbone import VGG16, SSDBackbone, ssd_extra_layers
+from net_detr2.modeling.meta_arch.ssd import SSD, SSDHead
 
 _boxes = ssd_default_box_sizes(300, "coco")
 

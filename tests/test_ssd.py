@@ -1,4 +1,6 @@
-"""SSD core: default boxes, matching, multibox loss (hand-computed), VGG16 backbone and the meta-architecture."""
+"""SSD core: default boxes, matching, multibox loss (hand-computed) and the meta-architecture."""
+
+from __future__ import annotations
 
 import math
 
@@ -6,19 +8,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from net_detr2.modeling.backbone import VGG16
-from net_detr2.modeling.meta_arch.ssd import (
-    SSD,
-    DefaultBoxGenerator,
-    SSDBackbone,
-    SSDHead,
-    match_default_boxes,
-    multibox_loss,
-    ssd_default_box_sizes,
-    ssd_extra_layers,
-)
-from net_detr2.modeling.registry import BACKBONE_REGISTRY, META_ARCH_REGISTRY
-from net_detr2.structures import Boxes, Instances
+from net_detr2.modeling.anchor_generator import DefaultBoxGenerator, ssd_default_box_sizes
+from net_detr2.modeling.matcher import match_default_boxes
+from net_detr2.modeling.meta_arch.ssd import SSD, multibox_loss
+from net_detr2.modeling.registry import META_ARCH_REGISTRY
+from net_detr2.utils.testing import ssd_training_inputs as _inputs
+from net_detr2.utils.testing import tiny_ssd
 
 SHAPES_300 = [(38, 38), (19, 19), (10, 10), (5, 5), (3, 3), (1, 1)]
 SHAPES_512 = [(64, 64), (32, 32), (16, 16), (8, 8), (4, 4), (2, 2), (1, 1)]
@@ -136,84 +131,7 @@ def test_multibox_loss_caps_negatives_and_normalises_by_positives():
     out["loss_cls"].backward()
 
 
-# ----------------------------------------------------------------------------- VGG16
-def test_vgg16_single_level_conv5_3_for_faster_rcnn():
-    vgg = VGG16(out_features=["conv5_3"], width_mult=0.0625)
-    assert BACKBONE_REGISTRY.get("VGG16") is VGG16
-    shape = vgg.output_shape()
-    assert list(shape) == ["conv5_3"] and shape["conv5_3"].stride == 16 and shape["conv5_3"].channels == 32
-    assert not hasattr(vgg, "fc6") and vgg.conv4_3_norm is None
-    out = vgg(torch.randn(1, 3, 64, 80))
-    assert out["conv5_3"].shape == (1, 32, 4, 5)
-
-
-def test_vgg16_ssd_levels_l2norm_and_freeze():
-    vgg = VGG16(out_features=["conv4_3", "conv7"], width_mult=0.0625, l2norm_scale=20.0, freeze_at=2)
-    out = vgg(torch.randn(2, 3, 300, 300))
-    assert out["conv4_3"].shape == (2, 32, 38, 38) and out["fc7"].shape == (2, 64, 19, 19)
-    # L2Norm: every pixel of conv4_3 has norm 20 (the initial scale) unless all-zero.
-    norms = out["conv4_3"].norm(dim=1)
-    nonzero = norms > 1e-3
-    torch.testing.assert_close(norms[nonzero], torch.full_like(norms[nonzero], 20.0), rtol=1e-4, atol=1e-4)
-    assert not vgg.conv2_2.weight.requires_grad and vgg.conv3_1.weight.requires_grad
-    with pytest.raises(ValueError, match="unknown out_feature 'pool5'"):
-        VGG16(out_features=["pool5"])
-
-
-def test_convert_torchvision_vgg16():
-    import torchvision
-
-    from net_detr2.compat.vgg_weights import convert_torchvision_vgg16_to_ssd
-
-    tv = torchvision.models.vgg16(weights=None).state_dict()
-    sd = convert_torchvision_vgg16_to_ssd(tv, prefix="")
-    vgg = VGG16(out_features=["conv4_3", "fc7"])
-    missing, unexpected = vgg.load_state_dict(sd, strict=False)
-    assert unexpected == [] and missing == ["conv4_3_norm.weight"]
-    assert vgg.fc6.weight.shape == (1024, 512, 3, 3) and vgg.fc7.weight.shape == (1024, 1024, 1, 1)
-    fc6 = tv["classifier.0.weight"].reshape(4096, 512, 7, 7)
-    torch.testing.assert_close(vgg.fc6.weight[5, 7, 1, 2], fc6[20, 7, 3, 6])  # output 4*5, taps 3*1, 3*2
-    torch.testing.assert_close(vgg.fc7.weight[3, 9, 0, 0], tv["classifier.3.weight"][12, 36])
-    torch.testing.assert_close(vgg.fc6.bias[5], tv["classifier.0.bias"][20])
-    torch.testing.assert_close(vgg.conv1_1.weight[:, 0], tv["features.0.weight"][:, 2])  # BGR flip
-    torch.testing.assert_close(vgg.conv5_3.weight, tv["features.28.weight"])
-    # A conv-only backbone (Faster R-CNN conv5_3) loads the conv part strictly.
-    conv_only = convert_torchvision_vgg16_to_ssd(tv, with_fc=False, to_bgr=False)
-    VGG16(out_features=["conv5_3"], l2norm_scale=None).load_state_dict(conv_only, strict=True)
-    with pytest.raises(KeyError, match="features.0.weight"):
-        convert_torchvision_vgg16_to_ssd({})
-
-
 # ----------------------------------------------------------------------------- meta-architecture
-def tiny_ssd(num_classes=3, size=300):
-    vgg = VGG16(out_features=["conv4_3", "fc7"], width_mult=0.0625, norm="BN")
-    backbone = SSDBackbone(
-        bottom_up=vgg, in_features=["conv4_3", "fc7"], extra_layers=ssd_extra_layers(size, 0.0625), norm="BN"
-    )
-    gen = DefaultBoxGenerator(**ssd_default_box_sizes(size, "voc"))
-    channels = [s.channels for s in backbone.output_shape().values()]
-    head = SSDHead(in_channels=channels, num_anchors=gen.num_anchors, num_classes=num_classes)
-    return SSD(
-        backbone=backbone,
-        head=head,
-        prior_generator=gen,
-        num_classes=num_classes,
-        pixel_mean=[104.0, 117.0, 123.0],
-        pixel_std=[1.0, 1.0, 1.0],
-    )
-
-
-def _inputs(n=2, size=300):
-    g = torch.Generator().manual_seed(0)
-    out = []
-    for i in range(n):
-        inst = Instances((size, size))
-        inst.gt_boxes = Boxes(torch.tensor([[10.0, 20.0, 60.0, 90.0], [120.0, 100.0, 280.0, 290.0]])[: i + 1])
-        inst.gt_classes = torch.tensor([0, 2])[: i + 1]
-        out.append({"image": torch.randint(0, 256, (3, size, size), dtype=torch.uint8, generator=g), "instances": inst})
-    return out
-
-
 def test_ssd_train_step_and_inference_contract():
     torch.manual_seed(0)
     model = tiny_ssd()
@@ -271,3 +189,41 @@ def test_ssd_rejects_mixed_sizes_and_bad_levels():
             pixel_mean=[0, 0, 0],
             pixel_std=[1, 1, 1],
         )
+
+
+def test_matching_threshold_is_inclusive():
+    # A prior whose best IoU equals the threshold is foreground; a hair below it is not. Column 0 is the
+    # ground truth's best prior (matched whatever its IoU), so the threshold decides columns 1 and 2 only.
+    iou = torch.tensor([[0.9, 0.5, 0.5 - 1e-6]])
+    matched, fg = match_default_boxes(iou, 0.5)
+    assert fg.tolist() == [True, True, False]
+    assert matched.tolist() == [0, 0, 0]
+
+
+def test_ssd300_default_boxes_equal_torchvision():
+    """Our COCO SSD300 priors are torchvision's `ssd300_vgg16` priors (scales 0.07..1.05 of 300), in the same
+    order. Compared unclipped: torchvision's ``clip`` clamps each box's relative width and height to 1 while
+    ours clips the corners to the image, so only the unclipped boxes are the same set."""
+    from torchvision.models.detection.anchor_utils import DefaultBoxGenerator as TorchvisionDefaultBoxes
+    from torchvision.models.detection.image_list import ImageList as TorchvisionImageList
+
+    tv = TorchvisionDefaultBoxes(
+        [[2], [2, 3], [2, 3], [2, 3], [2], [2]],
+        scales=[0.07, 0.15, 0.33, 0.51, 0.69, 0.87, 1.05],
+        steps=[8, 16, 32, 64, 100, 300],
+        clip=False,
+    )
+    images = TorchvisionImageList(torch.zeros(1, 3, 300, 300), [(300, 300)])
+    expected = tv(images, [torch.zeros(1, 1, h, w) for h, w in SHAPES_300])[0]
+    ours = DefaultBoxGenerator(**ssd_default_box_sizes(300, "coco"), clip=False)(SHAPES_300, (300, 300))
+    torch.testing.assert_close(ours, expected, rtol=0, atol=1e-4)
+
+
+def test_ssd_rejects_images_without_the_model_channels():
+    model = tiny_ssd()
+    x = _inputs(1)
+    x[0]["image"] = x[0]["image"][:1]  # one channel would broadcast against the 3-channel mean
+    with pytest.raises(ValueError, match=r"input 0 'image' must be \[3, H, W\], got \(1, 300, 300\)"):
+        model(x)
+    with pytest.raises(KeyError, match="training input 0 has no 'instances'"):
+        model([{"image": _inputs(1)[0]["image"]}])
