@@ -196,7 +196,7 @@ def test_analyze_counts_flops_by_hand():
 
 def test_tracing_adapter_flattens_instances():
     from net_detr2.config import LazyConfig, instantiate
-    from net_detr2.utils.analysis import TracingAdapter
+    from net_detr2.export import TracingAdapter
 
     model = instantiate(LazyConfig.load(SHAPES_FRCNN).model).eval()
     inputs = [{"image": torch.zeros(3, 64, 80, dtype=torch.uint8), "height": 32, "width": 40}] * 2

@@ -1,9 +1,7 @@
-"""Counting a detector's FLOPs, activations and parameters with fvcore, and tracing it.
+"""Counting a detector's FLOPs, activations and parameters with fvcore.
 
-fvcore's counters (and ``torch.jit.trace``) need a module that takes tensors and returns tensors, while a
-detector takes ``list[dict]`` and returns ``list[{"instances": Instances}]``. `TracingAdapter` bridges the
-two: it holds the non-tensor parts of the inputs fixed, takes the images as positional tensors and returns
-the detections flattened into a tuple of tensors (`flatten_detections`).
+fvcore's counters trace the model, so they see it through `net_detr2.export.TracingAdapter` (images in,
+flattened detections out); module names in their results start with ``model.``.
 """
 
 from __future__ import annotations
@@ -12,48 +10,13 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-import torch
 from torch import nn
 
-__all__ = ["flatten_detections", "TracingAdapter", "flop_count", "activation_count", "parameter_count"]
+from net_detr2.export.flatten import TracingAdapter
+
+__all__ = ["flop_count", "activation_count", "parameter_count"]
 
 logger = logging.getLogger(__name__)
-
-# The fields of a detection, in the order `flatten_detections` returns them.
-DETECTION_FIELDS = ("pred_boxes", "scores", "pred_classes")
-
-
-def flatten_detections(outputs: Sequence[dict]) -> tuple[torch.Tensor, ...]:
-    """``[{"instances": Instances}, ...]`` -> ``(boxes_0 (N0, 4), scores_0 (N0,), classes_0 (N0,), boxes_1, ...)``."""
-    flat: list[torch.Tensor] = []
-    for out in outputs:
-        inst = out["instances"]
-        for name in DETECTION_FIELDS:
-            value = inst.get(name)
-            flat.append(value.tensor if hasattr(value, "tensor") else value)
-    return tuple(flat)
-
-
-class TracingAdapter(nn.Module):
-    """``adapter(*images) -> flatten_detections(model(inputs with those images))``.
-
-    Args:
-        model: a detector in eval mode (``list[dict] -> list[{"instances": Instances}]``).
-        inputs: the model inputs whose ``"image"`` tensors (C, H, W) are replaced by the positional
-            arguments; their other keys (``height``, ``width``, ...) are passed as they are.
-    """
-
-    def __init__(self, model: nn.Module, inputs: Sequence[dict]):
-        super().__init__()
-        self.model = model
-        self.inputs = [{k: v for k, v in inp.items() if k != "image"} for inp in inputs]
-        self.images = tuple(inp["image"] for inp in inputs)
-
-    def forward(self, *images: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        if len(images) != len(self.inputs):
-            raise ValueError(f"TracingAdapter: {len(images)} images for {len(self.inputs)} inputs")
-        batch = [{**inp, "image": img} for inp, img in zip(self.inputs, images)]
-        return flatten_detections(self.model(batch))
 
 
 def _quiet(analysis):

@@ -100,7 +100,9 @@ class DenseDetector(DetectorBase):
         keep = pred_scores > score_thresh
         scores = pred_scores[keep]
         pairs = keep.nonzero()  # [M, 2] (anchor, class), same order as ``scores``
-        k = min(topk_candidates, pairs.size(0))
+        n = pairs.size(0)
+        # while tracing (export) n is a tensor: clamp keeps k data-dependent instead of freezing the traced value
+        k = torch.clamp(n, max=topk_candidates) if isinstance(n, torch.Tensor) else min(topk_candidates, n)
         scores, idx = scores.topk(k)
         anchor_idx, class_idx = pairs[idx].unbind(dim=1)
         boxes = self.box2box_transform.apply_deltas(pred_deltas[anchor_idx], anchors.tensor[anchor_idx])
