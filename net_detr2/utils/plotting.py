@@ -18,6 +18,7 @@ import numpy as np
 
 __all__ = [
     "read_metrics",
+    "merge_lr_history",
     "plot_metrics",
     "plot_dataset_statistics",
     "plot_pr_curves",
@@ -78,6 +79,17 @@ def read_metrics(metrics_file: str) -> dict[str, tuple[list[int], list[float]]]:
                 xs.append(int(it))
                 ys.append(float(v))
     return series
+
+
+def merge_lr_history(
+    logged: tuple[list[int], list[float]], lr_history: Sequence[tuple[float, int]]
+) -> tuple[list[int], list[float]]:
+    """The LR at every iteration of ``lr_history`` (``(lr, iteration)`` pairs of the event storage), and the
+    logged values of metrics.json for earlier iterations (a resumed run's storage starts at its resume point)."""
+    merged = dict(zip(*logged))
+    merged.update({int(it): float(v) for v, it in lr_history})
+    pairs = sorted(merged.items())
+    return [it for it, _ in pairs], [v for _, v in pairs]
 
 
 def _metric_family(key: str) -> str:
@@ -152,10 +164,7 @@ def plot_metrics(
         return None
     series = read_metrics(metrics_file)
     if lr_history:
-        logged = series.get("lr", ([], []))
-        first = min(it for _, it in lr_history)
-        pairs = sorted({**dict(zip(*logged)), **{it: v for v, it in lr_history if it >= first}}.items())
-        series["lr"] = ([it for it, _ in pairs], [v for _, v in pairs])
+        series["lr"] = merge_lr_history(series.get("lr", ([], [])), lr_history)
     if not series:
         return None
     # Evaluation metrics are put a few times per run; training scalars at (nearly) every log period.
