@@ -567,8 +567,19 @@ def make_image_grid(images: Sequence[np.ndarray], columns: int = 4, cell_width: 
 
 
 def save_image_grid(
-    paths: Sequence[str | os.PathLike], output: str | os.PathLike, columns: int = 4, cell_width: int = 480
+    paths: Sequence[str | os.PathLike],
+    output: str | os.PathLike,
+    columns: int | None = None,
+    cell_width: int | None = None,
 ) -> str:
-    """Read pictures (e.g. the files of `save_prediction_images`) and save them tiled by `make_image_grid`."""
-    VisImage(make_image_grid([_read_rgb(str(p)) for p in paths], columns, cell_width)).save(output)
+    """Read pictures (e.g. the files of `save_prediction_images`) and save them tiled by `make_image_grid`.
+
+    By default 4 columns of 480 px, or 2 columns of 960 px for wide pictures (at least 1.5x wider than tall,
+    e.g. ground truth beside predictions), so that every row of the grid stays about 2000 px wide.
+    """
+    images = [_read_rgb(str(p)) for p in paths]
+    wide = bool(images) and min(im.shape[1] / im.shape[0] for im in images) >= 1.5
+    columns = columns if columns is not None else (2 if wide else 4)
+    cell_width = cell_width if cell_width is not None else (960 if wide else 480)
+    VisImage(make_image_grid(images, columns, cell_width)).save(output)
     return str(output)
