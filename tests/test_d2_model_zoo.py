@@ -242,3 +242,20 @@ def test_expression_values():
     sizes = safe_eval_expression("[[x, x * 2**(1.0/3), x * 2**(2.0/3) ] for x in [32, 64]]", "w")
     assert sizes[1] == pytest.approx([64, 64 * 2 ** (1 / 3), 64 * 2 ** (2 / 3)])
     assert safe_eval_expression("[a * b for a in [1, 2] for b in (10, 20)]", "w") == [10, 20, 20, 40]
+
+
+@pytest.mark.skipif(not (REPO.parent / "shared" / "reference").is_dir(), reason="detectron2 reference data absent")
+def test_full_dump_reports_only_components_the_model_lacks():
+    """A cfg.dump() lists every key; those of switched-off features (crop, clipping, test-time augmentation,
+    precise BN, ...) change nothing and are not reported, the sections of absent heads are, one line each."""
+    rec = torch.load(REPO.parent / "shared" / "reference" / "parity_frcnn_r50_fpn.pt", weights_only=True)
+    lines = convert_d2_config(rec["config"], source="dump.yaml").not_carried
+    sections = [line.split(".{")[0] for line in lines]
+    assert sections == [
+        "MODEL.PANOPTIC_FPN",
+        "MODEL.RETINANET",
+        "MODEL.ROI_BOX_CASCADE_HEAD",
+        "MODEL.ROI_KEYPOINT_HEAD",
+        "MODEL.ROI_MASK_HEAD",
+        "MODEL.SEM_SEG_HEAD",
+    ]

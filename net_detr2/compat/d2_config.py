@@ -624,6 +624,39 @@ def _unused_sections(c: D2Config) -> dict[str, str]:
     return sections
 
 
+def _mark_inactive(c: D2Config) -> None:
+    """Mark as carried over the keys of features the config leaves switched off: dropping their parameters
+    changes nothing (a ``cfg.dump()`` lists them all). A switched-on feature keeps them reported."""
+    if not c.peek("INPUT.CROP.ENABLED"):
+        c.mark_used("INPUT.CROP")
+    if not c.peek("SOLVER.CLIP_GRADIENTS.ENABLED"):
+        c.mark_used("SOLVER.CLIP_GRADIENTS")
+    if c.peek("DATALOADER.SAMPLER_TRAIN") == "TrainingSampler":
+        c.mark_used("DATALOADER.REPEAT_THRESHOLD", "DATALOADER.REPEAT_SQRT")
+    if c.peek("SOLVER.LR_SCHEDULER_NAME") != "WarmupCosineLR":
+        c.mark_used("SOLVER.BASE_LR_END")
+    if c.peek("SOLVER.LR_SCHEDULER_NAME") != "WarmupStepWithFixedGammaLR":
+        c.mark_used("SOLVER.NUM_DECAYS")
+    for switch, section in (("TEST.AUG.ENABLED", "TEST.AUG"), ("TEST.PRECISE_BN.ENABLED", "TEST.PRECISE_BN")):
+        if not c.peek(switch):
+            c.mark_used(section)
+    for split in ("TRAIN", "TEST"):
+        if not c.peek(f"DATASETS.PROPOSAL_FILES_{split}"):
+            c.mark_used(f"DATASETS.PROPOSAL_FILES_{split}", f"DATASETS.PRECOMPUTED_PROPOSAL_TOPK_{split}")
+    if not any(c.peek("MODEL.RESNETS.DEFORM_ON_PER_STAGE", [])):
+        c.mark_used("MODEL.RESNETS.DEFORM_MODULATED", "MODEL.RESNETS.DEFORM_NUM_GROUPS")
+    if not c.peek("MODEL.ROI_BOX_HEAD.USE_FED_LOSS"):
+        c.mark_used("MODEL.ROI_BOX_HEAD.FED_LOSS_FREQ_WEIGHT_POWER", "MODEL.ROI_BOX_HEAD.FED_LOSS_NUM_CLASSES")
+    if not c.peek("MODEL.MASK_ON"):
+        c.mark_used("INPUT.MASK_FORMAT")
+    if c.peek("MODEL.ANCHOR_GENERATOR.NAME") == "DefaultAnchorGenerator":
+        c.mark_used("MODEL.ANCHOR_GENERATOR.ANGLES")  # rotated anchors only
+    for key in ("TEST.EXPECTED_RESULTS", "TEST.KEYPOINT_OKS_SIGMAS", "FLOAT32_PRECISION"):
+        if not c.peek(key):  # empty: detectron2 does nothing with them
+            c.mark_used(key)
+    c.mark_used("GLOBAL.HACK")  # a placeholder key of detectron2 that nothing reads
+
+
 def _not_carried(c: D2Config) -> list[str]:
     sections = _unused_sections(c)
     grouped: dict[str, list[str]] = {}
@@ -669,6 +702,7 @@ def convert_d2_config(
     frozen = _frozen_bn_note(c, train["init_checkpoint"])
     if frozen:
         notes.append(frozen)
+    _mark_inactive(c)
     cfg = DictConfig(
         {
             "model": model,

@@ -537,6 +537,15 @@ class D2Config:
         self.used.add(key)
         return node
 
+    def peek(self, key: str, default: Any = None) -> Any:
+        """The value of ``key`` (``default`` when absent) without counting it as read."""
+        node = self.data
+        for part in key.split("."):
+            if not isinstance(node, dict) or part not in node:
+                return default
+            node = node[part]
+        return node
+
     def mark_used(self, *keys: str) -> None:
         self.used.update(keys)
 
