@@ -18,6 +18,7 @@ import ast
 import copy
 import math
 import os
+import re
 from typing import Any
 
 import yaml
@@ -614,9 +615,9 @@ def load_d2_config(
     if len(overrides) % 2:
         raise ValueError(f"overrides must be KEY VALUE pairs, got an odd number of words: {overrides}")
     for key, text in zip(overrides[::2], overrides[1::2]):
-        parts = key.split(".")
-        if not all(p and (p.isupper() or p.replace("_", "").isupper() or p[0].isdigit()) for p in parts):
+        if not re.fullmatch(r"[A-Z0-9_]+(\.[A-Z0-9_]+)*", key):
             raise ValueError(f"override {key!r}: detectron2 keys are upper-case dotted names like SOLVER.BASE_LR")
+        parts = key.split(".")
         value: Any = yaml.safe_load(text) if text.strip() else text
         if isinstance(value, str):
             value = parse_literal(value, f"command line: {key}")
