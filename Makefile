@@ -16,19 +16,21 @@ LOCK := requirements.lock
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.net_detr2-$(shell cat $(LOCK) pyproject.toml | sha256sum | cut -c1-16)
 MAIN_JOB := projects/InvertedAttention/configs/shapes/ia_faster_rcnn_R18_FPN_shapes.py
+ARGS ?=
 
 .DEFAULT_GOAL := help
 .PHONY: help demo test setup lint lock
 
 help:
-	@echo "make demo    run the main job (sets up .venv first if needed)"
+	@echo "make demo    run the main job (sets up .venv first if needed); ARGS=--resume or ARGS=--overwrite"
+	@echo "             to continue or replace an earlier run"
 	@echo "make test    run the tests and the linter (sets up .venv first if needed)"
 	@echo "make setup   only set up .venv (exact versions of $(LOCK))"
 	@echo "make lint    ruff check + ruff format --check"
 	@echo "make lock    regenerate $(LOCK) from requirements.txt in a clean environment"
 
 demo: $(STAMP)
-	$(PY) train_net.py --config-file $(MAIN_JOB)
+	$(PY) train_net.py --config-file $(MAIN_JOB) $(ARGS)
 
 test: $(STAMP)
 	$(PY) -m pytest -q

@@ -21,6 +21,8 @@ ImageNet-initialised backbones).
 Usage: ``OMP_NUM_THREADS=2 python benchmarks/bench_baselines.py [--threads 2] [--runs 3] [--warmup 1]``.
 """
 
+from __future__ import annotations
+
 import argparse
 import statistics
 import sys

@@ -18,6 +18,8 @@ large sorts/reductions of both variants wait on each other and the ratios meanin
 Usage: ``OMP_NUM_THREADS=1 python benchmarks/bench_dc_retinanet.py [--runs 15] [--threads 1] [--model shapes]``
 """
 
+from __future__ import annotations
+
 import argparse
 import statistics
 import sys
@@ -59,7 +61,7 @@ def nms_inputs(n: int, num_classes: int, seed: int = 0):
 
 
 def bench_nms(args) -> None:
-    from projects.DCRetinaNet.dc_retinanet import cl_balanced_nms
+    from net_detr2_projects.DCRetinaNet.dc_retinanet import cl_balanced_nms
 
     boxes, scores, classes = nms_inputs(args.boxes, args.classes)
     kept = {
@@ -100,7 +102,7 @@ def _train_inputs(model_kind: str, batch: int):
 
 def bench_training(args) -> None:
     from net_detr2.config import LazyConfig, instantiate
-    from projects.DCRetinaNet.dc_retinanet import use_dc_retinanet
+    from net_detr2_projects.DCRetinaNet.dc_retinanet import use_dc_retinanet
 
     path = {
         "shapes": "projects/DCRetinaNet/configs/shapes/dc_retinanet_R18_FPN_iac_dc_cl.py",

@@ -25,6 +25,8 @@ Usage: ``OMP_NUM_THREADS=2 python benchmarks/bench_efpn.py [--size 512] [--runs 
 ``--depth 101 --groups 32 --width-per-group 8`` measures a ResNeXt-101 (the paper's Table III backbone).
 """
 
+from __future__ import annotations
+
 import argparse
 import json
 import os
@@ -51,7 +53,7 @@ def _build(kind: str, depth: int, groups: int = 1, width_per_group: int = 64, sr
     import torch
 
     from net_detr2.config import LazyConfig, instantiate
-    from projects.EFPN.efpn import efpn_model_from_fpn
+    from net_detr2_projects.EFPN.efpn import efpn_model_from_fpn
 
     cfg = LazyConfig.load(str(ROOT / "configs/common/models/faster_rcnn_fpn.py"))
     cfg.model.backbone.bottom_up.depth = depth

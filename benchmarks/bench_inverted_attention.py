@@ -31,8 +31,8 @@ sys.path.insert(0, str(REPO))
 from net_detr2.config import LazyConfig, instantiate  # noqa: E402
 from net_detr2.modeling import StandardROIHeads  # noqa: E402
 from net_detr2.structures import Boxes, Instances  # noqa: E402
-from projects.InvertedAttention.inverted_attention import IAROIHeads  # noqa: E402
-from projects.InvertedAttention.inverted_attention.config_utils import IA_DEFAULTS  # noqa: E402
+from net_detr2_projects.InvertedAttention.inverted_attention import IAROIHeads  # noqa: E402
+from net_detr2_projects.InvertedAttention.inverted_attention.config_utils import IA_DEFAULTS  # noqa: E402
 
 
 def build_models(config: str, device: str) -> tuple[torch.nn.Module, torch.nn.Module]:

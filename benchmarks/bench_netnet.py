@@ -15,6 +15,8 @@ share the post-processing code).
     OMP_NUM_THREADS=2 python benchmarks/bench_netnet.py --threads 2 --repeats 10
 """
 
+from __future__ import annotations
+
 import argparse
 import statistics
 import time

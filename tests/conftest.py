@@ -1,5 +1,7 @@
 """Shared pytest set-up (keep small): one intra-op thread so parallel test runs share the 2 CPU cores."""
 
+from __future__ import annotations
+
 import pytest
 import torch
 

@@ -1,5 +1,7 @@
 """Anchors, box coding, matching, sampling, RoI pooling levels and detector_postprocess on hand cases."""
 
+from __future__ import annotations
+
 import math
 
 import pytest
@@ -13,6 +15,7 @@ from net_detr2.modeling import (
     ROIPooler,
     assign_boxes_to_levels,
     detector_postprocess,
+    matched_classes,
     subsample_labels,
 )
 from net_detr2.structures import Boxes, Instances
@@ -157,3 +160,14 @@ def test_detector_postprocess_scales_clips_and_drops_empty():
         out.pred_boxes.tensor, torch.tensor([[20.0, 20.0, 100.0, 100.0], [380.0, 180.0, 400.0, 200.0]])
     )
     torch.testing.assert_close(out.scores, torch.tensor([0.9, 0.8]))
+
+
+def test_matched_classes_labels_matches():
+    gt_classes = torch.tensor([4, 7])
+    matched = torch.tensor([1, 0, 1, 0])
+    match_labels = torch.tensor([1, 1, 0, -1], dtype=torch.int8)
+    assert matched_classes(gt_classes, matched, match_labels, background=9).tolist() == [7, 4, 9, -1]
+    assert gt_classes.tolist() == [4, 7]  # not written to
+    # no ground truth: every prediction is background, whatever the matcher said
+    empty = torch.zeros(0, dtype=torch.int64)
+    assert matched_classes(empty, matched, match_labels, background=9).tolist() == [9, 9, 9, 9]

@@ -1,6 +1,8 @@
 """The Aquarium photo set end to end: every Aquarium config builds and takes a training step on real photos
 through its own mapper; one recipe trains a few iterations and is evaluated on a slice of aquarium_valid."""
 
+from __future__ import annotations
+
 from pathlib import Path
 
 import pytest

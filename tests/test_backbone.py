@@ -1,6 +1,6 @@
 """Tests of the ResNet / FPN backbones: detectron2 key names, shapes, parity with detectron2 features."""
 
-from pathlib import Path
+from __future__ import annotations
 
 import pytest
 import torch
@@ -24,17 +24,12 @@ from net_detr2.modeling.backbone import (
     build_retinanet_resnet_fpn_backbone,
 )
 
-REFERENCE = Path(__file__).resolve().parents[1] / ".." / "shared" / "reference"
-needs_reference = pytest.mark.skipif(
-    not REFERENCE.is_dir(), reason=f"detectron2 reference data not found at {REFERENCE}"
-)
-
 # The narrow widths of the parity records (see shared/reference/README.md).
 NARROW = dict(stem_out_channels=32, res2_out_channels=64, width_per_group=16, out_channels=64)
 
 
-def _reference_keys(name, prefix="backbone."):
-    lines = (REFERENCE / f"keys_{name}.txt").read_text().splitlines()
+def _reference_keys(reference_dir, name, prefix="backbone."):
+    lines = (reference_dir / f"keys_{name}.txt").read_text().splitlines()
     return [line for line in lines if line.startswith(prefix)]
 
 
@@ -42,7 +37,6 @@ def _our_keys(module, prefix="backbone."):
     return [f"{prefix}{k} " + ",".join(str(s) for s in v.shape) for k, v in module.state_dict().items()]
 
 
-@needs_reference
 @pytest.mark.parametrize(
     "name,builder,depth",
     [
@@ -51,17 +45,16 @@ def _our_keys(module, prefix="backbone."):
         ("retinanet_r50_fpn", build_retinanet_resnet_fpn_backbone, 50),
     ],
 )
-def test_full_size_backbone_keys_match_detectron2(name, builder, depth):
+def test_full_size_backbone_keys_match_detectron2(reference_dir, name, builder, depth):
     with torch.device("meta"):
         backbone = builder(depth=depth)
-    assert _our_keys(backbone) == _reference_keys(name)
+    assert _our_keys(backbone) == _reference_keys(reference_dir, name)
 
 
-def _load_record(name):
-    return torch.load(REFERENCE / f"parity_{name}.pt", map_location="cpu", weights_only=True)
+def _load_record(reference_dir, name):
+    return torch.load(reference_dir / f"parity_{name}.pt", map_location="cpu", weights_only=True)
 
 
-@needs_reference
 @pytest.mark.parametrize(
     "name,builder",
     [
@@ -69,8 +62,8 @@ def _load_record(name):
         ("retinanet_r50_fpn", build_retinanet_resnet_fpn_backbone),
     ],
 )
-def test_backbone_reproduces_detectron2_features(name, builder):
-    rec = _load_record(name)
+def test_backbone_reproduces_detectron2_features(reference_dir, name, builder):
+    rec = _load_record(reference_dir, name)
     backbone = builder(depth=50, **NARROW).eval()
     sd = {k[len("backbone.") :]: v for k, v in rec["state_dict"].items() if k.startswith("backbone.")}
     backbone.load_state_dict(sd, strict=True)
@@ -223,6 +216,26 @@ def test_fpn_structure_fuse_and_errors():
     # GN norm: convs lose their bias, gain a norm
     fpn_gn = FPN(bottom_up, ["res4", "res5"], 32, norm="GN")
     assert fpn_gn.fpn_lateral4.bias is None and isinstance(fpn_gn.fpn_lateral4.norm, nn.GroupNorm)
+
+
+def test_fpn_top_down_is_the_forward_pass_and_keeps_inner_maps():
+    bottom_up = build_resnet_backbone(
+        depth=18, res2_out_channels=64, stem_out_channels=8, out_features=["res2", "res3", "res4", "res5"]
+    )
+    fpn = FPN(bottom_up, ["res2", "res3", "res4", "res5"], 8, top_block=LastLevelMaxPool())
+    x = torch.randn(1, 3, 64, 64)
+    c = bottom_up(x)
+    outputs, inner = fpn.top_down(c, keep_inner=True)
+    plain = fpn(x)
+    assert list(outputs) == list(plain) == ["p2", "p3", "p4", "p5", "p6"]
+    assert all(torch.equal(outputs[k], plain[k]) for k in plain)
+    # the inner maps are what the output convs read: lateral(C5), then lateral(Ck) + nearest-up(inner k+1)
+    assert list(inner) == ["p2", "p3", "p4", "p5"]
+    torch.testing.assert_close(inner["p5"], fpn.fpn_lateral5(c["res5"]))
+    up = inner["p4"].repeat_interleave(2, 2).repeat_interleave(2, 3)
+    torch.testing.assert_close(inner["p3"], fpn.fpn_lateral3(c["res3"]) + up)
+    torch.testing.assert_close(outputs["p3"], fpn.fpn_output3(inner["p3"]))
+    assert fpn.top_down(c)[1] == {}
 
 
 def test_retinanet_top_block_reads_c5_or_p5():

@@ -1,5 +1,7 @@
 """Checkpointing: atomic saves, corrupt files, safe .pkl loading, key/shape reports."""
 
+from __future__ import annotations
+
 import logging
 import os
 import pickle

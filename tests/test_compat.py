@@ -1,6 +1,8 @@
 """Tests of net_detr2.compat: detectron2 yaml -> LazyConfig conversion, torchvision weight conversion, and
 ImageNet backbone checkpoints (torchvision, Caffe2) renamed on load."""
 
+from __future__ import annotations
+
 import logging
 import re
 import textwrap
@@ -25,10 +27,6 @@ from net_detr2.config import LazyConfig, instantiate
 from net_detr2.modeling.backbone import build_resnet_backbone
 
 REPO = Path(__file__).resolve().parents[1]
-REFERENCE = REPO / ".." / "shared" / "reference"
-needs_reference = pytest.mark.skipif(
-    not REFERENCE.is_dir(), reason=f"detectron2 reference data not found at {REFERENCE}"
-)
 
 # Undo the parity records' narrowing overrides: the unmodified model-zoo widths.
 FULL_SIZE = """
@@ -49,8 +47,8 @@ def _tool(name):
     return module
 
 
-def _record(name):
-    return torch.load(REFERENCE / f"parity_{name}.pt", map_location="cpu", weights_only=True)
+def _record(reference_dir, name):
+    return torch.load(reference_dir / f"parity_{name}.pt", map_location="cpu", weights_only=True)
 
 
 def _keys(model):
@@ -69,10 +67,9 @@ def _assert_detections_match(inst, rec):
     assert ok.any(dim=1).all(), f"{int((~ok.any(dim=1)).sum())} reference detections unmatched"
 
 
-@needs_reference
 @pytest.mark.parametrize("name", ["frcnn_r50_fpn", "retinanet_r50_fpn"])
-def test_parity_config_builds_detectron2_model(name):
-    rec = _record(name)
+def test_parity_config_builds_detectron2_model(reference_dir, name):
+    rec = _record(reference_dir, name)
     model = instantiate(d2_config_to_lazy(rec["config"], source=name)).eval()
     assert _keys(model) == [f"{k} " + ",".join(str(s) for s in v.shape) for k, v in rec["state_dict"].items()]
     model.load_state_dict(rec["state_dict"], strict=True)
@@ -83,7 +80,6 @@ def test_parity_config_builds_detectron2_model(name):
     _assert_detections_match(out[0]["instances"], rec)
 
 
-@needs_reference
 @pytest.mark.parametrize(
     "record,keys,depth",
     [
@@ -92,18 +88,17 @@ def test_parity_config_builds_detectron2_model(name):
         ("retinanet_r50_fpn", "retinanet_r50_fpn", 50),
     ],
 )
-def test_full_size_config_keys_match_detectron2(tmp_path, record, keys, depth):
-    (tmp_path / "base.yaml").write_text(_record(record)["config"])
+def test_full_size_config_keys_match_detectron2(reference_dir, tmp_path, record, keys, depth):
+    (tmp_path / "base.yaml").write_text(_record(reference_dir, record)["config"])
     child = "_BASE_: base.yaml\n" + FULL_SIZE.format(depth=depth)
     node = d2_config_to_lazy(child, base_dir=str(tmp_path))
     with torch.device("meta"):
         model = instantiate(node)
-    assert _keys(model) == (REFERENCE / f"keys_{keys}.txt").read_text().splitlines()
+    assert _keys(model) == (reference_dir / f"keys_{keys}.txt").read_text().splitlines()
 
 
-@needs_reference
-def test_base_chain_with_relative_paths_and_input_settings(tmp_path):
-    (tmp_path / "Base.yaml").write_text(_record("retinanet_r50_fpn")["config"])
+def test_base_chain_with_relative_paths_and_input_settings(reference_dir, tmp_path):
+    (tmp_path / "Base.yaml").write_text(_record(reference_dir, "retinanet_r50_fpn")["config"])
     (tmp_path / "sub").mkdir()
     (tmp_path / "sub" / "mid.yaml").write_text("_BASE_: ../Base.yaml\nINPUT: {MIN_SIZE_TEST: 640}\n")
     top = "_BASE_: sub/mid.yaml\nINPUT: {MAX_SIZE_TEST: 1000}\nMODEL: {RETINANET: {NUM_CLASSES: 3}}\n"
@@ -222,10 +217,9 @@ def test_unsafe_yaml_is_refused():
         load_d2_yaml("MODEL: !!python/object/apply:os.system ['true']")
 
 
-@needs_reference
-def test_convert_d2_config_cli_round_trip(tmp_path, capsys):
+def test_convert_d2_config_cli_round_trip(reference_dir, tmp_path, capsys):
     tool = _tool("convert_d2_config")
-    rec = _record("frcnn_r50_fpn")
+    rec = _record(reference_dir, "frcnn_r50_fpn")
     src = tmp_path / "frcnn.yaml"
     src.write_text(rec["config"])
     for ext in ("py", "yaml"):

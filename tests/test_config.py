@@ -1,5 +1,7 @@
 """LazyConfig: relative-import loading, typed overrides, save/load round trip, key errors."""
 
+from __future__ import annotations
+
 from pathlib import Path
 
 import pytest
@@ -228,3 +230,71 @@ def test_saved_config_keeps_classes_given_as_arguments(tmp_path):
     blocks = instantiate(loaded.stage)
     assert len(blocks) == 1 and type(blocks[0]) is BasicBlock
     assert "block_class=net_detr2.modeling.BasicBlock," in LazyConfig.to_py(loaded)
+
+
+# ------------------------------------------------------------------------------------------------
+# Repeated values are set once (OmegaConf interpolation) and shared pieces have a name
+# ------------------------------------------------------------------------------------------------
+def test_overriding_a_repeated_value_reaches_every_node_that_repeats_it(tmp_path):
+    cfg = LazyConfig.load(str(REPO / "configs/shapes/retinanet_R18_FPN.py"))
+    LazyConfig.apply_overrides(cfg, ["model.num_classes=5", "model.backbone.out_channels=64"])
+    assert cfg.model.head.num_classes == 5 and cfg.model.head.input_shape[4].channels == 64
+    # the interpolations survive a save and a load: a later change still propagates
+    LazyConfig.save(cfg, str(tmp_path / "retinanet.yaml"))
+    back = LazyConfig.load(str(tmp_path / "retinanet.yaml"))
+    assert back.model.head.num_classes == 5
+    back.model.num_classes = 3
+    model = instantiate(back.model)
+    assert model.num_classes == 3 and model.head.cls_score.out_channels == 2 * 3  # 2 anchors per location
+    assert model.head.cls_subnet[0].in_channels == 64
+
+    cfg = LazyConfig.load(str(REPO / "configs/shapes/faster_rcnn_R18_FPN.py"))
+    overrides = [
+        "model.roi_heads.num_classes=4",
+        "model.backbone.out_channels=64",
+        "model.roi_heads.box_pooler.output_size=5",
+    ]
+    LazyConfig.apply_overrides(cfg, overrides)
+    model = instantiate(cfg.model)
+    assert model.roi_heads.box_predictor.cls_score.out_features == 4 + 1
+    assert model.proposal_generator.rpn_head.conv.in_channels == 64
+    assert model.roi_heads.box_head.fc1.in_features == 64 * 5 * 5
+
+    cfg = LazyConfig.load(str(REPO / "projects/NETNet/configs/ssd300_shapes.py"))
+    cfg.model.num_classes = 9
+    assert cfg.model.head.num_classes == 9
+
+
+def test_config_files_import_the_shared_configs_by_name(tmp_path):
+    from net_detr2.model_zoo import get_config, get_config_file
+
+    own = tmp_path / "deep" / "er" / "mine.py"
+    own.parent.mkdir(parents=True)
+    own.write_text(
+        "from net_detr2.model_zoo.configs.common.data.loader import ssd_augmentations\n"
+        "from net_detr2.model_zoo.configs.common.data.voc_ssd import dataloader\n"
+        "dataloader.train.mapper.augmentations = ssd_augmentations(512, train=True)\n"
+    )
+    cfg = LazyConfig.load(str(own))
+    assert cfg.dataloader.train.dataset.names == ["voc_2007_trainval", "voc_2012_trainval"]
+    assert cfg.dataloader.train.mapper.augmentations[3].shape == [512, 512]
+    assert get_config("common/data/voc_ssd.py").dataloader.test.dataset.names == "voc_2007_test"
+    assert get_config_file("common/optim.py") == str(REPO / "configs" / "common" / "optim.py")
+    with pytest.raises(FileNotFoundError, match="no config 'common/nope.py'"):
+        get_config_file("common/nope.py")
+    own.write_text("from net_detr2.model_zoo.configs.common.data.nope import dataloader\n")
+    with pytest.raises(ImportError, match="does not name a config file"):
+        LazyConfig.load(str(own))
+
+
+def test_configs_use_names_not_dots_or_list_indices():
+    """Shared pieces are imported by name (no chains of relative dots up to the repository) and lists are
+    replaced by name (``ssd_augmentations(512, ...)``), never edited by index (``augmentations[3]``)."""
+    import re
+
+    offenders = []
+    for path in sorted([*REPO.glob("configs/**/*.py"), *REPO.glob("projects/*/configs/**/*.py")]):
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            if re.match(r"\s*from \.{3,}", line) or re.search(r"\]\s*\.\s*\w+\s*=[^=]", line):
+                offenders.append(f"{path.relative_to(REPO)}:{number}: {line.strip()}")
+    assert offenders == []

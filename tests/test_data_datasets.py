@@ -1,5 +1,7 @@
 """Catalogs and dataset loaders: COCO json, VOC xml, YOLO (Aquarium), TT100K conversion, box sanitising."""
 
+from __future__ import annotations
+
 import importlib.util
 import json
 import logging

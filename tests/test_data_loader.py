@@ -1,5 +1,7 @@
 """Samplers and loaders: rank partitioning, determinism, resume (start_iter), unreadable images."""
 
+from __future__ import annotations
+
 import itertools
 
 import cv2

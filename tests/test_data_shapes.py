@@ -1,5 +1,7 @@
 """The synthetic `shapes` dataset: determinism, statistics, COCO/VOC consistency."""
 
+from __future__ import annotations
+
 import hashlib
 from pathlib import Path
 

@@ -1,5 +1,7 @@
 """Transforms, augmentations (incl. the SSD pipeline), image reading and DatasetMapper."""
 
+from __future__ import annotations
+
 import cv2
 import numpy as np
 import pytest
@@ -250,3 +252,30 @@ def test_random_crop_and_colour_augmentations():
     assert aug_input.image.shape == (50, 40, 3)
     np.testing.assert_allclose(aug_input.boxes, [[30, 5, 35, 10]])
     np.testing.assert_allclose(tfms.inverse().apply_box(aug_input.boxes), [[10, 10, 20, 20]])
+
+
+def test_our_transforms_are_kept_only_where_fvcore_differs():
+    """Flips, NoOp and TransformList are fvcore's; each transform we keep computes something fvcore's does not."""
+    from fvcore.transforms import transform as fv
+
+    assert T.HFlipTransform is fv.HFlipTransform and T.TransformList is fv.TransformList
+    assert issubclass(T.ResizeTransform, fv.Transform) and issubclass(T.CropTransform, fv.CropTransform)
+    img = np.random.RandomState(0).randint(0, 256, (37, 53, 3)).astype(np.uint8)
+    # Blend: ours rounds to the nearest integer, fvcore's truncates (0.299 * 100 = 29.9)
+    flat = np.full((2, 2, 3), 100, np.uint8)
+    assert T.BlendTransform(0.0, 0.701, 0.299).apply_image(flat)[0, 0, 0] == 30
+    assert fv.BlendTransform(0.0, 0.701, 0.299).apply_image(flat)[0, 0, 0] == 29
+    # Pad: a fill value per channel (SSD's expand fills with the pixel mean); fvcore's takes one number
+    ours = T.PadTransform(2, 1, 0, 0, pad_value=(7, 8, 9)).apply_image(img)
+    assert ours[0, 0].tolist() == [7, 8, 9] and np.array_equal(ours[1:, 2:], img)
+    with pytest.raises(ValueError):
+        fv.PadTransform(2, 1, 0, 0, pad_value=(7, 8, 9)).apply_image(img)
+    # Resize: OpenCV's bilinear (the rest of the pipeline's); fvcore's ScaleTransform interpolates with PIL
+    resized = T.ResizeTransform(37, 53, 20, 30).apply_image(img)
+    np.testing.assert_array_equal(resized, cv2.resize(img, (30, 20), interpolation=cv2.INTER_LINEAR))
+    assert not np.array_equal(resized, fv.ScaleTransform(37, 53, 20, 30, interp="bilinear").apply_image(img))
+    # Crop: fvcore's, plus SSD's keep_center_only (tested above); without it the boxes are fvcore's
+    box = np.array([[0, 0, 18, 18]], np.float32)
+    np.testing.assert_array_equal(
+        T.CropTransform(10, 10, 50, 50).apply_box(box), fv.CropTransform(10, 10, 50, 50).apply_box(box)
+    )

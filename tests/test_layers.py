@@ -1,5 +1,7 @@
 """Tests of net_detr2.layers: norms, Conv2d with attached norm/activation, NMS, ROIAlign, L2Norm, helpers."""
 
+from __future__ import annotations
+
 import math
 
 import pytest
@@ -269,3 +271,24 @@ def test_adaptive_max_pool2d_equals_torch():
     for size in [(10, 10), (5, 5), (19, 19)]:
         ours = adaptive_max_pool2d(x, size)
         assert torch.equal(ours, F.adaptive_max_pool2d(x, size)) and ours.is_contiguous()
+
+
+def test_fvcore_weight_fills_are_the_caffe2_ones():
+    """The backbones and heads initialise through fvcore's fills: MSRA = He normal over fan_out with the ReLU gain,
+    Xavier = uniform within sqrt(3 / fan_in); both zero the bias (checked draw for draw and by the bounds)."""
+    from fvcore.nn import weight_init
+
+    conv = nn.Conv2d(64, 128, 3)
+    fan_in, fan_out = 64 * 9, 128 * 9
+    torch.manual_seed(0)
+    weight_init.c2_xavier_fill(conv)
+    xavier = conv.weight.detach().clone()
+    torch.manual_seed(0)
+    expected = torch.empty_like(xavier).uniform_(-math.sqrt(3 / fan_in), math.sqrt(3 / fan_in))
+    torch.testing.assert_close(xavier, expected)
+    assert conv.bias.abs().sum() == 0
+    torch.manual_seed(0)
+    weight_init.c2_msra_fill(conv)
+    torch.manual_seed(0)
+    torch.testing.assert_close(conv.weight.detach(), torch.empty_like(xavier).normal_(0, math.sqrt(2 / fan_out)))
+    assert conv.weight.std().item() == pytest.approx(math.sqrt(2 / fan_out), rel=0.02)

@@ -13,13 +13,6 @@ from net_detr2.config import LazyConfig, instantiate
 from net_detr2.structures import Boxes, pairwise_iou
 
 REPO = Path(__file__).resolve().parents[1]
-REF = REPO / ".." / "shared" / "reference"
-FRCNN = REF / "parity_frcnn_r50_fpn.pt"
-RETINA = REF / "parity_retinanet_r50_fpn.pt"
-
-pytestmark = pytest.mark.skipif(
-    not FRCNN.exists() or not RETINA.exists(), reason=f"detectron2 reference data not found under {REF}"
-)
 
 
 def load_record(main_path: Path) -> dict:
@@ -182,13 +175,13 @@ def _run(model, rec):
 
 # ------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def frcnn_rec():
-    return load_record(FRCNN)
+def frcnn_rec(reference_dir):
+    return load_record(reference_dir / "parity_frcnn_r50_fpn.pt")
 
 
 @pytest.fixture(scope="module")
-def retina_rec():
-    return load_record(RETINA)
+def retina_rec(reference_dir):
+    return load_record(reference_dir / "parity_retinanet_r50_fpn.pt")
 
 
 @pytest.mark.parametrize("builder", sorted(BUILDERS))

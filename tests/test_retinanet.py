@@ -1,5 +1,7 @@
 """RetinaNet: focal loss and box loss on hand cases, anchor labelling, a tiny training step and inference."""
 
+from __future__ import annotations
+
 import math
 
 import pytest
@@ -165,3 +167,75 @@ def test_shapes_retinanet_config_predicts_on_p2_to_p6_and_trains_a_step():
     sum(losses.values()).backward()
     assert model.head.cls_score.weight.grad.abs().sum() > 0
     assert model.backbone.fpn_output2.weight.grad.abs().sum() > 0
+
+
+def test_classification_loss_weights_hook_weighs_each_anchor():
+    """The per-anchor weight hook: a weight of 3 on the positive anchor, 1 elsewhere, triples only its share."""
+
+    def three_on_positives(per_anchor_loss, gt_labels, anchors, pred_anchor_deltas, gt_boxes):
+        assert per_anchor_loss.shape == (2,)  # the two anchors that are not ignored
+        return torch.where(gt_labels[gt_labels >= 0] != 2, 3.0, 1.0)
+
+    plain = tiny_retinanet(num_classes=2)
+    weighted = tiny_retinanet(num_classes=2)
+    weighted.classification_loss_weights = three_on_positives
+    anchors = [Boxes(torch.tensor([[0.0, 0.0, 10.0, 10.0], [20.0, 20.0, 30.0, 30.0], [40.0, 40.0, 50.0, 50.0]]))]
+    gt_labels = [torch.tensor([1, 2, -1])]  # positive of class 1, background, ignored
+    gt_boxes = [torch.tensor([[0.0, 0.0, 10.0, 20.0], [0.0, 0.0, 1.0, 1.0], [0.0, 0.0, 1.0, 1.0]])]
+    logits = [torch.tensor([[[0.0, 1.0], [-1.0, 0.5], [5.0, 5.0]]])]
+    deltas = [torch.zeros(1, 3, 4)]
+    pos = sigmoid_focal_loss(torch.tensor([0.0, 1.0]), torch.tensor([0.0, 1.0]), 0.25, 2.0).sum()
+    neg = sigmoid_focal_loss(torch.tensor([-1.0, 0.5]), torch.tensor([0.0, 0.0]), 0.25, 2.0).sum()
+    normalizer = 0.9 * 100 + 0.1 * 1
+    for model, pos_weight in ((plain, 1.0), (weighted, 3.0)):
+        losses = model.losses(anchors, logits, gt_labels, deltas, gt_boxes)
+        expected = (pos_weight * pos + neg) / normalizer
+        assert losses["loss_cls"].item() == pytest.approx(expected.item(), rel=1e-6)
+
+
+def test_anchor_matcher_is_swappable():
+    """RetinaNet assigns through ``anchor_matcher.match_anchors(anchors, gt, pred_logits)``: a matcher that reads
+    the predictions gets this image's per-level logits."""
+
+    class MostConfidentMatcher:
+        """Positive: the anchor with the highest logit of the ground truth's class; every other anchor negative."""
+
+        def match_anchors(self, anchors, gt_instances, pred_logits):
+            logits = torch.cat(pred_logits)[:, gt_instances.gt_classes[0]]
+            labels = torch.zeros(len(anchors), dtype=torch.int8)
+            labels[logits.argmax()] = 1
+            return torch.zeros(len(anchors), dtype=torch.int64), labels
+
+    model = tiny_retinanet()
+    anchors = [Boxes(torch.tensor([[0.0, 0.0, 10.0, 10.0], [0.0, 0.0, 10.0, 22.0]])), Boxes(torch.zeros(2, 4))]
+    gt = Instances((64, 64), gt_boxes=Boxes(torch.tensor([[0.0, 0.0, 10.0, 20.0]])), gt_classes=torch.tensor([2]))
+    logits = [torch.zeros(2, 2, 3), torch.zeros(2, 2, 3)]
+    logits[1][1, 0, 2] = 4.0  # image 1, level 1, anchor 0, class 2
+    labels, boxes = model.label_anchors(anchors, [gt, gt], logits, matcher=MostConfidentMatcher())
+    assert labels[1].tolist() == [3, 3, 2, 3] and labels[0].tolist() == [2, 3, 3, 3]
+    torch.testing.assert_close(boxes[1][2], gt.gt_boxes.tensor[0])
+    # the model's own matcher (IoU) is what training uses unless told otherwise
+    model.anchor_matcher = MostConfidentMatcher()
+    assert model.label_anchors(anchors, [gt], [x[1:] for x in logits])[0][0].tolist() == [3, 3, 2, 3]
+
+
+def test_vis_period_puts_gt_and_detections_into_the_event_storage():
+    from net_detr2.utils.events import EventStorage
+
+    torch.manual_seed(0)
+    model = tiny_retinanet()  # test_score_thresh 0: a fresh head has detections to draw
+    model.vis_period = 3
+    model.train()
+    inputs = _inputs()
+    with EventStorage() as storage:
+        for it in range(4):
+            storage.iter = it
+            losses = model(inputs)
+        assert [(name, step, image.shape) for name, image, step in storage._vis_data] == [
+            ("Left: GT bounding boxes;  Right: Predicted boxes", 0, (3, 64, 192)),
+            ("Left: GT bounding boxes;  Right: Predicted boxes", 3, (3, 64, 192)),
+        ]
+        rgb = inputs[0]["image"].flip(0).numpy()
+        image = storage._vis_data[1][1]
+        assert (image[:, :, :96] != rgb).any() and (image[:, :, 96:] != rgb).any(axis=0).sum() > 100
+    assert set(losses) == {"loss_cls", "loss_box_reg"}  # training itself is unchanged

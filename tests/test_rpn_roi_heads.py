@@ -1,7 +1,10 @@
 """RPN and Fast R-CNN losses on hand cases; proposal sampling; a tiny GeneralizedRCNN trains and predicts."""
 
+from __future__ import annotations
+
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -21,6 +24,7 @@ from net_detr2.modeling import (
     fast_rcnn_inference,
 )
 from net_detr2.modeling.registry import META_ARCH_REGISTRY, PROPOSAL_GENERATOR_REGISTRY, ROI_HEADS_REGISTRY
+from net_detr2.modeling.roi_heads import select_class_boxes
 from net_detr2.structures import Boxes, Instances
 
 
@@ -113,6 +117,36 @@ def test_fast_rcnn_losses_hand_case():
     # target (0, 10 * 5/10, 0, 5 log 2); L1 over the fg RoI, / 2 sampled RoIs
     expected_box = (1.0 + 1.0 + 0.0 + abs(3.0 - 5 * math.log(2))) / 2
     assert losses["loss_box_reg"].item() == pytest.approx(expected_box, rel=1e-5)
+
+
+def test_fast_rcnn_per_roi_losses_sum_to_the_losses():
+    pred = _predictor()
+    p = Instances((50, 50))
+    p.proposal_boxes = Boxes(torch.tensor([[0.0, 0.0, 10.0, 10.0], [20.0, 20.0, 40.0, 40.0]]))
+    p.gt_classes = torch.tensor([1, 2])
+    p.gt_boxes = Boxes(torch.tensor([[0.0, 0.0, 10.0, 20.0], [0.0, 0.0, 0.0, 0.0]]))  # degenerate: log(0) target
+    scores = torch.tensor([[0.0, 1.0, 0.0], [0.5, 0.0, 2.0]])
+    deltas = torch.zeros(2, 8)
+    deltas[0, 4:] = torch.tensor([1.0, 4.0, 0.0, 3.0])
+    cls_loss, box_loss = pred.per_roi_losses((scores, deltas), [p])
+    ce0 = -math.log(math.exp(1.0) / (2 + math.exp(1.0)))
+    ce1 = -math.log(math.exp(2.0) / (1 + math.exp(0.5) + math.exp(2.0)))
+    torch.testing.assert_close(cls_loss, torch.tensor([ce0, ce1]))
+    # foreground: L1 (beta 0) of class 1's deltas; background: 0 although its target is not finite
+    torch.testing.assert_close(box_loss, torch.tensor([2.0 + abs(3.0 - 5 * math.log(2)), 0.0]))
+    p.gt_boxes = Boxes(torch.tensor([[0.0, 0.0, 10.0, 20.0], [0.0, 0.0, 1.0, 1.0]]))
+    losses = pred.losses((scores, deltas), [p])
+    torch.testing.assert_close(losses["loss_cls"], cls_loss.mean())
+    torch.testing.assert_close(losses["loss_box_reg"], box_loss.sum() / 2)
+
+
+def test_select_class_boxes():
+    deltas = torch.arange(2 * 3 * 4, dtype=torch.float32).view(2, 12)
+    torch.testing.assert_close(
+        select_class_boxes(deltas, torch.tensor([2, 0])), torch.stack([deltas[0, 8:], deltas[1, :4]])
+    )
+    agnostic = deltas[:, :4]
+    assert select_class_boxes(agnostic, torch.tensor([2, 0])) is agnostic
 
 
 def test_fast_rcnn_inference_threshold_nms_topk():
@@ -282,3 +316,42 @@ def test_shapes_faster_rcnn_config_builds_and_trains_a_step():
     losses = model(_inputs())
     sum(losses.values()).backward()
     assert model.roi_heads.box_predictor.cls_score.weight.grad.abs().sum() > 0
+
+
+def test_vis_period_puts_gt_and_proposals_into_the_event_storage(tmp_path):
+    """Every vis_period iterations the first training image goes to the storage (GT left, top proposals right)
+    and the TensorBoard writer writes it."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from net_detr2.utils.events import EventStorage, TensorboardXWriter
+
+    torch.manual_seed(0)
+    model = tiny_rcnn()
+    model.vis_period = 2
+    model.train()
+    inputs = _inputs()
+    writer = TensorboardXWriter(str(tmp_path), window_size=1)
+    with EventStorage() as storage:
+        for it in range(3):
+            storage.iter = it
+            model(inputs)
+            assert len(storage._vis_data) == (1 if it == 0 else it // 2 + 1)
+            if it == 0:
+                title, image, step = storage._vis_data[0]
+                assert title == "Left: GT bounding boxes;  Right: Predicted proposals" and step == 0
+                assert image.shape == (3, 64, 192) and image.dtype == np.uint8  # two 64 x 96 halves
+                rgb = inputs[0]["image"].flip(0).numpy()  # the BGR input as RGB
+                left, right = image[:, :, :96], image[:, :, 96:]
+                drawn = (left != rgb).any(axis=0)
+                assert drawn[10, 10:41].all() and drawn[10:31, 40].all()  # the GT box's top and right edges
+                assert not drawn[15:26, 15:36].any()  # its inside is the picture
+                assert (right != rgb).any(axis=0).sum() > drawn.sum()  # 20 proposals draw more than 1 box
+        writer.write()
+    writer.close()
+    acc = EventAccumulator(str(tmp_path), size_guidance={"images": 0})
+    acc.Reload()
+    written = acc.Images("Left: GT bounding boxes;  Right: Predicted proposals")
+    assert [(e.step, e.width, e.height) for e in written] == [(0, 192, 64), (2, 192, 64)]
+    assert storage._vis_data == []  # the writer took them
+    model.vis_period = 0
+    model(inputs)  # no storage needed when visualisation is off

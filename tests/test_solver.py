@@ -1,5 +1,7 @@
 """Solver: parameter groups (weight decay, LR factors, shared/frozen params) and LR schedules."""
 
+from __future__ import annotations
+
 import math
 
 import pytest

@@ -14,6 +14,8 @@ Models initialised from these weights must be configured like torchvision's netw
 reversed (see net_detr2/compat/torchvision_weights.py).
 """
 
+from __future__ import annotations
+
 import argparse
 import os
 import sys

@@ -8,6 +8,8 @@ loadable as ``train.init_checkpoint`` of the NETNet configs (heads and extra lay
 initialised). See `net_detr2.compat.vgg_weights` for the fc6/fc7 subsampling and the BGR flip.
 """
 
+from __future__ import annotations
+
 import argparse
 import os
 import sys

@@ -13,7 +13,6 @@ from ..common.optim import SGD as optimizer
 from ..common.train import train
 
 model.roi_heads.num_classes = 20
-model.roi_heads.box_predictor.num_classes = 20
 
 train.init_checkpoint = "pretrained/R-50.pkl"
 train.max_iter = 18000

@@ -20,15 +20,14 @@ from ..shapes.faster_rcnn_R18_FPN import model, optimizer, train
 NUM_CLASSES = 7
 MAX_ITER = 1800
 
-rpn = model.proposal_generator
-rpn.head.num_anchors = 3
-rpn.anchor_generator.sizes = [[16], [32], [64], [128], [256]]
-rpn.anchor_generator.aspect_ratios = [0.5, 1.0, 2.0]
+_rpn = model.proposal_generator
+_rpn.head.num_anchors = 3
+_rpn.anchor_generator.sizes = [[16], [32], [64], [128], [256]]
+_rpn.anchor_generator.aspect_ratios = [0.5, 1.0, 2.0]
 
-rh = model.roi_heads
-rh.num_classes = NUM_CLASSES
-rh.box_predictor.num_classes = NUM_CLASSES
-rh.box_pooler.canonical_box_size = 224
+_rh = model.roi_heads
+_rh.num_classes = NUM_CLASSES
+_rh.box_pooler.canonical_box_size = 224
 
 train.max_iter = MAX_ITER
 lr_multiplier = multistep_with_warmup(

@@ -14,7 +14,6 @@ from ..shapes.retinanet_R18_FPN import lr_multiplier, model, optimizer, train
 NUM_CLASSES = 7
 
 model.num_classes = NUM_CLASSES
-model.head.num_classes = NUM_CLASSES
 model.anchor_generator.aspect_ratios = [0.5, 1.0, 2.0]
 model.head.num_anchors = 6
 train.log_period = 20

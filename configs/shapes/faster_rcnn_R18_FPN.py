@@ -27,22 +27,19 @@ model.backbone.norm = "GN"
 # ImageNet BGR statistics: unit-std inputs for a network trained from scratch
 model.pixel_std = [57.375, 57.120, 58.395]
 
-rpn = model.proposal_generator
-rpn.head.in_channels = FPN_CHANNELS
-rpn.head.num_anchors = 2
-rpn.anchor_generator.sizes = [[s, s * 1.5] for s in (10, 20, 40, 80, 160)]
-rpn.anchor_generator.aspect_ratios = [1.0]
-rpn.pre_nms_topk = (1000, 500)
-rpn.post_nms_topk = (500, 300)
+_rpn = model.proposal_generator
+_rpn.head.num_anchors = 2
+_rpn.anchor_generator.sizes = [[s, s * 1.5] for s in (10, 20, 40, 80, 160)]
+_rpn.anchor_generator.aspect_ratios = [1.0]
+_rpn.pre_nms_topk = (1000, 500)
+_rpn.post_nms_topk = (500, 300)
 
-rh = model.roi_heads
-rh.num_classes = NUM_CLASSES
-rh.batch_size_per_image = 128
-rh.box_pooler.canonical_box_size = 112  # objects are small: shift the level assignment one level finer
-rh.box_head.input_shape.channels = FPN_CHANNELS
-rh.box_head.fc_dims = [256, 256]
-rh.box_predictor.input_shape.channels = 256
-rh.box_predictor.num_classes = NUM_CLASSES
+_rh = model.roi_heads
+_rh.num_classes = NUM_CLASSES
+_rh.batch_size_per_image = 128
+_rh.box_pooler.canonical_box_size = 112  # objects are small: shift the level assignment one level finer
+_rh.box_head.fc_dims = [256, 256]
+_rh.box_predictor.input_shape.channels = 256
 
 train.max_iter = MAX_ITER
 train.eval_period = MAX_ITER

@@ -36,8 +36,6 @@ model.backbone.norm = "GN"
 model.pixel_std = [57.375, 57.120, 58.395]
 
 model.num_classes = NUM_CLASSES
-model.head.input_shape = [L(ShapeSpec)(channels=FPN_CHANNELS)] * 5
-model.head.num_classes = NUM_CLASSES
 model.head.num_anchors = 2
 model.head.conv_dims = [FPN_CHANNELS, FPN_CHANNELS]
 model.head_in_features = ["p2", "p3", "p4", "p5", "p6"]

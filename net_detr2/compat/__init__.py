@@ -1,5 +1,7 @@
 """Compatibility with detectron2 and torchvision: YAML config conversion and weight converters."""
 
+from __future__ import annotations
+
 from .backbone_weights import adapt_backbone_checkpoint, convert_c2_resnet
 from .d2_config import (
     D2Conversion,

@@ -458,7 +458,10 @@ def _dataloader(c: D2Config, notes: list[str]) -> DictConfig:
         ),
         num_workers=workers,
     )
-    dl.evaluator = L("net_detr2.evaluation.build_evaluator")(dataset_name="${..test.dataset.names}")
+    dl.evaluator = L("net_detr2.evaluation.build_evaluator")(
+        dataset_name="${..test.dataset.names}",
+        output_dir="${train.output_dir}",  # predictions beside the checkpoints
+    )
     return dl
 
 

@@ -17,6 +17,8 @@ Their BatchNorm layers become FrozenBatchNorm2d buffers (same eps 1e-5); ``num_b
 is dropped.
 """
 
+from __future__ import annotations
+
 import re
 
 import torch

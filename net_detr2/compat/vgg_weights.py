@@ -11,6 +11,8 @@ BGR 0-255 input with ``pixel_mean=[103.53, 116.28, 123.675]`` and ``pixel_std=[5
 (the same normalisation expressed in 0-255 units), which the NETNet ImageNet configs use.
 """
 
+from __future__ import annotations
+
 import torch
 
 __all__ = ["TORCHVISION_VGG16_CONV_INDICES", "convert_torchvision_vgg16_to_ssd"]

@@ -3,6 +3,8 @@
 Importing this package registers the built-in dataset names (no file is read until one is asked for).
 """
 
+from __future__ import annotations
+
 from . import (
     datasets,  # noqa: F401  (registers the built-in datasets)
     detection_utils,  # noqa: F401

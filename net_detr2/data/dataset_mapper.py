@@ -50,7 +50,6 @@ class DatasetMapper:
         image_format: str = "BGR",
         use_instance_mask: bool = False,
         use_keypoint: bool = False,
-        recompute_boxes: bool = False,
         instances_in_eval: bool = False,
         teacher_scale: float | None = None,
         log_period: int = 2000,

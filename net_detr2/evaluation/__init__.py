@@ -1,5 +1,7 @@
 """Evaluators (COCO, PASCAL VOC, TT100K) and the inference loop that feeds them."""
 
+from __future__ import annotations
+
 from .build import build_evaluator
 from .coco_evaluation import COCOEvaluator, convert_to_coco_dict, instances_to_coco_json
 from .evaluator import (

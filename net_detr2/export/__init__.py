@@ -1,6 +1,8 @@
 """Deployment: a detector's inference graph as TorchScript and ONNX, with a fixed input/output contract
 (see `net_detr2.export.exporters`)."""
 
+from __future__ import annotations
+
 from .exporters import (
     ExportContract,
     export_onnx,

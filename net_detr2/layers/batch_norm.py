@@ -1,5 +1,7 @@
 """Normalisation layers: `FrozenBatchNorm2d`, a naive `SyncBN`, and `get_norm` to build one by name."""
 
+from __future__ import annotations
+
 from collections.abc import Callable
 
 import torch

@@ -1,5 +1,7 @@
 """`L2Norm`: SSD's learnable per-channel rescaling of an L2-normalised feature map (conv4_3)."""
 
+from __future__ import annotations
+
 import torch
 from torch import nn
 

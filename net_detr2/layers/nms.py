@@ -1,5 +1,7 @@
 """Non-maximum suppression (torchvision's kernels)."""
 
+from __future__ import annotations
+
 import torch
 from torchvision.ops import boxes as box_ops
 from torchvision.ops import nms  # noqa: F401  re-exported: nms(boxes [N,4] XYXY, scores [N], iou) -> kept idx

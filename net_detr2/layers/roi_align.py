@@ -1,5 +1,7 @@
 """`ROIAlign` module around torchvision's kernel."""
 
+from __future__ import annotations
+
 import torch
 from torch import nn
 from torchvision.ops import roi_align

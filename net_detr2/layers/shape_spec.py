@@ -1,5 +1,7 @@
 """`ShapeSpec`: the static shape of a feature map, passed between model parts at construction time."""
 
+from __future__ import annotations
+
 from dataclasses import dataclass
 
 __all__ = ["ShapeSpec"]

@@ -1,5 +1,7 @@
 """Thin wrappers around torch ops: `Conv2d` with attached norm/activation and small tensor helpers."""
 
+from __future__ import annotations
+
 import torch
 from torch import nn
 from torch.nn import functional as F

@@ -1,5 +1,7 @@
 """Models: backbones, anchors, box coders, matchers, proposal generators, ROI heads and meta-architectures."""
 
+from __future__ import annotations
+
 from .anchor_generator import (
     ANCHOR_GENERATOR_REGISTRY,
     BufferList,
@@ -28,7 +30,7 @@ from .backbone import (
 )
 from .box_regression import Box2BoxTransform, Box2BoxTransformLinear
 from .build import build_model
-from .matcher import Matcher, match_default_boxes
+from .matcher import Matcher, match_default_boxes, matched_classes
 from .meta_arch import SSD, DenseDetector, DetectorBase, GeneralizedRCNN, ProposalNetwork, RetinaNet, RetinaNetHead
 from .poolers import ROIPooler, assign_boxes_to_levels
 from .postprocessing import detector_postprocess

@@ -1,6 +1,7 @@
 """Matchers: assign each prediction (anchor, proposal, default box) to a ground truth.
 
-`Matcher` labels by IoU bands (R-CNN, RetinaNet); `match_default_boxes` is SSD's rule.
+`Matcher` labels by IoU bands (R-CNN, RetinaNet); `match_default_boxes` is SSD's rule;
+`matched_classes` turns a match into the class labels the losses train on.
 """
 
 from __future__ import annotations
@@ -11,8 +12,9 @@ from collections.abc import Sequence
 import torch
 
 from net_detr2.layers import nonzero_tuple
+from net_detr2.structures import Boxes, Instances, pairwise_iou
 
-__all__ = ["Matcher", "match_default_boxes"]
+__all__ = ["Matcher", "match_default_boxes", "matched_classes"]
 
 
 class Matcher:
@@ -64,6 +66,25 @@ class Matcher:
             self.set_low_quality_matches_(match_labels, match_quality_matrix)
         return matches, match_labels
 
+    def match_anchors(
+        self, anchors: Boxes, gt_instances: Instances, pred_logits: list[torch.Tensor] | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The anchor matcher interface of the dense detectors (RetinaNet), for one image: IoU of the
+        ground-truth boxes with the anchors, labelled by the bands.
+
+        Another anchor matcher (one that also looks at the predictions, e.g. DC-RetinaNet's
+        IoU-classification-aware one) implements this same method and is passed as ``anchor_matcher``.
+
+        Args:
+            anchors: Boxes [R, 4], all levels concatenated.
+            gt_instances: the image's ground truth (``gt_boxes``, ``gt_classes``).
+            pred_logits: the image's per level [Ri, K] classification logits (not read by the IoU rule).
+        Returns:
+            (matches int64 [R], match_labels int8 [R] in {-1, 0, 1}), as `__call__`.
+        """
+        del pred_logits
+        return self(pairwise_iou(gt_instances.gt_boxes, anchors))
+
     @staticmethod
     def set_low_quality_matches_(match_labels: torch.Tensor, match_quality_matrix: torch.Tensor) -> None:
         """Mark positive every prediction that is (one of) the best for some ground truth.
@@ -95,3 +116,25 @@ def match_default_boxes(iou: torch.Tensor, threshold: float = 0.5) -> tuple[torc
     matched = matched.scatter_reduce(0, best_prior, gt_ids, reduce="amax", include_self=False)
     best_iou = best_iou.scatter(0, best_prior, best_iou.new_full((G,), 2.0))
     return matched, best_iou >= threshold
+
+
+def matched_classes(
+    gt_classes: torch.Tensor, matched_idxs: torch.Tensor, match_labels: torch.Tensor, background: int
+) -> torch.Tensor:
+    """The class label of each prediction from its match: the matched ground truth's class where the
+    match label is 1, ``background`` where it is 0, -1 (ignored) where it is -1.
+
+    Args:
+        gt_classes: int64 [G] classes of the image's ground truths (G may be 0: all background).
+        matched_idxs: int64 [R] index of each prediction's ground truth (any value where G = 0).
+        match_labels: [R] in {-1, 0, 1} (a matcher's labels).
+        background: the background label (K, the number of foreground classes).
+    Returns:
+        int64 [R].
+    """
+    if gt_classes.numel() == 0:
+        return torch.full_like(matched_idxs, background)
+    classes = gt_classes[matched_idxs]
+    classes[match_labels == 0] = background
+    classes[match_labels == -1] = -1
+    return classes

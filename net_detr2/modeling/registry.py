@@ -1,5 +1,7 @@
 """Name registries of the model parts, so configs and checkpoints can refer to them by name."""
 
+from __future__ import annotations
+
 from fvcore.common.registry import Registry
 
 META_ARCH_REGISTRY = Registry("META_ARCH")

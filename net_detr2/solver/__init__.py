@@ -1,5 +1,7 @@
 """Optimizers' parameter groups and LR schedules."""
 
+from __future__ import annotations
+
 from .build import build_optimizer, freeze_parameters, get_default_optimizer_params, reduce_param_groups
 from .lr_scheduler import (
     CosineParamScheduler,

@@ -1,5 +1,7 @@
 """Data structures shared by every part of net_detr2: boxes, per-image instances, padded image batches."""
 
+from __future__ import annotations
+
 from .boxes import (
     Boxes,
     BoxMode,

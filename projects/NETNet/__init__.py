@@ -1,1 +1,1 @@
-"""NETNet project (importable as projects.NETNet.netnet)."""
+"""NETNet project (importable as net_detr2_projects.NETNet.netnet)."""

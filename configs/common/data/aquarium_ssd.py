@@ -1,8 +1,20 @@
 """Aquarium photos with the SSD pipeline at 300x300 (photometric distortion, zoom-out, min-IoU crop, flip,
 fixed resize); batch 8; COCO box AP on aquarium_valid."""
 
-from .shapes_ssd import dataloader
+from net_detr2.evaluation import COCOEvaluator
 
-dataloader.train.dataset.names = "aquarium_train"
-dataloader.train.num_workers = 1
-dataloader.test.dataset.names = "aquarium_valid"
+from .loader import detection_dataloader, ssd_augmentations
+
+dataloader = detection_dataloader(
+    train="aquarium_train",
+    test="aquarium_valid",
+    train_augmentations=ssd_augmentations(300, train=True),
+    test_augmentations=ssd_augmentations(300, train=False),
+    evaluator=COCOEvaluator,
+    batch_size=8,
+    num_workers=1,
+    test_num_workers=0,
+    aspect_ratio_grouping=False,
+)
+# the evaluator writes its predictions (e.g. coco_instances_results.json) beside the checkpoints
+dataloader.evaluator.output_dir = "${train.output_dir}"

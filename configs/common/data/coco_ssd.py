@@ -1,48 +1,19 @@
 """COCO 2017 with the SSD pipeline (NETNet): SSD300 augmentation, batch 32; COCO box AP on coco_2017_val.
-For SSD512 set ``dataloader.train.mapper.augmentations[3].shape`` and the test resize to (512, 512)."""
+For SSD512: ``dataloader.train.mapper.augmentations = ssd_augmentations(512, train=True)`` and the same for
+the test mapper with ``train=False`` (``ssd_augmentations`` from ``loader.py``)."""
 
-from omegaconf import OmegaConf
-
-import net_detr2.data.transforms as T
-from net_detr2.config import LazyCall as L
-from net_detr2.data import (
-    DatasetMapper,
-    build_detection_test_loader,
-    build_detection_train_loader,
-    get_detection_dataset_dicts,
-)
 from net_detr2.evaluation import COCOEvaluator
 
-SSD_PIXEL_MEAN_BGR = [104.0, 117.0, 123.0]
+from .loader import detection_dataloader, ssd_augmentations
 
-dataloader = OmegaConf.create()
-
-dataloader.train = L(build_detection_train_loader)(
-    dataset=L(get_detection_dataset_dicts)(names="coco_2017_train"),
-    mapper=L(DatasetMapper)(
-        is_train=True,
-        augmentations=[
-            L(T.PhotometricDistort)(image_format="BGR"),
-            L(T.Expand)(ratio_range=(1.0, 4.0), prob=0.5, fill=SSD_PIXEL_MEAN_BGR),
-            L(T.MinIoURandomCrop)(min_ious=(0.1, 0.3, 0.5, 0.7, 0.9), min_crop_size=0.3),
-            L(T.Resize)(shape=(300, 300)),
-            L(T.RandomFlip)(horizontal=True),
-        ],
-        image_format="BGR",
-    ),
-    total_batch_size=32,
-    aspect_ratio_grouping=False,
-    num_workers=4,
+dataloader = detection_dataloader(
+    train="coco_2017_train",
+    test="coco_2017_val",
+    train_augmentations=ssd_augmentations(300, train=True),
+    test_augmentations=ssd_augmentations(300, train=False),
+    evaluator=COCOEvaluator,
+    batch_size=32,
+    aspect_ratio_grouping=False,  # every image is square after the fixed resize
 )
-
-dataloader.test = L(build_detection_test_loader)(
-    dataset=L(get_detection_dataset_dicts)(names="coco_2017_val", filter_empty=False),
-    mapper=L(DatasetMapper)(
-        is_train=False,
-        augmentations=[L(T.Resize)(shape=(300, 300))],
-        image_format="${...train.mapper.image_format}",
-    ),
-    num_workers=4,
-)
-
-dataloader.evaluator = L(COCOEvaluator)(dataset_name="${..test.dataset.names}")
+# the evaluator writes its predictions (e.g. coco_instances_results.json) beside the checkpoints
+dataloader.evaluator.output_dir = "${train.output_dir}"

@@ -2,39 +2,17 @@
 2048x2048). No flip: mirrored traffic signs change meaning (turn directions). Batch 8.
 The evaluator reports accuracy/recall per size bin and COCO box AP."""
 
-from omegaconf import OmegaConf
+from net_detr2.evaluation import TT100KEvaluator
 
-import net_detr2.data.transforms as T
-from net_detr2.config import LazyCall as L
-from net_detr2.data import (
-    DatasetMapper,
-    build_detection_test_loader,
-    build_detection_train_loader,
-    get_detection_dataset_dicts,
+from .loader import detection_dataloader, rcnn_augmentations
+
+dataloader = detection_dataloader(
+    train="tt100k_train",
+    test="tt100k_test",
+    train_augmentations=rcnn_augmentations(1400, 2333, train=True, flip=False),
+    test_augmentations=rcnn_augmentations(1400, 2333, train=False),
+    evaluator=TT100KEvaluator,
+    batch_size=8,
 )
-from net_detr2.evaluation.tt100k_evaluation import TT100KEvaluator
-
-dataloader = OmegaConf.create()
-
-dataloader.train = L(build_detection_train_loader)(
-    dataset=L(get_detection_dataset_dicts)(names="tt100k_train"),
-    mapper=L(DatasetMapper)(
-        is_train=True,
-        augmentations=[L(T.ResizeShortestEdge)(short_edge_length=1400, max_size=2333)],
-        image_format="BGR",
-    ),
-    total_batch_size=8,
-    num_workers=4,
-)
-
-dataloader.test = L(build_detection_test_loader)(
-    dataset=L(get_detection_dataset_dicts)(names="tt100k_test", filter_empty=False),
-    mapper=L(DatasetMapper)(
-        is_train=False,
-        augmentations=[L(T.ResizeShortestEdge)(short_edge_length=1400, max_size=2333)],
-        image_format="${...train.mapper.image_format}",
-    ),
-    num_workers=4,
-)
-
-dataloader.evaluator = L(TT100KEvaluator)(dataset_name="${..test.dataset.names}")
+# the evaluator writes its predictions beside the checkpoints
+dataloader.evaluator.output_dir = "${train.output_dir}"

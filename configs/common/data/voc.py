@@ -2,46 +2,15 @@
 edge (480..800 step 32, choice) max 1333 + flip; test on voc_2007_test at 800 with the VOC evaluator
 (11-point AP50 for VOC2007, plus AP over IoU .5:.95)."""
 
-from omegaconf import OmegaConf
-
-import net_detr2.data.transforms as T
-from net_detr2.config import LazyCall as L
-from net_detr2.data import (
-    DatasetMapper,
-    build_detection_test_loader,
-    build_detection_train_loader,
-    get_detection_dataset_dicts,
-)
 from net_detr2.evaluation import PascalVOCDetectionEvaluator
 
-dataloader = OmegaConf.create()
+from .loader import detection_dataloader, rcnn_augmentations
 
-dataloader.train = L(build_detection_train_loader)(
-    dataset=L(get_detection_dataset_dicts)(names=["voc_2007_trainval", "voc_2012_trainval"]),
-    mapper=L(DatasetMapper)(
-        is_train=True,
-        augmentations=[
-            L(T.ResizeShortestEdge)(
-                short_edge_length=(480, 512, 544, 576, 608, 640, 672, 704, 736, 768, 800),
-                sample_style="choice",
-                max_size=1333,
-            ),
-            L(T.RandomFlip)(horizontal=True),
-        ],
-        image_format="BGR",
-    ),
-    total_batch_size=16,
-    num_workers=4,
+dataloader = detection_dataloader(
+    train=["voc_2007_trainval", "voc_2012_trainval"],
+    test="voc_2007_test",
+    train_augmentations=rcnn_augmentations(range(480, 801, 32), 1333, train=True),
+    test_augmentations=rcnn_augmentations(800, 1333, train=False),
+    evaluator=PascalVOCDetectionEvaluator,
+    batch_size=16,
 )
-
-dataloader.test = L(build_detection_test_loader)(
-    dataset=L(get_detection_dataset_dicts)(names="voc_2007_test", filter_empty=False),
-    mapper=L(DatasetMapper)(
-        is_train=False,
-        augmentations=[L(T.ResizeShortestEdge)(short_edge_length=800, max_size=1333)],
-        image_format="${...train.mapper.image_format}",
-    ),
-    num_workers=4,
-)
-
-dataloader.evaluator = L(PascalVOCDetectionEvaluator)(dataset_name="${..test.dataset.names}")

@@ -1,7 +1,9 @@
 """Faster R-CNN R50-FPN model tree with detectron2's defaults (COCO: 80 classes, ImageNet-style FrozenBN ResNet).
 
-Edit it in experiment configs, e.g. ``model.roi_heads.num_classes = 20``; the widths
-(``model.backbone.out_channels``...) must then be changed in every node that repeats them.
+Edit it in experiment configs, e.g. ``model.roi_heads.num_classes = 20``: each repeated value is set once
+and the nodes that repeat it interpolate it (OmegaConf ``${..}``): the class count
+(``roi_heads.num_classes``), the FPN width (``backbone.out_channels``) and the pooled size
+(``roi_heads.box_pooler.output_size``).
 """
 
 from net_detr2.config import LazyCall as L
@@ -41,7 +43,7 @@ model = L(GeneralizedRCNN)(
     ),
     proposal_generator=L(RPN)(
         in_features=["p2", "p3", "p4", "p5", "p6"],
-        head=L(StandardRPNHead)(in_channels=256, num_anchors=3),
+        head=L(StandardRPNHead)(in_channels="${...backbone.out_channels}", num_anchors=3),
         anchor_generator=L(DefaultAnchorGenerator)(
             sizes=[[32], [64], [128], [256], [512]],
             aspect_ratios=[0.5, 1.0, 2.0],
@@ -69,7 +71,11 @@ model = L(GeneralizedRCNN)(
             pooler_type="ROIAlignV2",
         ),
         box_head=L(FastRCNNConvFCHead)(
-            input_shape=ShapeSpec(channels=256, height=7, width=7),
+            input_shape=ShapeSpec(
+                channels="${....backbone.out_channels}",
+                height="${...box_pooler.output_size}",
+                width="${...box_pooler.output_size}",
+            ),
             conv_dims=[],
             fc_dims=[1024, 1024],
         ),
@@ -77,7 +83,7 @@ model = L(GeneralizedRCNN)(
             input_shape=ShapeSpec(channels=1024),
             test_score_thresh=0.05,
             box2box_transform=L(Box2BoxTransform)(weights=(10, 10, 5, 5)),
-            num_classes=80,
+            num_classes="${..num_classes}",
         ),
     ),
     pixel_mean=[103.530, 116.280, 123.675],

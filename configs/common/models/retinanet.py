@@ -1,6 +1,8 @@
 """RetinaNet R50-FPN model tree with detectron2's defaults (COCO: 80 classes).
 
 P3-P5 from the FPN, P6 = 3x3/2 conv on C5, P7 = 3x3/2 conv on ReLU(P6); 9 anchors per location.
+The class count (``model.num_classes``) and the FPN width (``model.backbone.out_channels``) are set once;
+the nodes that repeat them interpolate them (OmegaConf ``${..}``).
 """
 
 from net_detr2.config import LazyCall as L
@@ -31,12 +33,12 @@ model = L(RetinaNet)(
         ),
         in_features=["res3", "res4", "res5"],
         out_channels=256,
-        top_block=L(LastLevelP6P7)(in_channels=2048, out_channels=256, in_feature="res5"),
+        top_block=L(LastLevelP6P7)(in_channels=2048, out_channels="${..out_channels}", in_feature="res5"),
     ),
     head=L(RetinaNetHead)(
         # one ShapeSpec per level p3..p7
-        input_shape=[ShapeSpec(channels=256)] * 5,
-        num_classes=80,
+        input_shape=[ShapeSpec(channels="${....backbone.out_channels}")] * 5,
+        num_classes="${..num_classes}",
         num_anchors=9,
         conv_dims=[256, 256, 256, 256],
         prior_prob=0.01,

@@ -1,5 +1,7 @@
 """Dataset loaders (COCO json, Pascal VOC, YOLO, TT100K, synthetic shapes) and the built-in registrations."""
 
+from __future__ import annotations
+
 from .builtin import register_all_builtin
 from .coco import load_coco_json, register_coco_instances
 from .pascal_voc import load_voc_instances, register_pascal_voc

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import os
 
-from ..catalog import DatasetCatalog
+from net_detr2.data.catalog import DatasetCatalog
+
 from .builtin_meta import get_builtin_metadata
 from .coco import register_coco_instances
 from .pascal_voc import register_pascal_voc

@@ -10,9 +10,8 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 
+from net_detr2.data.catalog import DatasetCatalog, MetadataCatalog
 from net_detr2.structures import BoxMode
-
-from ..catalog import DatasetCatalog, MetadataCatalog
 
 __all__ = ["load_coco_json", "register_coco_instances"]
 

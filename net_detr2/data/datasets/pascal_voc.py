@@ -8,9 +8,8 @@ import time
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 
+from net_detr2.data.catalog import DatasetCatalog, MetadataCatalog
 from net_detr2.structures import BoxMode
-
-from ..catalog import DatasetCatalog, MetadataCatalog
 
 __all__ = ["load_voc_instances", "register_pascal_voc", "CLASS_NAMES"]
 

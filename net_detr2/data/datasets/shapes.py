@@ -29,7 +29,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..catalog import DatasetCatalog, MetadataCatalog
+from net_detr2.data.catalog import DatasetCatalog, MetadataCatalog
+
 from .coco import load_coco_json
 from .pascal_voc import load_voc_instances
 

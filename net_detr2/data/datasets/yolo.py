@@ -11,10 +11,9 @@ import math
 import os
 from collections.abc import Sequence
 
+from net_detr2.data.catalog import DatasetCatalog, MetadataCatalog
+from net_detr2.data.detection_utils import open_image
 from net_detr2.structures import BoxMode
-
-from ..catalog import DatasetCatalog, MetadataCatalog
-from ..detection_utils import open_image
 
 __all__ = ["load_yolo_instances", "read_yolo_class_names", "register_yolo_dataset"]
 

@@ -14,7 +14,7 @@ import numpy as np
 
 from .augmentation import Augmentation
 from .augmentation_impl import RandomFlip, Resize
-from .transform import CropTransform, NoOpTransform, PadTransform, Transform
+from .transform import CropTransform, NoOpTransform, PadTransform, PhotometricTransform
 
 __all__ = [
     "PhotometricDistortTransform",
@@ -26,7 +26,7 @@ __all__ = [
 ]
 
 
-class PhotometricDistortTransform(Transform):
+class PhotometricDistortTransform(PhotometricTransform):
     """SSD's colour distortion with fixed parameters (``None`` = that step is skipped).
 
     Order: brightness (+delta), contrast (xfactor) if ``contrast_first``, saturation (xfactor on S) and hue
@@ -96,15 +96,6 @@ class PhotometricDistortTransform(Transform):
             np.clip(x, 0, 255, out=x)
             return np.ascontiguousarray(x.astype(np.uint8))
         return np.ascontiguousarray(x.astype(dtype))
-
-    def apply_coords(self, coords):
-        return coords
-
-    def apply_box(self, box):
-        return np.asarray(box, dtype=np.float32).reshape(-1, 4)
-
-    def apply_segmentation(self, segmentation):
-        return segmentation
 
 
 class PhotometricDistort(Augmentation):

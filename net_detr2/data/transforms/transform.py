@@ -4,6 +4,13 @@ A `Transform` holds *already sampled* parameters (a flip, a resize to 512x384, a
 applying it twice gives the same result, which is what lets the image and its boxes be transformed
 consistently. Randomness lives in `Augmentation` (see ``augmentation.py``), which samples a Transform.
 
+`Transform`, `TransformList`, `NoOpTransform` and the flips are fvcore's (detectron2's own choice).
+Ours, on fvcore's `Transform`, are those where fvcore differs or has nothing (tests/test_data_transforms.py
+shows each difference): `ResizeTransform` (OpenCV, like the rest of our pipeline; fvcore's ScaleTransform
+interpolates with PIL), `CropTransform` (fvcore's plus SSD's ``keep_center_only``), `PadTransform`
+(a fill value per channel, which SSD's expand needs), `BlendTransform` (rounds to the nearest uint8 where
+fvcore's truncates) and `ColorTransform`.
+
 Conventions (detectron2's): images are numpy arrays HxW or HxWxC, uint8 or float32; coordinates are
 float ``(x, y)`` in pixels with pixel ``i`` covering ``[i, i+1)``, so an image of width W spans
 ``[0, W]``; boxes are ``Nx4`` ``(x1, y1, x2, y2)`` in that frame.
@@ -11,10 +18,12 @@ float ``(x, y)`` in pixels with pixel ``i`` covering ``[i, i+1)``, so an image o
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 import cv2
 import numpy as np
+from fvcore.transforms.transform import CropTransform as _FvcoreCropTransform
+from fvcore.transforms.transform import HFlipTransform, NoOpTransform, Transform, TransformList, VFlipTransform
 
 __all__ = [
     "Transform",
@@ -25,6 +34,7 @@ __all__ = [
     "ResizeTransform",
     "CropTransform",
     "PadTransform",
+    "PhotometricTransform",
     "BlendTransform",
     "ColorTransform",
 ]
@@ -48,150 +58,6 @@ def _interp_flag(interp) -> int:
     return {0: cv2.INTER_NEAREST, 1: cv2.INTER_LANCZOS4, 2: cv2.INTER_LINEAR, 3: cv2.INTER_CUBIC}.get(
         int(interp), cv2.INTER_LINEAR
     )
-
-
-class Transform:
-    """Base class: override `apply_image` and `apply_coords`; boxes follow from the coordinates."""
-
-    def _set_attributes(self, params: dict) -> None:
-        for k, v in params.items():
-            if k != "self" and not k.startswith("_"):
-                setattr(self, k, v)
-
-    def apply_image(self, img: np.ndarray) -> np.ndarray:
-        raise NotImplementedError
-
-    def apply_coords(self, coords: np.ndarray) -> np.ndarray:
-        """coords: float array Nx2 of (x, y). Returns the transformed Nx2 array."""
-        raise NotImplementedError
-
-    def apply_segmentation(self, segmentation: np.ndarray) -> np.ndarray:
-        """Label maps: same geometry as the image (subclasses use nearest interpolation)."""
-        return self.apply_image(segmentation)
-
-    def apply_box(self, box: np.ndarray) -> np.ndarray:
-        """box: Nx4 (x1, y1, x2, y2). Transforms the 4 corners and returns their axis-aligned bounds, Nx4.
-
-        Exact for flips, resizes, crops and pads, which map rectangles to rectangles.
-        """
-        box = np.asarray(box, dtype=np.float32).reshape(-1, 4)
-        idxs = np.array([(0, 1), (2, 1), (0, 3), (2, 3)]).flatten()
-        corners = box[:, idxs].reshape(-1, 2)
-        coords = self.apply_coords(corners).reshape((-1, 4, 2))
-        minxy = coords.min(axis=1)
-        maxxy = coords.max(axis=1)
-        return np.concatenate((minxy, maxxy), axis=1).astype(np.float32)
-
-    def inverse(self) -> Transform:
-        raise NotImplementedError(f"{type(self).__name__} has no inverse")
-
-    def __repr__(self) -> str:
-        attrs = ", ".join(
-            f"{k}={v!r}" for k, v in self.__dict__.items() if not isinstance(v, np.ndarray) or v.size < 10
-        )
-        return f"{type(self).__name__}({attrs})"
-
-
-class TransformList(Transform):
-    """A sequence of transforms applied in order."""
-
-    def __init__(self, transforms: Sequence[Transform]):
-        tfms = []
-        for t in transforms:
-            if isinstance(t, TransformList):
-                tfms.extend(t.transforms)
-            elif not isinstance(t, NoOpTransform):
-                if not isinstance(t, Transform):
-                    raise TypeError(f"TransformList: expected Transform, got {type(t)}")
-                tfms.append(t)
-        self.transforms = tfms
-
-    def _apply(self, method: str, x):
-        for t in self.transforms:
-            x = getattr(t, method)(x)
-        return x
-
-    def apply_image(self, img):
-        return self._apply("apply_image", img)
-
-    def apply_coords(self, coords):
-        return self._apply("apply_coords", coords)
-
-    def apply_box(self, box):
-        # each step may not map rectangles to rectangles exactly, so go step by step (like detectron2)
-        return self._apply("apply_box", box)
-
-    def apply_segmentation(self, segmentation):
-        return self._apply("apply_segmentation", segmentation)
-
-    def inverse(self) -> TransformList:
-        return TransformList([t.inverse() for t in reversed(self.transforms)])
-
-    def __add__(self, other) -> TransformList:
-        other = other.transforms if isinstance(other, TransformList) else [other]
-        return TransformList(self.transforms + list(other))
-
-    def __len__(self) -> int:
-        return len(self.transforms)
-
-    def __getitem__(self, idx) -> Transform:
-        return self.transforms[idx]
-
-    def __iter__(self):
-        return iter(self.transforms)
-
-    def __repr__(self) -> str:
-        return f"TransformList[{', '.join(repr(t) for t in self.transforms)}]"
-
-
-class NoOpTransform(Transform):
-    def apply_image(self, img):
-        return img
-
-    def apply_coords(self, coords):
-        return coords
-
-    def apply_box(self, box):
-        return np.asarray(box, dtype=np.float32).reshape(-1, 4)
-
-    def inverse(self):
-        return self
-
-
-class HFlipTransform(Transform):
-    """Mirror left-right an image of the given width: x -> width - x."""
-
-    def __init__(self, width: int):
-        self.width = width
-
-    def apply_image(self, img):
-        return np.ascontiguousarray(img[:, ::-1])
-
-    def apply_coords(self, coords):
-        coords = np.array(coords, dtype=np.float32, copy=True)
-        coords[:, 0] = self.width - coords[:, 0]
-        return coords
-
-    def inverse(self):
-        return self
-
-
-class VFlipTransform(Transform):
-    """Mirror top-bottom an image of the given height: y -> height - y."""
-
-    def __init__(self, height: int):
-        self.height = height
-
-    def apply_image(self, img):
-        return np.ascontiguousarray(img[::-1])
-
-    def apply_coords(self, coords):
-        coords = np.array(coords, dtype=np.float32, copy=True)
-        coords[:, 1] = self.height - coords[:, 1]
-        return coords
-
-    def inverse(self):
-        return self
 
 
 class ResizeTransform(Transform):
@@ -224,8 +90,8 @@ class ResizeTransform(Transform):
         return ResizeTransform(self.new_h, self.new_w, self.h, self.w, self.interp)
 
 
-class CropTransform(Transform):
-    """Keep the window ``[x0, x0+w) x [y0, y0+h)``; coordinates shift by ``(-x0, -y0)``.
+class CropTransform(_FvcoreCropTransform):
+    """Keep the window ``[x0, x0+w) x [y0, y0+h)``; coordinates shift by ``(-x0, -y0)`` (fvcore's crop).
 
     ``keep_center_only=True`` (SSD's rule for its random crop): a box whose *centre* lies outside the
     window is collapsed to a zero-size box, so the usual empty-box filter drops it; boxes whose centre is
@@ -242,41 +108,17 @@ class CropTransform(Transform):
         orig_h: int | None = None,
         keep_center_only: bool = False,
     ):
-        self._set_attributes(
-            dict(
-                x0=int(x0),
-                y0=int(y0),
-                w=int(w),
-                h=int(h),
-                orig_w=orig_w,
-                orig_h=orig_h,
-                keep_center_only=keep_center_only,
-            )
-        )
+        super().__init__(int(x0), int(y0), int(w), int(h), orig_w, orig_h)
+        self.keep_center_only = keep_center_only
 
-    def apply_image(self, img):
-        return img[self.y0 : self.y0 + self.h, self.x0 : self.x0 + self.w]
-
-    def apply_coords(self, coords):
-        coords = np.array(coords, dtype=np.float32, copy=True)
-        coords[:, 0] -= self.x0
-        coords[:, 1] -= self.y0
-        return coords
-
-    def apply_box(self, box):
-        box = np.asarray(box, dtype=np.float32).reshape(-1, 4)
-        out = box - np.array([self.x0, self.y0, self.x0, self.y0], dtype=np.float32)
+    def apply_box(self, box: np.ndarray) -> np.ndarray:
+        out = super().apply_box(box)
         if self.keep_center_only and len(out):
             cx = (out[:, 0] + out[:, 2]) / 2
             cy = (out[:, 1] + out[:, 3]) / 2
             outside = (cx < 0) | (cy < 0) | (cx >= self.w) | (cy >= self.h)
             out[outside] = 0.0
         return out
-
-    def inverse(self):
-        if self.orig_w is None or self.orig_h is None:
-            raise NotImplementedError("CropTransform.inverse needs orig_w and orig_h")
-        return PadTransform(self.x0, self.y0, self.orig_w - self.x0 - self.w, self.orig_h - self.y0 - self.h, 0)
 
 
 class PadTransform(Transform):
@@ -327,7 +169,21 @@ class PadTransform(Transform):
         raise NotImplementedError("PadTransform.inverse needs the padded size; use CropTransform explicitly")
 
 
-class BlendTransform(Transform):
+class PhotometricTransform(Transform):
+    """Base of the transforms that change pixel values only: coordinates and label maps pass through and the
+    (geometric) inverse is a no-op."""
+
+    def apply_coords(self, coords):
+        return coords
+
+    def apply_segmentation(self, segmentation):
+        return segmentation
+
+    def inverse(self):
+        return NoOpTransform()
+
+
+class BlendTransform(PhotometricTransform):
     """Pixel-wise ``src_weight * src_image + dst_weight * img`` (brightness/contrast/saturation).
 
     Geometry is unchanged. uint8 images are computed in float and clipped back to [0, 255].
@@ -344,20 +200,8 @@ class BlendTransform(Transform):
             return np.clip(out + 0.5, 0, 255).astype(np.uint8)
         return self.src_weight * self.src_image + self.dst_weight * img
 
-    def apply_coords(self, coords):
-        return coords
 
-    def apply_box(self, box):
-        return np.asarray(box, dtype=np.float32).reshape(-1, 4)
-
-    def apply_segmentation(self, segmentation):
-        return segmentation
-
-    def inverse(self):
-        return NoOpTransform()
-
-
-class ColorTransform(Transform):
+class ColorTransform(PhotometricTransform):
     """Any pixel-wise function ``op(img) -> img`` that leaves the geometry alone."""
 
     def __init__(self, op: Callable[[np.ndarray], np.ndarray]):
@@ -367,15 +211,3 @@ class ColorTransform(Transform):
 
     def apply_image(self, img):
         return self.op(img)
-
-    def apply_coords(self, coords):
-        return coords
-
-    def apply_box(self, box):
-        return np.asarray(box, dtype=np.float32).reshape(-1, 4)
-
-    def apply_segmentation(self, segmentation):
-        return segmentation
-
-    def inverse(self):
-        return NoOpTransform()

@@ -1,5 +1,7 @@
 """Backbones: ResNet, FPN, VGG16 and the SSD extra layers."""
 
+from __future__ import annotations
+
 from .backbone import Backbone
 from .build import BACKBONE_REGISTRY, build_backbone
 from .fpn import FPN, LastLevelMaxPool, LastLevelP6P7, build_resnet_fpn_backbone, build_retinanet_resnet_fpn_backbone

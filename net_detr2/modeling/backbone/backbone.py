@@ -1,5 +1,7 @@
 """`Backbone`: the interface every feature extractor implements."""
 
+from __future__ import annotations
+
 from abc import ABCMeta, abstractmethod
 
 import torch

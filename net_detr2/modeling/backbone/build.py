@@ -1,6 +1,9 @@
 """`build_backbone`: construct a registered backbone by name."""
 
-from ..registry import BACKBONE_REGISTRY
+from __future__ import annotations
+
+from net_detr2.modeling.registry import BACKBONE_REGISTRY
+
 from .backbone import Backbone
 
 __all__ = ["build_backbone", "BACKBONE_REGISTRY"]

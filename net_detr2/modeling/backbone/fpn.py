@@ -4,16 +4,19 @@ State dict: ``fpn_lateral{s}.*`` / ``fpn_output{s}.*`` for each input level (s =
 then ``bottom_up.*``, then ``top_block.*``.
 """
 
+from __future__ import annotations
+
 import math
 from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
+from fvcore.nn import weight_init
 from torch import nn
 
-from net_detr2.layers import Conv2d, ShapeSpec, get_norm, weight_init
+from net_detr2.layers import Conv2d, ShapeSpec, get_norm
+from net_detr2.modeling.registry import BACKBONE_REGISTRY
 
-from ..registry import BACKBONE_REGISTRY
 from .backbone import Backbone
 from .resnet import build_resnet_backbone
 
@@ -142,10 +145,14 @@ class FPN(Backbone):
         self.bottom_up = bottom_up
 
         self._out_feature_strides = {f"p{int(math.log2(s))}": s for s in strides}
+        # input feature -> output level name (res2 -> p2 ...), and the names of the top block's levels
+        self._level_names = {f: f"p{int(math.log2(s))}" for f, s in zip(in_features, strides)}
+        self._top_block_levels = []
         if self.top_block is not None:
             last = int(math.log2(strides[-1]))
             for s in range(last, last + self.top_block.num_levels):
                 self._out_feature_strides[f"p{s + 1}"] = 2 ** (s + 1)
+                self._top_block_levels.append(f"p{s + 1}")
         self._out_features = list(self._out_feature_strides.keys())
         self._out_feature_channels = {k: out_channels for k in self._out_features}
         self._size_divisibility = strides[-1]
@@ -162,34 +169,54 @@ class FPN(Backbone):
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """x: [N, C, H, W] (H, W best multiples of `size_divisibility`) -> {"p2": ..., ...} fine to coarse."""
-        bottom_up_features = self.bottom_up(x)
-        results = []
-        prev = self.lateral_convs[0](bottom_up_features[self.in_features[-1]])
-        results.append(self.output_convs[0](prev))
-        for idx, (lateral_conv, output_conv) in enumerate(zip(self.lateral_convs[1:], self.output_convs[1:]), 1):
-            lateral = lateral_conv(bottom_up_features[self.in_features[-idx - 1]])
-            # Nearest upsampling to the lateral's size: exactly 2x for padded inputs (H, W multiples of
-            # size_divisibility), and still defined for other sizes, where the levels are off by one.
-            top_down = F.interpolate(prev, size=lateral.shape[-2:], mode="nearest")
-            prev = lateral + top_down
-            if self._fuse_type == "avg":
-                prev = prev / 2
-            results.insert(0, output_conv(prev))
+        outputs, _ = self.top_down(self.bottom_up(x))
+        return outputs
 
+    def top_down(
+        self, bottom_up_features: dict[str, torch.Tensor], *, keep_inner: bool = False
+    ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        """The top-down pathway and the top block on given bottom-up features.
+
+        The public step for necks that extend the FPN (e.g. EFPN adds a finer level from these maps).
+
+        Args:
+            bottom_up_features: at least the ``in_features`` maps (and the top block's input).
+            keep_inner: also return the merged maps before their 3x3 output convs.
+        Returns:
+            ({"p2": ..., ...} every FPN level, fine to coarse, top block levels last;
+            {"p2": ..., ...} the inner maps of the input levels when ``keep_inner``, else empty).
+        """
+        outputs: dict[str, torch.Tensor] = {}
+        inner: dict[str, torch.Tensor] = {}
+        prev = None
+        for name, lateral_conv, output_conv in zip(self.in_features[::-1], self.lateral_convs, self.output_convs):
+            lateral = lateral_conv(bottom_up_features[name])
+            if prev is None:
+                prev = lateral
+            else:
+                # Nearest upsampling to the lateral's size: exactly 2x for padded inputs (H, W multiples of
+                # size_divisibility), and still defined for other sizes, where the levels are off by one.
+                prev = lateral + F.interpolate(prev, size=lateral.shape[-2:], mode="nearest")
+                if self._fuse_type == "avg":
+                    prev = prev / 2
+            level = self._level_names[name]
+            outputs[level] = output_conv(prev)
+            if keep_inner:
+                inner[level] = prev
+        outputs = dict(reversed(outputs.items()))
         if self.top_block is not None:
-            name = self.top_block.in_feature
-            if name in bottom_up_features:
-                top_in = bottom_up_features[name]
-            elif name in self._out_features:
-                top_in = results[self._out_features.index(name)]
+            source = self.top_block.in_feature
+            if source in bottom_up_features:
+                top_in = bottom_up_features[source]
+            elif source in outputs:
+                top_in = outputs[source]
             else:
                 raise KeyError(
-                    f"FPN top_block.in_feature {name!r} is neither a bottom-up feature "
-                    f"({list(bottom_up_features)}) nor an FPN output ({self._out_features})"
+                    f"FPN top_block.in_feature {source!r} is neither a bottom-up feature "
+                    f"({list(bottom_up_features)}) nor an FPN output ({list(outputs)})"
                 )
-            results.extend(self.top_block(top_in))
-        assert len(self._out_features) == len(results)
-        return dict(zip(self._out_features, results))
+            outputs.update(zip(self._top_block_levels, self.top_block(top_in)))
+        return outputs, dict(reversed(inner.items()))
 
     def output_shape(self) -> dict[str, ShapeSpec]:
         return {

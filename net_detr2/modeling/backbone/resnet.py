@@ -4,16 +4,19 @@ Layout of the state dict: ``stem.conv1.*``, then stages ``res2`` .. ``res5``, ea
 blocks ``res{k}.{i}.{shortcut,conv1,conv2,conv3}.*``; every conv carries its norm as ``.norm``.
 """
 
+from __future__ import annotations
+
 from collections.abc import Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from fvcore.nn import weight_init
 from torch import nn
 
-from net_detr2.layers import Conv2d, FrozenBatchNorm2d, ShapeSpec, get_norm, max_pool2d, weight_init
+from net_detr2.layers import Conv2d, FrozenBatchNorm2d, ShapeSpec, get_norm, max_pool2d
+from net_detr2.modeling.registry import BACKBONE_REGISTRY
 
-from ..registry import BACKBONE_REGISTRY
 from .backbone import Backbone
 
 __all__ = [
@@ -46,7 +49,7 @@ class CNNBlockBase(nn.Module):
         self.out_channels = out_channels
         self.stride = stride
 
-    def freeze(self) -> "CNNBlockBase":
+    def freeze(self) -> CNNBlockBase:
         """Stop gradients to every parameter and turn every BatchNorm into a FrozenBatchNorm2d."""
         for p in self.parameters():
             p.requires_grad = False
@@ -281,7 +284,7 @@ class ResNet(Backbone):
             if name != "linear"
         }
 
-    def freeze(self, freeze_at: int = 0) -> "ResNet":
+    def freeze(self, freeze_at: int = 0) -> ResNet:
         """Freeze the stem (freeze_at >= 1) and stages res2..res{freeze_at} (see class doc). Returns self."""
         if freeze_at >= 1:
             self.stem.freeze()

@@ -11,13 +11,16 @@ Layer names (``conv1_1`` ... ``conv5_3``, ``fc6``, ``fc7``) are the names used b
 SSD releases; `net_detr2.compat.vgg_weights` maps a torchvision ``vgg16`` state dict onto them.
 """
 
+from __future__ import annotations
+
 from collections.abc import Sequence
 
 import torch
 from torch import nn
 
-from ...layers import Conv2d, L2Norm, ShapeSpec, get_norm, max_pool2d
-from ..registry import BACKBONE_REGISTRY
+from net_detr2.layers import Conv2d, L2Norm, ShapeSpec, get_norm, max_pool2d
+from net_detr2.modeling.registry import BACKBONE_REGISTRY
+
 from .backbone import Backbone
 
 __all__ = ["VGG16", "VGG16_STAGES"]
@@ -135,7 +138,7 @@ class VGG16(Backbone):
                 if m.bias is not None:
                     nn.init.zeros_(m.bias)
 
-    def freeze(self, freeze_at: int = 0) -> "VGG16":
+    def freeze(self, freeze_at: int = 0) -> VGG16:
         """Stop gradients for the first ``freeze_at`` conv stages (e.g. 2 = conv1_* and conv2_*)."""
         if not 0 <= freeze_at <= len(self.stage_names):
             raise ValueError(f"VGG16: freeze_at={freeze_at} must lie in [0, {len(self.stage_names)}]")

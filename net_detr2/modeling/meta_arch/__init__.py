@@ -3,6 +3,8 @@
 Importing this package registers every meta-architecture in META_ARCH_REGISTRY.
 """
 
+from __future__ import annotations
+
 from .base import DetectorBase
 from .dense_detector import DenseDetector, permute_to_N_HWA_K
 from .rcnn import GeneralizedRCNN, ProposalNetwork

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 from torch import nn
 
 from net_detr2.layers import move_device_like
+from net_detr2.modeling.postprocessing import detector_postprocess
 from net_detr2.structures import ImageList, Instances
-
-from ..postprocessing import detector_postprocess
+from net_detr2.utils.events import get_event_storage
 
 __all__ = ["DetectorBase"]
 
@@ -23,14 +24,26 @@ class DetectorBase(nn.Module):
         pixel_mean, pixel_std: per-channel normalisation, in the channel order of ``input_format``.
             Kept as non-persistent buffers (not in checkpoints, as in detectron2).
         input_format: "BGR" or "RGB": the channel order the model expects in ``"image"``.
+        vis_period: every ``vis_period`` training iterations (0: never) the model puts one training image
+            with its ground truth (left) and its current top predictions (right) into the event storage,
+            which the TensorBoard writer writes (see `put_training_image`).
     """
 
     def __init__(
-        self, *, backbone: nn.Module, pixel_mean: Sequence[float], pixel_std: Sequence[float], input_format: str = "BGR"
+        self,
+        *,
+        backbone: nn.Module,
+        pixel_mean: Sequence[float],
+        pixel_std: Sequence[float],
+        input_format: str = "BGR",
+        vis_period: int = 0,
     ):
         super().__init__()
         self.backbone = backbone
         self.input_format = input_format
+        if vis_period < 0:
+            raise ValueError(f"{type(self).__name__}: vis_period must be >= 0, got {vis_period}")
+        self.vis_period = vis_period
         mean = torch.tensor(list(pixel_mean), dtype=torch.float32).view(-1, 1, 1)
         std = torch.tensor(list(pixel_std), dtype=torch.float32).view(-1, 1, 1)
         if mean.shape != std.shape:
@@ -84,3 +97,25 @@ class DetectorBase(nn.Module):
             if "instances" not in x:
                 raise KeyError(f"{type(self).__name__}: training input {i} has no 'instances'")
         return [x["instances"].to(self.device) for x in batched_inputs]
+
+    def visualization_due(self) -> bool:
+        """True in training at every ``vis_period``-th iteration of the trainer's event storage."""
+        return self.training and self.vis_period > 0 and get_event_storage().iter % self.vis_period == 0
+
+    @torch.no_grad()
+    def put_training_image(self, batched_inputs: list[dict], predicted_boxes: torch.Tensor, title: str) -> None:
+        """Put the first training image into the event storage: its ground-truth boxes on the left, the first
+        20 of ``predicted_boxes`` [R, 4] (in the network input's frame, best first) on the right.
+
+        The image is stored as a uint8 [3, H, 2 * W] RGB array under ``title``.
+        """
+        from net_detr2.utils.visualizer import Visualizer  # drawing is only needed here
+
+        inp = batched_inputs[0]
+        image = inp["image"].detach().cpu().permute(1, 2, 0).float().clamp(0, 255).to(torch.uint8).numpy()
+        if self.input_format == "BGR":
+            image = image[:, :, ::-1]
+        gt_boxes = inp["instances"].gt_boxes.tensor.cpu().numpy()
+        left = Visualizer(image).overlay_instances(boxes=gt_boxes).get_image()
+        right = Visualizer(image).overlay_instances(boxes=predicted_boxes[:20].detach().cpu().numpy()).get_image()
+        get_event_storage().put_image(title, np.concatenate([left, right], axis=1).transpose(2, 0, 1))

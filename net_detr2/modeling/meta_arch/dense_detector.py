@@ -29,7 +29,8 @@ class DenseDetector(DetectorBase):
     overridden to transform the features between backbone and head.
 
     Args:
-        backbone, pixel_mean, pixel_std, input_format: see `DetectorBase`.
+        backbone, pixel_mean, pixel_std, input_format, vis_period: see `DetectorBase`; the right half of the
+            training picture shows the detections (`forward_inference`) of the training image.
         head: module taking the list of features and returning a list (one entry per prediction kind)
             of per-level tensors.
         head_in_features: feature names fed to the head, finest first.
@@ -44,8 +45,15 @@ class DenseDetector(DetectorBase):
         pixel_mean: Sequence[float],
         pixel_std: Sequence[float],
         input_format: str = "BGR",
+        vis_period: int = 0,
     ):
-        super().__init__(backbone=backbone, pixel_mean=pixel_mean, pixel_std=pixel_std, input_format=input_format)
+        super().__init__(
+            backbone=backbone,
+            pixel_mean=pixel_mean,
+            pixel_std=pixel_std,
+            input_format=input_format,
+            vis_period=vis_period,
+        )
         self.head = head
         self.head_in_features = list(head_in_features)
 
@@ -56,9 +64,20 @@ class DenseDetector(DetectorBase):
         features = self.extract_features(images.tensor)
         predictions = self.head(features)
         if self.training:
-            return self.forward_training(images, features, predictions, gt_instances)
+            losses = self.forward_training(images, features, predictions, gt_instances)
+            if self.visualization_due():
+                self.visualize_training(batched_inputs, images, features, predictions)
+            return losses
         results = self.forward_inference(images, features, predictions)
         return self._postprocess(results, batched_inputs, images.image_sizes)
+
+    @torch.no_grad()
+    def visualize_training(self, batched_inputs: list[dict], images: ImageList, features, predictions) -> None:
+        """The first training image: ground truth (left) and its top 20 detections (right), into the event
+        storage."""
+        results = self.forward_inference(images, features, predictions)
+        title = "Left: GT bounding boxes;  Right: Predicted boxes"
+        self.put_training_image(batched_inputs, results[0].pred_boxes.tensor, title)
 
     def extract_features(self, images: torch.Tensor) -> list[torch.Tensor]:
         """images [N, C, H, W] -> the ``head_in_features`` maps, finest first.
@@ -83,7 +102,7 @@ class DenseDetector(DetectorBase):
             raise ValueError(f"{len(predictions)} prediction kinds but {len(dims_per_anchor)} dims_per_anchor")
         return [[permute_to_N_HWA_K(x, k) for x in pred] for pred, k in zip(predictions, dims_per_anchor)]
 
-    def _decode_per_level_predictions(
+    def decode_per_level_predictions(
         self,
         anchors: Boxes,
         pred_scores: torch.Tensor,
@@ -108,7 +127,7 @@ class DenseDetector(DetectorBase):
         boxes = self.box2box_transform.apply_deltas(pred_deltas[anchor_idx], anchors.tensor[anchor_idx])
         return Instances(image_size, pred_boxes=Boxes(boxes), scores=scores, pred_classes=class_idx)
 
-    def _decode_multi_level_predictions(
+    def decode_multi_level_predictions(
         self,
         anchors: list[Boxes],
         pred_scores: list[torch.Tensor],
@@ -119,7 +138,7 @@ class DenseDetector(DetectorBase):
     ) -> Instances:
         """All levels of one image, concatenated (no NMS yet)."""
         per_level = [
-            self._decode_per_level_predictions(a, s, d, score_thresh, topk_candidates, image_size)
+            self.decode_per_level_predictions(a, s, d, score_thresh, topk_candidates, image_size)
             for a, s, d in zip(anchors, pred_scores, pred_deltas)
         ]
         return Instances.cat(per_level)

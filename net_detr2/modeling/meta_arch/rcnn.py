@@ -6,9 +6,9 @@ from collections.abc import Sequence
 
 from torch import nn
 
+from net_detr2.modeling.registry import META_ARCH_REGISTRY
 from net_detr2.structures import Instances
 
-from ..registry import META_ARCH_REGISTRY
 from .base import DetectorBase
 
 __all__ = ["GeneralizedRCNN", "ProposalNetwork"]
@@ -23,7 +23,7 @@ class GeneralizedRCNN(DetectorBase):
         proposal_generator: e.g. RPN (None: proposals come from the inputs' ``"proposals"``).
         roi_heads: e.g. StandardROIHeads.
         pixel_mean, pixel_std, input_format: see `DetectorBase`.
-        vis_period: kept for config compatibility; training visualisation is not drawn here.
+        vis_period: see `DetectorBase`; the right half shows the top proposals.
 
     Input: ``list[dict]`` with "image" [C, H, W], optional "height"/"width", "instances" in training.
     Output: training -> dict of losses; eval -> ``[{"instances": Instances}]`` in each height/width frame.
@@ -40,10 +40,15 @@ class GeneralizedRCNN(DetectorBase):
         input_format: str = "BGR",
         vis_period: int = 0,
     ):
-        super().__init__(backbone=backbone, pixel_mean=pixel_mean, pixel_std=pixel_std, input_format=input_format)
+        super().__init__(
+            backbone=backbone,
+            pixel_mean=pixel_mean,
+            pixel_std=pixel_std,
+            input_format=input_format,
+            vis_period=vis_period,
+        )
         self.proposal_generator = proposal_generator
         self.roi_heads = roi_heads
-        self.vis_period = vis_period
 
     def forward(self, batched_inputs: list[dict]):
         if not self.training:
@@ -52,8 +57,15 @@ class GeneralizedRCNN(DetectorBase):
         gt_instances = self._get_gt_instances(batched_inputs)
         features = self.backbone(images.tensor)
         proposals, proposal_losses = self._get_proposals(images, features, batched_inputs, gt_instances)
+        if self.visualization_due():
+            self.visualize_training(batched_inputs, proposals)
         _, detector_losses = self.roi_heads(images, features, proposals, gt_instances)
         return {**detector_losses, **proposal_losses}
+
+    def visualize_training(self, batched_inputs: list[dict], proposals: list[Instances]) -> None:
+        """The first training image: ground truth (left) and its top 20 proposals (right), into the event storage."""
+        title = "Left: GT bounding boxes;  Right: Predicted proposals"
+        self.put_training_image(batched_inputs, proposals[0].proposal_boxes.tensor, title)
 
     def _get_proposals(self, images, features, batched_inputs, gt_instances=None):
         if self.proposal_generator is not None:

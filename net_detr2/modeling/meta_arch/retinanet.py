@@ -10,12 +10,12 @@ from torch import nn
 from torch.nn import functional as F
 
 from net_detr2.layers import ShapeSpec, batched_nms, cat, get_norm
-from net_detr2.structures import Boxes, ImageList, Instances, pairwise_iou
+from net_detr2.modeling.box_regression import Box2BoxTransform, _dense_box_regression_loss
+from net_detr2.modeling.matcher import Matcher, matched_classes
+from net_detr2.modeling.registry import META_ARCH_REGISTRY
+from net_detr2.modeling.roi_heads.box_head import as_shape_spec
+from net_detr2.structures import Boxes, ImageList, Instances
 
-from ..box_regression import Box2BoxTransform, _dense_box_regression_loss
-from ..matcher import Matcher
-from ..registry import META_ARCH_REGISTRY
-from ..roi_heads.box_head import as_shape_spec
 from .dense_detector import DenseDetector
 
 __all__ = ["RetinaNet", "RetinaNetHead", "sigmoid_focal_loss"]
@@ -49,14 +49,16 @@ def sigmoid_focal_loss(
 class RetinaNet(DenseDetector):
     """RetinaNet (Lin et al. 2017).
 
-    Overridable steps: `label_anchors` (assignment), `losses` (loss terms), `inference_single_image`
-    (per-image decoding + NMS).
+    Extension points: ``anchor_matcher`` (any object with `Matcher.match_anchors`'s signature, e.g. one
+    that also reads the predictions), `classification_loss_weights` (a weight per anchor on the
+    classification loss), `nms` (how one image's candidates are reduced to detections).
 
     Args:
-        backbone, head, head_in_features, pixel_mean, pixel_std, input_format: see `DenseDetector`.
+        backbone, head, head_in_features, pixel_mean, pixel_std, input_format, vis_period: see `DenseDetector`.
         anchor_generator: e.g. DefaultAnchorGenerator with 9 anchors per location.
         box2box_transform: anchor <-> delta encoding.
-        anchor_matcher: Matcher (IoU >= 0.5 positive, < 0.4 negative by default).
+        anchor_matcher: assigns anchors to ground truth through its ``match_anchors(anchors, gt_instances,
+            pred_logits)``; a `Matcher` is the IoU rule (IoU >= 0.5 positive, < 0.4 negative by default).
         num_classes: K.
         focal_loss_alpha, focal_loss_gamma: focal loss parameters.
         smooth_l1_beta, box_reg_loss_type: box loss ("smooth_l1" or "giou").
@@ -93,6 +95,7 @@ class RetinaNet(DenseDetector):
             pixel_mean=pixel_mean,
             pixel_std=pixel_std,
             input_format=input_format,
+            vis_period=vis_period,
         )
         self.num_classes = num_classes
         self.anchor_generator = anchor_generator
@@ -108,7 +111,6 @@ class RetinaNet(DenseDetector):
         self.test_topk_candidates = test_topk_candidates
         self.test_nms_thresh = test_nms_thresh
         self.max_detections_per_image = max_detections_per_image
-        self.vis_period = vis_period
         # EMA of the number of foreground anchors per batch: a stabler loss normaliser than the
         # per-batch count (detectron2: init 100, momentum 0.9). Kept as a tensor, updated without .item().
         self.loss_normalizer: float | torch.Tensor = 100.0
@@ -119,35 +121,36 @@ class RetinaNet(DenseDetector):
     ) -> dict[str, torch.Tensor]:
         pred_logits, pred_deltas = self._transpose_dense_predictions(predictions, [self.num_classes, 4])
         anchors = self.anchor_generator(features)
-        gt_labels, gt_boxes = self.label_anchors(anchors, gt_instances)
+        gt_labels, gt_boxes = self.label_anchors(anchors, gt_instances, pred_logits)
         return self.losses(anchors, pred_logits, gt_labels, pred_deltas, gt_boxes)
 
     @torch.no_grad()
-    def label_anchors(self, anchors: list[Boxes], gt_instances: list[Instances]):
-        """Per image: class label per anchor (K = background, -1 = ignore) [R] and matched GT boxes [R, 4]."""
+    def label_anchors(
+        self,
+        anchors: list[Boxes],
+        gt_instances: list[Instances],
+        pred_logits: list[torch.Tensor] | None = None,
+        matcher: Matcher | None = None,
+    ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """Per image: class label per anchor [R] (K = background, -1 = ignore) and matched GT boxes [R, 4].
+
+        Args:
+            anchors: per level Boxes [Ri, 4].
+            pred_logits: per level [N, Ri, K], for anchor matchers that read the predictions.
+            matcher: the anchor matcher to use instead of ``anchor_matcher`` (e.g. to compare two rules).
+        """
+        matcher = self.anchor_matcher if matcher is None else matcher
         anchors = Boxes.cat(anchors)
         gt_labels, matched_boxes = [], []
-        for inst in gt_instances:
-            matched_idxs, anchor_labels = self.anchor_matcher(pairwise_iou(inst.gt_boxes, anchors))
-            labels, boxes = self._anchor_targets(inst, matched_idxs, anchor_labels, anchors)
-            gt_labels.append(labels)
-            matched_boxes.append(boxes)
+        for i, inst in enumerate(gt_instances):
+            image_logits = None if pred_logits is None else [x[i] for x in pred_logits]
+            matched_idxs, match_labels = matcher.match_anchors(anchors, inst, image_logits)
+            gt_labels.append(matched_classes(inst.gt_classes, matched_idxs, match_labels, self.num_classes))
+            if len(inst) > 0:
+                matched_boxes.append(inst.gt_boxes.tensor[matched_idxs])
+            else:
+                matched_boxes.append(torch.zeros_like(anchors.tensor))
         return gt_labels, matched_boxes
-
-    def _anchor_targets(
-        self, inst: Instances, matched_idxs: torch.Tensor, anchor_labels: torch.Tensor, anchors: Boxes
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """One image's matcher result -> (class label per anchor [R]: K = background, -1 = ignore;
-        matched GT box per anchor [R, 4]). Shared by assignment rules that change only the matching."""
-        if len(inst) > 0:
-            boxes = inst.gt_boxes.tensor[matched_idxs]
-            labels = inst.gt_classes[matched_idxs].clone()
-            labels[anchor_labels == 0] = self.num_classes
-            labels[anchor_labels == -1] = -1
-        else:
-            boxes = torch.zeros_like(anchors.tensor)
-            labels = torch.zeros_like(matched_idxs) + self.num_classes
-        return labels, boxes
 
     def _update_loss_normalizer(self, num_pos: torch.Tensor) -> torch.Tensor:
         """EMA of max(num_pos, 1); a tensor, so no host sync in the training step."""
@@ -166,7 +169,8 @@ class RetinaNet(DenseDetector):
         pred_anchor_deltas: list[torch.Tensor],
         gt_boxes: list[torch.Tensor],
     ) -> dict[str, torch.Tensor]:
-        """Focal loss over non-ignored anchors + box loss over positives, both / EMA of #positives.
+        """Focal loss over non-ignored anchors (weighted by `classification_loss_weights`) + box loss over
+        positives, both / EMA of #positives.
 
         Args:
             pred_logits: per level [N, Ri, K]; pred_anchor_deltas: per level [N, Ri, 4].
@@ -178,10 +182,11 @@ class RetinaNet(DenseDetector):
         normalizer = self._update_loss_normalizer(pos.sum())
         # one-hot over K+1 then drop the background column: background anchors get all-zero targets
         target = F.one_hot(gt_labels[valid], num_classes=self.num_classes + 1)[:, :-1]
-        logits = cat(pred_logits, dim=1)
-        loss_cls = sigmoid_focal_loss(
-            logits[valid], target.to(logits.dtype), self.focal_loss_alpha, self.focal_loss_gamma, reduction="sum"
-        )
+        logits = cat(pred_logits, dim=1)[valid]
+        focal = sigmoid_focal_loss(logits, target.to(logits.dtype), self.focal_loss_alpha, self.focal_loss_gamma)
+        per_anchor = focal.sum(dim=1)
+        weights = self.classification_loss_weights(per_anchor, gt_labels, anchors, pred_anchor_deltas, gt_boxes)
+        loss_cls = focal.sum() if weights is None else (per_anchor * weights).sum()
         loss_box = _dense_box_regression_loss(
             anchors,
             self.box2box_transform,
@@ -192,6 +197,26 @@ class RetinaNet(DenseDetector):
             self.smooth_l1_beta,
         )
         return {"loss_cls": loss_cls / normalizer, "loss_box_reg": loss_box / normalizer}
+
+    def classification_loss_weights(
+        self,
+        per_anchor_loss: torch.Tensor,
+        gt_labels: torch.Tensor,
+        anchors: list[Boxes],
+        pred_anchor_deltas: list[torch.Tensor],
+        gt_boxes: list[torch.Tensor],
+    ) -> torch.Tensor | None:
+        """Weight of each non-ignored anchor's classification loss; None (RetinaNet): all weigh 1.
+
+        Args:
+            per_anchor_loss: [V] focal loss of each anchor with ``gt_labels >= 0``, summed over classes, in
+                ``gt_labels[gt_labels >= 0]`` order (image-major).
+            gt_labels: [N, R] from `label_anchors` (K = background, -1 = ignored).
+            anchors, pred_anchor_deltas, gt_boxes: as for `losses`.
+        Returns:
+            [V] weights (the loss is then ``sum(weights * per_anchor_loss)``), or None.
+        """
+        return None
 
     def forward_inference(self, images: ImageList, features: list[torch.Tensor], predictions) -> list[Instances]:
         pred_logits, pred_deltas = self._transpose_dense_predictions(predictions, [self.num_classes, 4])
@@ -215,11 +240,18 @@ class RetinaNet(DenseDetector):
         Args:
             box_cls: per level [Ri, K] probabilities; box_delta: per level [Ri, 4].
         """
-        pred = self._decode_multi_level_predictions(
+        pred = self.decode_multi_level_predictions(
             anchors, box_cls, box_delta, self.test_score_thresh, self.test_topk_candidates, image_size
         )
-        keep = batched_nms(pred.pred_boxes.tensor, pred.scores, pred.pred_classes, self.test_nms_thresh)
-        return pred[keep[: self.max_detections_per_image]]
+        return self.nms(pred)
+
+    def nms(self, candidates: Instances) -> Instances:
+        """One image's decoded candidates -> per-class NMS (IoU ``test_nms_thresh``), the best
+        ``max_detections_per_image`` kept, by decreasing score."""
+        keep = batched_nms(
+            candidates.pred_boxes.tensor, candidates.scores, candidates.pred_classes, self.test_nms_thresh
+        )
+        return candidates[keep[: self.max_detections_per_image]]
 
 
 class RetinaNetHead(nn.Module):

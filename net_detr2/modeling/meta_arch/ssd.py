@@ -24,13 +24,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from net_detr2.layers import batched_nms
+from net_detr2.modeling.anchor_generator import DefaultBoxGenerator
+from net_detr2.modeling.backbone import Backbone
+from net_detr2.modeling.box_regression import Box2BoxTransform
+from net_detr2.modeling.matcher import match_default_boxes, matched_classes
+from net_detr2.modeling.registry import META_ARCH_REGISTRY
 from net_detr2.structures import Boxes, ImageList, Instances, pairwise_iou
 
-from ..anchor_generator import DefaultBoxGenerator
-from ..backbone import Backbone
-from ..box_regression import Box2BoxTransform
-from ..matcher import match_default_boxes
-from ..registry import META_ARCH_REGISTRY
 from .dense_detector import DenseDetector
 
 __all__ = ["SSD", "SSDHead", "multibox_loss"]
@@ -145,6 +145,7 @@ class SSD(DenseDetector):
         test_topk_candidates: per-class candidates kept before NMS (400).
         test_nms_thresh: per-class NMS IoU (0.45).
         max_detections_per_image: 200.
+        vis_period: see `DetectorBase` (the right half shows the training image's detections).
     """
 
     def __init__(
@@ -166,6 +167,7 @@ class SSD(DenseDetector):
         test_topk_candidates: int = 400,
         test_nms_thresh: float = 0.45,
         max_detections_per_image: int = 200,
+        vis_period: int = 0,
     ):
         shapes = backbone.output_shape()
         head_in_features = list(head_in_features) if head_in_features is not None else list(shapes)
@@ -186,6 +188,7 @@ class SSD(DenseDetector):
             pixel_mean=pixel_mean,
             pixel_std=pixel_std,
             input_format=input_format,
+            vis_period=vis_period,
         )
         self.prior_generator = prior_generator
         self.num_classes = num_classes
@@ -253,14 +256,11 @@ class SSD(DenseDetector):
             gt_boxes = inst.gt_boxes
             iou = pairwise_iou(gt_boxes, prior_boxes)
             matched, is_fg = match_default_boxes(iou, self.iou_threshold)
+            labels.append(matched_classes(inst.gt_classes, matched, is_fg.to(torch.int8), self.num_classes))
             if len(inst) > 0:
-                cls = inst.gt_classes[matched]
-                target = self.box2box_transform.get_deltas(priors, gt_boxes.tensor[matched])
+                deltas.append(self.box2box_transform.get_deltas(priors, gt_boxes.tensor[matched]))
             else:
-                cls = torch.zeros_like(matched)
-                target = torch.zeros_like(priors)
-            labels.append(torch.where(is_fg, cls, torch.full_like(cls, self.num_classes)))
-            deltas.append(target)
+                deltas.append(torch.zeros_like(priors))
         return torch.stack(labels), torch.stack(deltas)
 
     @torch.no_grad()

@@ -1,5 +1,7 @@
 """Proposal generators (RPN)."""
 
+from __future__ import annotations
+
 from .proposal_utils import add_ground_truth_to_proposals, find_top_rpn_proposals
 from .rpn import RPN, RPN_HEAD_REGISTRY, StandardRPNHead
 

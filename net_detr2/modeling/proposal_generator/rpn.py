@@ -10,12 +10,12 @@ from torch import nn
 from torch.nn import functional as F
 
 from net_detr2.layers import Conv2d, cat
+from net_detr2.modeling.box_regression import Box2BoxTransform, _dense_box_regression_loss
+from net_detr2.modeling.matcher import Matcher
+from net_detr2.modeling.registry import PROPOSAL_GENERATOR_REGISTRY
+from net_detr2.modeling.sampling import subsample_labels
 from net_detr2.structures import Boxes, ImageList, Instances, pairwise_iou
 
-from ..box_regression import Box2BoxTransform, _dense_box_regression_loss
-from ..matcher import Matcher
-from ..registry import PROPOSAL_GENERATOR_REGISTRY
-from ..sampling import subsample_labels
 from .proposal_utils import find_top_rpn_proposals
 
 __all__ = ["RPN_HEAD_REGISTRY", "StandardRPNHead", "RPN"]

@@ -7,9 +7,10 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 from fvcore.common.registry import Registry
+from fvcore.nn.weight_init import c2_msra_fill, c2_xavier_fill
 from torch import nn
 
-from net_detr2.layers import Conv2d, ShapeSpec, c2_msra_fill, c2_xavier_fill, get_norm
+from net_detr2.layers import Conv2d, ShapeSpec, get_norm
 
 __all__ = ["ROI_BOX_HEAD_REGISTRY", "FastRCNNConvFCHead", "as_shape_spec"]
 

@@ -9,12 +9,28 @@ from torch import nn
 from torch.nn import functional as F
 
 from net_detr2.layers import ShapeSpec, batched_nms, cat, nonzero_tuple
+from net_detr2.modeling.box_regression import Box2BoxTransform, _dense_box_regression_loss, giou_loss, smooth_l1_loss
 from net_detr2.structures import Boxes, Instances
 
-from ..box_regression import Box2BoxTransform, _dense_box_regression_loss
 from .box_head import as_shape_spec
 
-__all__ = ["fast_rcnn_inference", "fast_rcnn_inference_single_image", "FastRCNNOutputLayers"]
+__all__ = ["fast_rcnn_inference", "fast_rcnn_inference_single_image", "FastRCNNOutputLayers", "select_class_boxes"]
+
+
+def select_class_boxes(pred_deltas: torch.Tensor, classes: torch.Tensor, box_dim: int = 4) -> torch.Tensor:
+    """Each RoI's box (deltas or decoded box) for one class.
+
+    Args:
+        pred_deltas: [R, K*box_dim] class-specific boxes, or [R, box_dim] class-agnostic ones (returned as
+            they are).
+        classes: int64 [R] in [0, K): the class whose deltas each row takes.
+    Returns:
+        [R, box_dim].
+    """
+    if pred_deltas.shape[1] == box_dim:
+        return pred_deltas
+    rows = torch.arange(len(classes), device=classes.device)
+    return pred_deltas.view(len(pred_deltas), -1, box_dim)[rows, classes]
 
 
 def fast_rcnn_inference(
@@ -172,10 +188,7 @@ class FastRCNNOutputLayers(nn.Module):
         """Box loss of the foreground RoIs (their GT-class deltas), summed then / total sampled RoIs."""
         box_dim = proposal_boxes.shape[1]
         fg = nonzero_tuple((gt_classes >= 0) & (gt_classes < self.num_classes))[0]
-        if pred_deltas.shape[1] == box_dim:  # class agnostic
-            fg_deltas = pred_deltas[fg]
-        else:
-            fg_deltas = pred_deltas.view(-1, self.num_classes, box_dim)[fg, gt_classes[fg]]
+        fg_deltas = select_class_boxes(pred_deltas[fg], gt_classes[fg], box_dim)
         loss = _dense_box_regression_loss(
             [proposal_boxes[fg]],
             self.box2box_transform,
@@ -187,6 +200,31 @@ class FastRCNNOutputLayers(nn.Module):
         )
         # normalise by all sampled RoIs (not only foreground), so each RoI weighs the same
         return loss / max(gt_classes.numel(), 1.0)
+
+    def per_roi_losses(self, predictions, proposals: list[Instances]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Unreduced losses of every RoI, e.g. to rank them for online hard example mining.
+
+        Args:
+            proposals: labelled proposals (``gt_classes`` in [0, K], no ignored ones; ``gt_boxes`` where the
+                image has ground truth).
+        Returns:
+            (cross-entropy [R], box loss [R]: the ``box_reg_loss_type`` loss of the RoI's class deltas summed
+            over coordinates, 0 for background RoIs).
+        """
+        scores, deltas = predictions
+        gt_classes = cat([p.gt_classes for p in proposals])
+        cls_loss = F.cross_entropy(scores, gt_classes, reduction="none")
+        proposal_boxes = cat([p.proposal_boxes.tensor for p in proposals])
+        gt_boxes = cat([(p.gt_boxes if p.has("gt_boxes") else p.proposal_boxes).tensor for p in proposals])
+        class_deltas = select_class_boxes(deltas, gt_classes.clamp(max=self.num_classes - 1), gt_boxes.shape[1])
+        if self.box_reg_loss_type == "smooth_l1":
+            target = self.box2box_transform.get_deltas(proposal_boxes, gt_boxes)
+            box_loss = smooth_l1_loss(class_deltas, target, self.smooth_l1_beta).sum(dim=1)
+        else:
+            box_loss = giou_loss(self.box2box_transform.apply_deltas(class_deltas, proposal_boxes), gt_boxes)
+        # background rows may hold non-finite targets (degenerate matched boxes): where(), not a product
+        is_fg = gt_classes < self.num_classes
+        return cls_loss, torch.where(is_fg, box_loss, torch.zeros_like(cls_loss))
 
     def inference(self, predictions, proposals: list[Instances]) -> tuple[list[Instances], list[torch.Tensor]]:
         """Detections per image (see `fast_rcnn_inference`) and the kept proposal indices."""
@@ -221,8 +259,7 @@ class FastRCNNOutputLayers(nn.Module):
         k, b = scores.shape[1] - 1, boxes.shape[1]
         pred = self.box2box_transform.apply_deltas(deltas, boxes)
         if pred.shape[1] > b:
-            gt = cat([p.gt_classes for p in proposals]).clamp(0, k - 1)
-            pred = pred.view(-1, k, b)[torch.arange(len(pred), device=pred.device), gt]
+            pred = select_class_boxes(pred, cat([p.gt_classes for p in proposals]).clamp(0, k - 1), b)
         return pred.split([len(p) for p in proposals])
 
     def predict_probs(self, predictions, proposals: list[Instances]) -> list[torch.Tensor]:

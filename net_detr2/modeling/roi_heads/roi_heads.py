@@ -5,13 +5,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from net_detr2.modeling.matcher import Matcher, matched_classes
+from net_detr2.modeling.poolers import ROIPooler
+from net_detr2.modeling.proposal_generator.proposal_utils import add_ground_truth_to_proposals
+from net_detr2.modeling.registry import ROI_HEADS_REGISTRY
+from net_detr2.modeling.sampling import subsample_labels
 from net_detr2.structures import ImageList, Instances, pairwise_iou
-
-from ..matcher import Matcher
-from ..poolers import ROIPooler
-from ..proposal_generator.proposal_utils import add_ground_truth_to_proposals
-from ..registry import ROI_HEADS_REGISTRY
-from ..sampling import subsample_labels
 
 __all__ = ["ROIHeads", "StandardROIHeads", "select_foreground_proposals"]
 
@@ -59,12 +58,7 @@ class ROIHeads(nn.Module):
         self, matched_idxs: torch.Tensor, matched_labels: torch.Tensor, gt_classes: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Sample RoIs of one image -> (sampled indices, their class labels, K = background)."""
-        if gt_classes.numel() > 0:
-            gt_classes = gt_classes[matched_idxs]
-            gt_classes[matched_labels == 0] = self.num_classes
-            gt_classes[matched_labels == -1] = -1
-        else:
-            gt_classes = torch.zeros_like(matched_idxs) + self.num_classes
+        gt_classes = matched_classes(gt_classes, matched_idxs, matched_labels, self.num_classes)
         fg, bg = subsample_labels(gt_classes, self.batch_size_per_image, self.positive_fraction, self.num_classes)
         idx = torch.cat([fg, bg], dim=0)
         return idx, gt_classes[idx]

@@ -1,6 +1,8 @@
 """DC-RetinaNet: dynamic-coefficient loss, IoU-classification-aware assignment and CL-balanced NMS."""
 
-from .assignment import iou_classification_aware_score, promote_by_score
+from __future__ import annotations
+
+from .assignment import IoUClassificationAwareMatcher, iou_classification_aware_score, promote_by_score
 from .cl_balanced_nms import CLBalancedNMS, cl_balanced_nms
 from .config_utils import DC_DEFAULTS, use_dc_retinanet
 from .drop_in import use_cl_nms
@@ -11,6 +13,7 @@ __all__ = [
     "CLBalancedNMS",
     "DCRetinaNet",
     "DC_DEFAULTS",
+    "IoUClassificationAwareMatcher",
     "cl_balanced_nms",
     "dynamic_coefficient",
     "iou_classification_aware_score",

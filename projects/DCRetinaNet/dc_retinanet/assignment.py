@@ -1,14 +1,19 @@
 """IoU-classification-aware anchor assignment (Eq. 4-5).
 
 An anchor that overlaps a ground truth too little for the IoU rule but already classifies it well,
-or lies mostly inside it (irregular shapes), is promoted to positive.
+or lies mostly inside it (irregular shapes), is promoted to positive. `IoUClassificationAwareMatcher`
+is the rule as an anchor matcher: pass it as ``RetinaNet(anchor_matcher=...)``.
 """
 
 from __future__ import annotations
 
 import torch
 
-from net_detr2.structures import Boxes, pairwise_intersection
+from net_detr2.layers import cat
+from net_detr2.modeling.matcher import Matcher
+from net_detr2.structures import Boxes, Instances, pairwise_intersection
+
+__all__ = ["IoUClassificationAwareMatcher", "iou_classification_aware_score", "promote_by_score"]
 
 
 def iou_classification_aware_score(
@@ -46,3 +51,33 @@ def promote_by_score(
     best_score, best_gt = scores.max(dim=0)
     promote = (best_score >= score_threshold) & (labels != 1)
     return torch.where(promote, best_gt, matched_idxs), torch.where(promote, torch.ones_like(labels), labels)
+
+
+class IoUClassificationAwareMatcher:
+    """Anchor matcher of Eq. 4-5: the IoU matcher's assignment, then every anchor that is not positive yet
+    and scores ``s >= score_threshold`` (Eq. 4) for some ground truth becomes positive for the best one.
+
+    An anchor matcher for `RetinaNet` (``anchor_matcher=``): it implements `Matcher.match_anchors`.
+
+    Args:
+        iou_matcher: the IoU rule it extends (RetinaNet's `Matcher`).
+        alpha: weight of the predicted probability of the ground truth's class in Eq. 4.
+        score_threshold: Eq. 5's threshold (above 1: never fires, the plain IoU assignment).
+    """
+
+    def __init__(self, iou_matcher: Matcher, alpha: float = 0.5, score_threshold: float = 0.6):
+        self.iou_matcher = iou_matcher
+        self.alpha = alpha
+        self.score_threshold = score_threshold
+
+    def match_anchors(
+        self, anchors: Boxes, gt_instances: Instances, pred_logits: list[torch.Tensor] | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """One image (see `Matcher.match_anchors`). Without predictions (``pred_logits=None``) there is no
+        classification to be aware of: the IoU assignment."""
+        matched_idxs, labels = self.iou_matcher.match_anchors(anchors, gt_instances)
+        if pred_logits is None or len(gt_instances) == 0:
+            return matched_idxs, labels
+        gt_class_prob = cat(pred_logits)[:, gt_instances.gt_classes].T.sigmoid()  # [G, R]
+        scores = iou_classification_aware_score(gt_instances.gt_boxes, anchors, gt_class_prob, self.alpha)
+        return promote_by_score(matched_idxs, labels, scores, self.score_threshold)

@@ -1,12 +1,14 @@
+from __future__ import annotations
+
 import math
 
 import torch
 from torchvision.ops import batched_nms
 
 from net_detr2.structures import Boxes
-from projects.DCRetinaNet.dc_retinanet.assignment import iou_classification_aware_score, promote_by_score
-from projects.DCRetinaNet.dc_retinanet.cl_balanced_nms import cl_balanced_nms
-from projects.DCRetinaNet.dc_retinanet.dynamic_coefficient import dynamic_coefficient, normalized_coefficient
+from net_detr2_projects.DCRetinaNet.dc_retinanet.assignment import iou_classification_aware_score, promote_by_score
+from net_detr2_projects.DCRetinaNet.dc_retinanet.cl_balanced_nms import cl_balanced_nms
+from net_detr2_projects.DCRetinaNet.dc_retinanet.dynamic_coefficient import dynamic_coefficient, normalized_coefficient
 
 
 def _sigmoid(x):

@@ -1,6 +1,8 @@
 """DCRetinaNet inside the model: assignment, DC loss, exact RetinaNet parity with the switches off, every switch
 combination, the configs, and CL-balanced NMS as drop-in post-processing of Faster R-CNN."""
 
+from __future__ import annotations
+
 import copy
 import itertools
 from pathlib import Path
@@ -13,7 +15,7 @@ from net_detr2.modeling import RetinaNet
 from net_detr2.modeling.meta_arch.retinanet import sigmoid_focal_loss
 from net_detr2.modeling.roi_heads import fast_rcnn_inference
 from net_detr2.structures import Boxes, Instances
-from projects.DCRetinaNet.dc_retinanet import (
+from net_detr2_projects.DCRetinaNet.dc_retinanet import (
     CLBalancedNMS,
     DCRetinaNet,
     dynamic_coefficient,

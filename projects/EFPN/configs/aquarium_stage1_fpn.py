@@ -5,6 +5,6 @@ run there serves as stage 1.
     OMP_NUM_THREADS=2 python train_net.py --config-file projects/EFPN/configs/aquarium_stage1_fpn.py
 """
 
-from ....configs.aquarium.faster_rcnn_R18_FPN import dataloader, lr_multiplier, model, optimizer, train
+from net_detr2.model_zoo.configs.aquarium.faster_rcnn_R18_FPN import dataloader, lr_multiplier, model, optimizer, train
 
 train.output_dir = "./output/aquarium/faster_rcnn_R18_FPN"

@@ -9,7 +9,7 @@ scale (short edge 640..832), so a step costs ~3x a stage-1 step.
 """
 
 from net_detr2.solver import multistep_with_warmup
-from projects.EFPN.efpn import efpn_model_from_fpn, set_stage
+from net_detr2_projects.EFPN.efpn import efpn_model_from_fpn, set_stage
 
 from .aquarium_stage1_fpn import dataloader, model, optimizer, train
 

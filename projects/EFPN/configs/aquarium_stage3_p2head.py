@@ -5,7 +5,7 @@ frozen. ``train.init_checkpoint`` defaults to stage 2's output.
 """
 
 from net_detr2.solver import multistep_with_warmup
-from projects.EFPN.efpn import set_stage
+from net_detr2_projects.EFPN.efpn import set_stage
 
 from .aquarium_stage2_distill import dataloader, model, optimizer, train
 

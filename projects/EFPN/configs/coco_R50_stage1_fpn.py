@@ -8,11 +8,11 @@ Instead of training it, a detectron2 model-zoo checkpoint can serve as stage 1: 
     python train_net.py --config-file projects/EFPN/configs/coco_R50_stage1_fpn.py
 """
 
-from ....configs.common.data.coco import dataloader
-from ....configs.common.models.faster_rcnn_fpn import model
-from ....configs.common.optim import SGD as optimizer
-from ....configs.common.train import lr_multiplier_1x as lr_multiplier
-from ....configs.common.train import train
+from net_detr2.model_zoo.configs.common.data.coco import dataloader
+from net_detr2.model_zoo.configs.common.models.faster_rcnn_fpn import model
+from net_detr2.model_zoo.configs.common.optim import SGD as optimizer
+from net_detr2.model_zoo.configs.common.train import lr_multiplier_1x as lr_multiplier
+from net_detr2.model_zoo.configs.common.train import train
 
 train.init_checkpoint = "pretrained/R-50.pkl"
 train.max_iter = 90000

@@ -9,7 +9,7 @@ gives none): 45k iterations at batch 16, LR 0.02, x0.1 at 30k and 40k.
 """
 
 from net_detr2.solver import multistep_with_warmup
-from projects.EFPN.efpn import efpn_model_from_fpn, set_stage
+from net_detr2_projects.EFPN.efpn import efpn_model_from_fpn, set_stage
 
 from .coco_R50_stage1_fpn import dataloader, model, optimizer, train
 

@@ -8,7 +8,7 @@ Schedule (ours): 30k iterations at batch 16, LR 0.01, x0.1 at 20k and 26k.
 """
 
 from net_detr2.solver import multistep_with_warmup
-from projects.EFPN.efpn import set_stage
+from net_detr2_projects.EFPN.efpn import set_stage
 
 from .coco_R50_stage2_distill import dataloader, model, optimizer, train
 

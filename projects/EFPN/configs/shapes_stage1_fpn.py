@@ -7,6 +7,6 @@ there serves as stage 1 and stage 2 finds ``output/shapes_frcnn/model_final.pth`
     OMP_NUM_THREADS=2 python train_net.py --config-file projects/EFPN/configs/shapes_stage1_fpn.py
 """
 
-from ....configs.shapes.faster_rcnn_R18_FPN import dataloader, lr_multiplier, model, optimizer, train
+from net_detr2.model_zoo.configs.shapes.faster_rcnn_R18_FPN import dataloader, lr_multiplier, model, optimizer, train
 
 train.output_dir = "./output/shapes_frcnn"

@@ -9,7 +9,7 @@ The final evaluation is EFPN before the P2' head is fine-tuned.
 """
 
 from net_detr2.solver import multistep_with_warmup
-from projects.EFPN.efpn import efpn_model_from_fpn, set_stage
+from net_detr2_projects.EFPN.efpn import efpn_model_from_fpn, set_stage
 
 from .shapes_stage1_fpn import dataloader, model, optimizer, train
 

@@ -8,7 +8,7 @@ labelled RoIs routed to P2'); backbone, EFPN extension, RPN and base head frozen
 """
 
 from net_detr2.solver import multistep_with_warmup
-from projects.EFPN.efpn import set_stage
+from net_detr2_projects.EFPN.efpn import set_stage
 
 from .shapes_stage2_distill import dataloader, model, optimizer, train
 

@@ -7,18 +7,16 @@ none): 60k iterations at batch 8, LR 0.01, x0.1 at 40k and 53k, from ImageNet R-
     python train_net.py --config-file projects/EFPN/configs/tt100k_R50_stage1_fpn.py
 """
 
+from net_detr2.model_zoo.configs.common.data.tt100k import dataloader
+from net_detr2.model_zoo.configs.common.models.faster_rcnn_fpn import model
+from net_detr2.model_zoo.configs.common.optim import SGD as optimizer
+from net_detr2.model_zoo.configs.common.train import train
 from net_detr2.solver import multistep_with_warmup
-
-from ....configs.common.data.tt100k import dataloader
-from ....configs.common.models.faster_rcnn_fpn import model
-from ....configs.common.optim import SGD as optimizer
-from ....configs.common.train import train
 
 NUM_CLASSES = 45
 MAX_ITER = 60000
 
 model.roi_heads.num_classes = NUM_CLASSES
-model.roi_heads.box_predictor.num_classes = NUM_CLASSES
 train.init_checkpoint = "pretrained/R-50.pkl"
 train.max_iter = MAX_ITER
 train.eval_period = 20000

@@ -8,7 +8,7 @@ Schedule (ours): 30k iterations at batch 8, LR 0.01, x0.1 at 20k and 26k.
 """
 
 from net_detr2.solver import multistep_with_warmup
-from projects.EFPN.efpn import efpn_model_from_fpn, set_stage
+from net_detr2_projects.EFPN.efpn import efpn_model_from_fpn, set_stage
 
 from .tt100k_R50_stage1_fpn import dataloader, model, optimizer, train
 

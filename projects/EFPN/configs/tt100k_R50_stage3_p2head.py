@@ -7,7 +7,7 @@ Schedule (ours): 20k iterations at batch 8, LR 0.01, x0.1 at 14k and 18k.
 """
 
 from net_detr2.solver import multistep_with_warmup
-from projects.EFPN.efpn import set_stage
+from net_detr2_projects.EFPN.efpn import set_stage
 
 from .tt100k_R50_stage2_distill import dataloader, model, optimizer, train
 

@@ -3,6 +3,8 @@
 Importing the package registers `EFPNRCNN` (META_ARCH_REGISTRY) and `EFPNROIHeads` (ROI_HEADS_REGISTRY).
 """
 
+from __future__ import annotations
+
 from .backbone import ResNetC2Prime, build_resnet_c2prime_backbone
 from .config import efpn_model_from_fpn, freeze_bottom_up_batchnorm, set_stage
 from .distillation import boxes_to_feature_mask, fbb_loss

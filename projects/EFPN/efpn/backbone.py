@@ -5,6 +5,8 @@ keys), so a checkpoint of the plain ResNet loads unchanged. The stem convolution
 output feeds C2' directly and C2 after the stem's 3x3/2 max-pool.
 """
 
+from __future__ import annotations
+
 import torch
 
 from net_detr2.layers import ShapeSpec

@@ -1,5 +1,7 @@
 """Turn a Faster R-CNN FPN LazyConfig model tree into the EFPN one (same widths, same checkpoint keys)."""
 
+from __future__ import annotations
+
 import copy
 
 from omegaconf import DictConfig, ListConfig

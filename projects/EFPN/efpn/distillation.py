@@ -5,6 +5,8 @@
 ground-truth box mapped to the feature stride and rounded outward.
 """
 
+from __future__ import annotations
+
 from collections.abc import Sequence
 
 import torch

@@ -8,6 +8,8 @@
 All three share one call signature ``module(p3, p2) -> p3_prime`` so the neck can swap them.
 """
 
+from __future__ import annotations
+
 import torch
 from fvcore.nn import weight_init
 from torch import nn

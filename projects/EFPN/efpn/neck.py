@@ -6,7 +6,8 @@ The class subclasses `FPN`, so P2-P6 use the same modules and state-dict keys (`
 ``c2_prime_lateral``, ``ftt`` and ``p2_prime_output``.
 """
 
-import math
+from __future__ import annotations
+
 from collections.abc import Sequence
 
 import torch
@@ -75,7 +76,7 @@ class EFPN(FPN):
         if c2_prime_feature not in bottom_shapes:
             raise ValueError(
                 f"EFPN: the bottom-up network has no {c2_prime_feature!r} output (got {list(bottom_shapes)}); "
-                "use projects.EFPN.efpn.ResNetC2Prime"
+                "use net_detr2_projects.EFPN.efpn.ResNetC2Prime"
             )
         channels = self._out_feature_channels["p2"]
         use_bias = norm == ""
@@ -107,48 +108,19 @@ class EFPN(FPN):
         self._out_feature_strides["p2_prime"] = self._out_feature_strides["p2"] // 2
         self._out_feature_channels["p3_prime"] = channels
         self._out_feature_channels["p2_prime"] = channels
-        self._bottom_up_strides = {f: bottom_shapes[f].stride for f in self.in_features}
-
-    def _pyramid(
-        self, bottom_up_features: dict[str, torch.Tensor]
-    ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
-        """The FPN top-down pass. Returns ({"p2".."p6"}, {"p2".."p5" inner maps before the output conv})."""
-        results: dict[str, torch.Tensor] = {}
-        inner: dict[str, torch.Tensor] = {}
-        prev = None
-        for name in reversed(self.in_features):
-            stage = int(math.log2(self._bottom_up_strides[name]))
-            lateral = getattr(self, f"fpn_lateral{stage}")(bottom_up_features[name])
-            if prev is None:
-                prev = lateral
-            else:
-                prev = lateral + F.interpolate(prev, scale_factor=2.0, mode="nearest")
-                if getattr(self, "_fuse_type", "sum") == "avg":
-                    prev = prev / 2
-            inner[f"p{stage}"] = prev
-            results[f"p{stage}"] = getattr(self, f"fpn_output{stage}")(prev)
-        if self.top_block is not None:
-            source_name = self.top_block.in_feature
-            source = bottom_up_features[source_name] if source_name in bottom_up_features else results[source_name]
-            extra = self.top_block(source)
-            extra_names = [f for f in self._out_features if f not in results and not f.endswith("_prime")]
-            if len(extra_names) != len(extra):
-                raise RuntimeError(f"EFPN: top block gave {len(extra)} maps for levels {extra_names}")
-            results.update(zip(extra_names, extra))
-        return results, inner
 
     def forward_base(self, x: torch.Tensor) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         """The plain FPN on x (no C2', no extension): the distillation teacher's pass.
 
         Returns ({"p2".."p6"}, {inner top-down maps}).
         """
-        return self._pyramid(self.bottom_up(x, with_c2_prime=False))
+        return self.top_down(self.bottom_up(x, with_c2_prime=False), keep_inner=True)
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """x: [N, 3, H, W] with H, W multiples of `size_divisibility` -> the extended pyramid."""
         bottom_up_features = self.bottom_up(x, with_c2_prime=True)
         c2_prime = bottom_up_features.pop(self.c2_prime_feature)
-        results, inner = self._pyramid(bottom_up_features)
+        results, inner = self.top_down(bottom_up_features, keep_inner=self.ftt_input == "inner")
         del bottom_up_features  # the big stride-2/4 maps go as soon as they are used (inference memory)
         sr_inputs = inner if self.ftt_input == "inner" else results
         p3_prime = self.ftt(sr_inputs["p3"], sr_inputs["p2"])

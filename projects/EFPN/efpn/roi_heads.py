@@ -12,13 +12,15 @@ The P2' head starts as a copy of the base head: at construction (deep copy) and 
 state dict without P2'-head entries is loaded (e.g. the stage-1 FPN checkpoint), via a load hook.
 """
 
+from __future__ import annotations
+
 import copy
 import logging
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
+from net_detr2.modeling.matcher import matched_classes
 from net_detr2.modeling.poolers import ROIPooler
 from net_detr2.modeling.proposal_generator.proposal_utils import add_ground_truth_to_proposals
 from net_detr2.modeling.registry import ROI_HEADS_REGISTRY
@@ -245,12 +247,7 @@ class EFPNROIHeads(StandardROIHeads):
         out = []
         for p, t in zip(proposals, targets):
             matched_idxs, matched_labels = self.proposal_matcher(pairwise_iou(t.gt_boxes, p.proposal_boxes))
-            if len(t) > 0:
-                gt_classes = t.gt_classes[matched_idxs].clone()
-                gt_classes[matched_labels == 0] = self.num_classes
-                gt_classes[matched_labels == -1] = -1
-            else:
-                gt_classes = torch.full_like(matched_idxs, self.num_classes)
+            gt_classes = matched_classes(t.gt_classes, matched_idxs, matched_labels, self.num_classes)
             keep = gt_classes >= 0
             labelled = p[keep]
             labelled.gt_classes = gt_classes[keep]
@@ -259,35 +256,12 @@ class EFPNROIHeads(StandardROIHeads):
             out.append(labelled)
         return out
 
-    def _per_roi_losses(self, predictions, proposals: list[Instances]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Unreduced cls (cross-entropy) and box (smooth L1 on the GT-class deltas) loss of every RoI."""
-        scores, deltas = predictions
-        predictor = self.p2_box_predictor
-        gt_classes = torch.cat([p.gt_classes for p in proposals])
-        cls_loss = F.cross_entropy(scores, gt_classes, reduction="none")
-        is_fg = gt_classes < predictor.num_classes
-        proposal_boxes = torch.cat([p.proposal_boxes.tensor for p in proposals])
-        gt_boxes = torch.cat([(p.gt_boxes if p.has("gt_boxes") else p.proposal_boxes).tensor for p in proposals])
-        target = predictor.box2box_transform.get_deltas(proposal_boxes, gt_boxes)
-        box_dim = target.shape[1]
-        if deltas.shape[1] == box_dim:
-            fg_deltas = deltas
-        else:
-            cls = gt_classes.clamp(max=predictor.num_classes - 1)
-            fg_deltas = deltas.view(-1, predictor.num_classes, box_dim)[torch.arange(len(cls), device=cls.device), cls]
-        beta = predictor.smooth_l1_beta
-        diff = (fg_deltas - target).abs()
-        per_coord = diff if beta < 1e-5 else torch.where(diff < beta, 0.5 * diff * diff / beta, diff - 0.5 * beta)
-        # background rows may hold non-finite targets (degenerate matched boxes): where(), not a product
-        box_loss = torch.where(is_fg, per_coord.sum(dim=1), torch.zeros_like(cls_loss))
-        return cls_loss, box_loss
-
     def _ohem_p2_losses(self, features: dict[str, torch.Tensor], small: list[Instances]) -> dict[str, torch.Tensor]:
         """OHEM (Shrivastava et al.): a read-only pass ranks every small RoI, the hardest are trained on."""
         if sum(len(p) for p in small) == 0:
             return self._branch_losses(self.p2_box_predictor, self._p2_predictions, features, small, "_p2")
         with torch.no_grad():
-            cls_loss, box_loss = self._per_roi_losses(self._p2_predictions(features, small), small)
+            cls_loss, box_loss = self.p2_box_predictor.per_roi_losses(self._p2_predictions(features, small), small)
         selected = []
         for p, c, b in zip(small, cls_loss.split([len(p) for p in small]), box_loss.split([len(p) for p in small])):
             is_fg = p.gt_classes < self.num_classes

@@ -4,6 +4,8 @@ They are regular expressions matched at the start of each parameter name (``re.m
 `net_detr2.solver.freeze_parameters` applies them); everything not matched is frozen.
 """
 
+from __future__ import annotations
+
 __all__ = ["STAGE2_TRAINABLE_PARAMS", "STAGE3_TRAINABLE_PARAMS"]
 
 # Stage 2: only the extension (C2' lateral, FTT / SR module, P2' output conv), trained by distillation.

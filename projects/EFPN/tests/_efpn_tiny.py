@@ -1,5 +1,7 @@
 """A tiny EFPN Faster R-CNN (narrow ResNet-50, 8-channel FPN) built directly, for fast tests."""
 
+from __future__ import annotations
+
 import torch
 import torch.nn.functional as F
 
@@ -16,7 +18,7 @@ from net_detr2.modeling import (
     StandardRPNHead,
 )
 from net_detr2.structures import Boxes, Instances
-from projects.EFPN.efpn import EFPN, EFPNRCNN, EFPNROIHeads, build_resnet_c2prime_backbone
+from net_detr2_projects.EFPN.efpn import EFPN, EFPNRCNN, EFPNROIHeads, build_resnet_c2prime_backbone
 
 WIDTH = 8
 NUM_CLASSES = 3

@@ -1,5 +1,7 @@
 """The three-stage LazyConfigs: they load, chain their checkpoints, and the shapes ones build and train."""
 
+from __future__ import annotations
+
 import os
 from pathlib import Path
 
@@ -100,7 +102,7 @@ def test_shapes_stage2_step_with_the_real_mapper(tmp_path):
 
 
 def test_set_stage_rejects_unknown_stage():
-    from projects.EFPN.efpn import set_stage
+    from net_detr2_projects.EFPN.efpn import set_stage
 
     cfg = _load("shapes_stage1_fpn")
     with pytest.raises(ValueError, match="stage must be 2 or 3"):

@@ -1,11 +1,13 @@
 """EFPN Faster R-CNN end to end on a tiny model: routing, distillation, the stage schedule, outputs."""
 
+from __future__ import annotations
+
 import pytest
 import torch
 
 from net_detr2.solver import freeze_parameters
 from net_detr2.structures import Boxes, Instances
-from projects.EFPN.efpn import (
+from net_detr2_projects.EFPN.efpn import (
     STAGE2_TRAINABLE_PARAMS,
     STAGE3_TRAINABLE_PARAMS,
     boxes_to_feature_mask,

@@ -1,5 +1,7 @@
 """EFPN backbone / neck / distillation-loss tests on tiny widths."""
 
+from __future__ import annotations
+
 import math
 
 import pytest
@@ -7,7 +9,7 @@ import torch
 from torch.nn import functional as F
 
 from net_detr2.modeling.backbone import FPN, LastLevelMaxPool, build_resnet_backbone
-from projects.EFPN.efpn import (
+from net_detr2_projects.EFPN.efpn import (
     EFPN,
     ESPCNUpsampler,
     FeatureTextureTransfer,

@@ -3,6 +3,8 @@
 Importing this package registers :class:`IAROIHeads` in ``ROI_HEADS_REGISTRY``.
 """
 
+from __future__ import annotations
+
 from .attention import (
     INVERSION_STRATEGIES,
     ORIENTATIONS,

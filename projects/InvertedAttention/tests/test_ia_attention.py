@@ -1,9 +1,11 @@
 """Inverted Attention maps and masks on fixed, hand-checked tensors."""
 
+from __future__ import annotations
+
 import pytest
 import torch
 
-from projects.InvertedAttention.inverted_attention.attention import (
+from net_detr2_projects.InvertedAttention.inverted_attention.attention import (
     channel_inversion_mask,
     gradient_attention,
     gt_probability,

@@ -1,5 +1,7 @@
 """The IA configs: each differs from its baseline only by the ROI heads, and the small ones train/infer."""
 
+from __future__ import annotations
+
 from pathlib import Path
 
 import pytest
@@ -9,8 +11,8 @@ from omegaconf import OmegaConf
 from net_detr2.config import LazyConfig, instantiate
 from net_detr2.modeling import StandardROIHeads
 from net_detr2.structures import Boxes, Instances
-from projects.InvertedAttention.inverted_attention import IAROIHeads
-from projects.InvertedAttention.inverted_attention.config_utils import IA_DEFAULTS, use_inverted_attention
+from net_detr2_projects.InvertedAttention.inverted_attention import IAROIHeads
+from net_detr2_projects.InvertedAttention.inverted_attention.config_utils import IA_DEFAULTS, use_inverted_attention
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 REPO = Path(__file__).resolve().parents[3]
@@ -137,7 +139,7 @@ def test_shapes_ia_model_trains_and_infers_exactly_like_the_baseline():
 
 def test_vgg16_converter_maps_classifier_to_box_head():
     from net_detr2.compat.vgg_weights import TORCHVISION_VGG16_CONV_INDICES
-    from projects.InvertedAttention.tools.convert_vgg16_frcnn import convert
+    from net_detr2_projects.InvertedAttention.tools.convert_vgg16_frcnn import convert
 
     sd = {}
     for idx in TORCHVISION_VGG16_CONV_INDICES.values():

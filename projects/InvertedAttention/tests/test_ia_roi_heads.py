@@ -1,5 +1,7 @@
 """IAROIHeads: the probe gradient, which RoIs are masked, the training step and bit-identical inference."""
 
+from __future__ import annotations
+
 import copy
 
 import pytest
@@ -17,8 +19,8 @@ from net_detr2.modeling import (
     StandardROIHeads,
 )
 from net_detr2.structures import Boxes, ImageList, Instances
-from projects.InvertedAttention.inverted_attention import IAROIHeads
-from projects.InvertedAttention.inverted_attention.attention import (
+from net_detr2_projects.InvertedAttention.inverted_attention import IAROIHeads
+from net_detr2_projects.InvertedAttention.inverted_attention.attention import (
     gradient_attention,
     inverted_attention_mask,
     num_to_drop,

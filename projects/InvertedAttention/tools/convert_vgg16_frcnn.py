@@ -10,6 +10,8 @@ As in the original Faster R-CNN, the 13 convs initialise the backbone (``backbon
 unchanged: a 512x7x7 RoI flattened in (C, H, W) order is exactly what fc6 saw after pool5. fc8 is dropped.
 """
 
+from __future__ import annotations
+
 import argparse
 import os
 import sys

@@ -34,11 +34,11 @@ from net_detr2.checkpoint import DetectionCheckpointer  # noqa: E402
 from net_detr2.config import LazyConfig, instantiate  # noqa: E402
 from net_detr2.data import get_detection_dataset_dicts  # noqa: E402
 from net_detr2.structures import Boxes, BoxMode, Instances  # noqa: E402
-from projects.InvertedAttention.inverted_attention.attention import (  # noqa: E402
+from net_detr2_projects.InvertedAttention.inverted_attention.attention import (  # noqa: E402
     gradient_attention,
     spatial_inversion_mask,
 )
-from projects.InvertedAttention.inverted_attention.ia_roi_heads import ground_truth_logit_gradient  # noqa: E402
+from net_detr2_projects.InvertedAttention.inverted_attention.ia_roi_heads import ground_truth_logit_gradient  # noqa: E402
 
 
 def load_model(config: str, checkpoint: str) -> torch.nn.Module:

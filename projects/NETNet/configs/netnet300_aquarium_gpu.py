@@ -5,7 +5,8 @@ mixed precision. Same model and data.
     python train_net.py --config-file projects/NETNet/configs/netnet300_aquarium_gpu.py
 """
 
-from ....configs.common.train import on_one_gpu
+from net_detr2.model_zoo.configs.common.train import on_one_gpu
+
 from .netnet300_aquarium import dataloader, model, optimizer, train
 
 lr_multiplier = on_one_gpu(

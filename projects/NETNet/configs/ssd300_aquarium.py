@@ -5,16 +5,15 @@ the Aquarium data (SSD augmentation at 300x300, batch 8) and 7 classes. `netnet3
 config plus the NETNet neck, with the identical schedule; `*_gpu.py` lengthen the schedule for a GPU.
 """
 
+from net_detr2.model_zoo.configs.common.data.aquarium_ssd import dataloader
 from net_detr2.solver import multistep_with_warmup
 
-from ....configs.common.data.aquarium_ssd import dataloader
 from .ssd300_shapes import model, optimizer, train
 
 NUM_CLASSES = 7
 MAX_ITER = 1500
 
 model.num_classes = NUM_CLASSES
-model.head.num_classes = NUM_CLASSES
 train.max_iter = MAX_ITER
 lr_multiplier = multistep_with_warmup(
     max_iter=MAX_ITER, steps=(int(MAX_ITER * 0.8), int(MAX_ITER * 0.93)), warmup_iters=100, warmup_factor=0.01

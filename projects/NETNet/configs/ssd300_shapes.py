@@ -5,19 +5,18 @@ Same architecture as SSD300-VGG16 (conv4_3 + L2Norm, pool5 3x3/1, dilated fc6, 1
 `netnet300_shapes.py` is this config plus the NETNet neck, with the identical schedule.
 """
 
+from net_detr2.model_zoo.configs.common.data.shapes_ssd import dataloader
+from net_detr2.model_zoo.configs.common.optim import AdamW as optimizer
+from net_detr2.model_zoo.configs.common.train import train
 from net_detr2.solver import multistep_with_warmup
-from projects.NETNet.netnet.config_utils import set_vgg16_width
+from net_detr2_projects.NETNet.netnet.config_utils import set_vgg16_width
 
-from ....configs.common.data.shapes_ssd import dataloader
-from ....configs.common.optim import AdamW as optimizer
-from ....configs.common.train import train
 from .common.ssd_vgg16 import model
 
 WIDTH = 0.125
 MAX_ITER = 1000
 
 model.num_classes = 6
-model.head.num_classes = 6
 model.backbone.bottom_up.norm = "BN"
 model.backbone.norm = "BN"
 set_vgg16_width(model, WIDTH)

@@ -5,9 +5,10 @@ LR x0.1 after epochs 90/120/140, base LR 0.004 (final models; the ablations use 
 Initialise from an ImageNet VGG-16 converted by ``tools/convert_vgg16_to_ssd.py``.
 """
 
-from ....configs.common.data.coco_ssd import dataloader
-from ....configs.common.optim import SGD as optimizer
-from ....configs.common.train import train
+from net_detr2.model_zoo.configs.common.data.coco_ssd import dataloader
+from net_detr2.model_zoo.configs.common.optim import SGD as optimizer
+from net_detr2.model_zoo.configs.common.train import train
+
 from .common.schedule import COCO_TRAINVAL35K_IMAGES, epoch_schedule
 from .common.ssd_vgg16 import model
 

@@ -3,16 +3,15 @@
 The paper reports COCO only; we keep its recipe (160 epochs at batch 32, LR 0.004, steps at 90/120/140).
 """
 
+from net_detr2.model_zoo.configs.common.data.voc_ssd import dataloader
+from net_detr2.model_zoo.configs.common.optim import SGD as optimizer
+from net_detr2.model_zoo.configs.common.train import train
 from net_detr2.modeling.anchor_generator import ssd_default_box_sizes
 
-from ....configs.common.data.voc_ssd import dataloader
-from ....configs.common.optim import SGD as optimizer
-from ....configs.common.train import train
 from .common.schedule import VOC0712_TRAINVAL_IMAGES, epoch_schedule
 from .common.ssd_vgg16 import model
 
 model.num_classes = 20
-model.head.num_classes = 20
 model.prior_generator.update(ssd_default_box_sizes(300, "voc"))
 dataloader.train.total_batch_size = 32
 

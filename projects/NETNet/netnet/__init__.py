@@ -1,5 +1,7 @@
 """NETNet: Neighbor Erasing and Transferring Network for single-shot detection (Li et al., CVPR 2020)."""
 
+from __future__ import annotations
+
 from .meta_arch import NETNet
 from .modules import (
     GATES,

@@ -1,5 +1,7 @@
 """Helpers that keep an SSD/NETNet LazyConfig's channel counts consistent when its width changes."""
 
+from __future__ import annotations
+
 from net_detr2.modeling.backbone import ssd_extra_layers
 
 __all__ = ["vgg16_ssd_level_channels", "set_vgg16_width"]

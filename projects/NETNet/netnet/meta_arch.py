@@ -1,5 +1,7 @@
 """`NETNet`: SSD whose pyramid is reconfigured by a `NETNeck` before the detection heads."""
 
+from __future__ import annotations
+
 import torch
 
 from net_detr2.modeling.meta_arch.ssd import SSD

@@ -12,6 +12,8 @@ Notation: the SSD pyramid is p_1..p_S (shallow, large resolution -> deep). For a
 `NETNeck` assembles them; its constructor arguments select each row of the paper's Tables 1-3.
 """
 
+from __future__ import annotations
+
 from collections.abc import Sequence
 
 import torch

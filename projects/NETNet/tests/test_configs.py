@@ -1,5 +1,7 @@
 """Every NETNet/SSD LazyConfig loads, builds (shrunk to tiny widths) and runs one SGD training step."""
 
+from __future__ import annotations
+
 from pathlib import Path
 
 import pytest
@@ -7,8 +9,8 @@ import torch
 
 from net_detr2.config import LazyConfig, instantiate
 from net_detr2.structures import Boxes, Instances
-from projects.NETNet.netnet import NETNet
-from projects.NETNet.netnet.config_utils import set_vgg16_width, vgg16_ssd_level_channels
+from net_detr2_projects.NETNet.netnet import NETNet
+from net_detr2_projects.NETNet.netnet.config_utils import set_vgg16_width, vgg16_ssd_level_channels
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 ABLATIONS = sorted(p.name for p in (CONFIG_DIR / "ablations").glob("table*.py"))

@@ -1,12 +1,24 @@
 """NETNet modules: gates, NEM, NTM, NNFM/TDP, NETNeck ablation switches, and the NETNet meta-architecture."""
 
+from __future__ import annotations
+
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from net_detr2.modeling.registry import META_ARCH_REGISTRY
-from projects.NETNet.netnet import GATES, NEM, NNFM, NTM, LightFusion, NETNeck, NETNet, TopDownPyramid, build_gate
+from net_detr2_projects.NETNet.netnet import (
+    GATES,
+    NEM,
+    NNFM,
+    NTM,
+    LightFusion,
+    NETNeck,
+    NETNet,
+    TopDownPyramid,
+    build_gate,
+)
 
 SIZES = {300: [38, 19, 10, 5, 3, 1], 512: [64, 32, 16, 8, 4, 2, 1]}
 CHANNELS = {300: [16, 24, 16, 8, 8, 8], 512: [16, 24, 16, 8, 8, 8, 8]}

@@ -3,7 +3,7 @@
 (The paper's RetinaNet R101 number is the 2x/multi-scale one of the RetinaNet paper; we keep the 1x recipe.)
 """
 
-from projects.DCRetinaNet.dc_retinanet.config_utils import use_dc_retinanet
+from net_detr2_projects.DCRetinaNet.dc_retinanet.config_utils import use_dc_retinanet
 
 from .retinanet_R50_FPN_1x_baseline import dataloader, lr_multiplier, model, optimizer, train
 

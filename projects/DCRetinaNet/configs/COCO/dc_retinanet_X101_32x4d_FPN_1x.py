@@ -4,7 +4,7 @@ ImageNet weights from ``pretrained/X-101-32x4d.pkl`` (RGB, torchvision-style nor
 X101 recipe).
 """
 
-from projects.DCRetinaNet.dc_retinanet.config_utils import use_dc_retinanet
+from net_detr2_projects.DCRetinaNet.dc_retinanet.config_utils import use_dc_retinanet
 
 from .retinanet_R50_FPN_1x_baseline import dataloader, lr_multiplier, model, optimizer, train
 

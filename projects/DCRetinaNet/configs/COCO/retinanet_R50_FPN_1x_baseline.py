@@ -6,14 +6,13 @@ numerically `RetinaNet` (tested), so the four rows share one code path. The othe
     python train_net.py --config-file projects/DCRetinaNet/configs/COCO/retinanet_R50_FPN_1x_baseline.py --num-gpus 8
 """
 
-from projects.DCRetinaNet.dc_retinanet.config_utils import use_dc_retinanet
-
 # (configs/COCO-Detection/ has a '-' in its name, so it cannot be imported; its four settings are repeated)
-from .....configs.common.data.coco import dataloader
-from .....configs.common.models.retinanet import model
-from .....configs.common.optim import SGD as optimizer
-from .....configs.common.train import lr_multiplier_1x as lr_multiplier
-from .....configs.common.train import train
+from net_detr2.model_zoo.configs.common.data.coco import dataloader
+from net_detr2.model_zoo.configs.common.models.retinanet import model
+from net_detr2.model_zoo.configs.common.optim import SGD as optimizer
+from net_detr2.model_zoo.configs.common.train import lr_multiplier_1x as lr_multiplier
+from net_detr2.model_zoo.configs.common.train import train
+from net_detr2_projects.DCRetinaNet.dc_retinanet.config_utils import use_dc_retinanet
 
 train.init_checkpoint = "pretrained/R-50.pkl"
 train.max_iter = 90000

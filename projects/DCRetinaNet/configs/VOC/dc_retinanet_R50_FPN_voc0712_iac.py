@@ -2,7 +2,7 @@
 retinanet_R50_FPN_voc0712_baseline.py.
 """
 
-from projects.DCRetinaNet.dc_retinanet.config_utils import use_dc_retinanet
+from net_detr2_projects.DCRetinaNet.dc_retinanet.config_utils import use_dc_retinanet
 
 from .retinanet_R50_FPN_voc0712_baseline import dataloader, lr_multiplier, model, optimizer, train
 

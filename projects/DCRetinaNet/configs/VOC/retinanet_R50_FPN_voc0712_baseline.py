@@ -3,16 +3,14 @@ VOC2007 test, detectron2's VOC recipe (18k iterations at batch 16, LR 0.01 for t
 x0.1 at 12k and 16k), as `DCRetinaNet` with every switch off. The other VOC rows import this file.
 """
 
+from net_detr2.model_zoo.configs.common.data.voc import dataloader
+from net_detr2.model_zoo.configs.common.models.retinanet import model
+from net_detr2.model_zoo.configs.common.optim import SGD as optimizer
+from net_detr2.model_zoo.configs.common.train import train
 from net_detr2.solver import multistep_with_warmup
-from projects.DCRetinaNet.dc_retinanet.config_utils import use_dc_retinanet
-
-from .....configs.common.data.voc import dataloader
-from .....configs.common.models.retinanet import model
-from .....configs.common.optim import SGD as optimizer
-from .....configs.common.train import train
+from net_detr2_projects.DCRetinaNet.dc_retinanet.config_utils import use_dc_retinanet
 
 model.num_classes = 20
-model.head.num_classes = 20
 train.init_checkpoint = "pretrained/R-50.pkl"
 train.max_iter = 18000
 optimizer.lr = 0.01

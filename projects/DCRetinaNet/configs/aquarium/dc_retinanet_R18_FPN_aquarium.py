@@ -8,9 +8,8 @@ and collapsed training (see the project README).
         --config-file projects/DCRetinaNet/configs/aquarium/dc_retinanet_R18_FPN_aquarium.py
 """
 
-from projects.DCRetinaNet.dc_retinanet.config_utils import use_dc_retinanet
-
-from .....configs.aquarium.retinanet_R18_FPN import dataloader, lr_multiplier, model, optimizer, train
+from net_detr2.model_zoo.configs.aquarium.retinanet_R18_FPN import dataloader, lr_multiplier, model, optimizer, train
+from net_detr2_projects.DCRetinaNet.dc_retinanet.config_utils import use_dc_retinanet
 
 use_dc_retinanet(model, iac_assignment=True, dc_loss=True, cl_nms=True, iac_score_threshold=0.8)
 train.output_dir = "./output/dc_retinanet/aquarium_iac_dc_cl"

@@ -8,13 +8,12 @@ replaced by CL-balanced NMS (beta = 1). Evaluate existing Faster R-CNN weights w
 """
 
 from net_detr2.config import LazyCall as L
-from projects.DCRetinaNet.dc_retinanet.cl_balanced_nms import CLBalancedNMS
-
-from .....configs.common.data.coco import dataloader
-from .....configs.common.models.faster_rcnn_fpn import model
-from .....configs.common.optim import SGD as optimizer
-from .....configs.common.train import lr_multiplier_1x as lr_multiplier
-from .....configs.common.train import train
+from net_detr2.model_zoo.configs.common.data.coco import dataloader
+from net_detr2.model_zoo.configs.common.models.faster_rcnn_fpn import model
+from net_detr2.model_zoo.configs.common.optim import SGD as optimizer
+from net_detr2.model_zoo.configs.common.train import lr_multiplier_1x as lr_multiplier
+from net_detr2.model_zoo.configs.common.train import train
+from net_detr2_projects.DCRetinaNet.dc_retinanet.cl_balanced_nms import CLBalancedNMS
 
 train.init_checkpoint = "pretrained/R-50.pkl"
 train.max_iter = 90000

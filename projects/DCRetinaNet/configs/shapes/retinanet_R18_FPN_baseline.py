@@ -5,9 +5,8 @@ optimizer and schedule, whatever that file sets) as `DCRetinaNet` with every swi
         --config-file projects/DCRetinaNet/configs/shapes/retinanet_R18_FPN_baseline.py
 """
 
-from projects.DCRetinaNet.dc_retinanet.config_utils import use_dc_retinanet
-
-from .....configs.shapes.retinanet_R18_FPN import dataloader, lr_multiplier, model, optimizer, train
+from net_detr2.model_zoo.configs.shapes.retinanet_R18_FPN import dataloader, lr_multiplier, model, optimizer, train
+from net_detr2_projects.DCRetinaNet.dc_retinanet.config_utils import use_dc_retinanet
 
 use_dc_retinanet(model, iac_assignment=False, dc_loss=False, cl_nms=False)
 train.output_dir = "./output/dc_retinanet/shapes_baseline"

@@ -2,7 +2,7 @@
 (paper: 39.7 -> 40.8 AP).
 """
 
-from projects.InvertedAttention.inverted_attention.config_utils import use_inverted_attention
+from net_detr2_projects.InvertedAttention.inverted_attention.config_utils import use_inverted_attention
 
 from .faster_rcnn_R101_FPN_2x import dataloader, lr_multiplier, model, optimizer, train
 

@@ -7,12 +7,12 @@ side 600 (max 1000).
 ``train.init_checkpoint``: detectron2's ``ImageNetPretrained/MSRA/R-101.pkl`` as ``pretrained/R-101.pkl``.
 """
 
-from .....configs.common.models.faster_rcnn_fpn import model
+from net_detr2.model_zoo.configs.common.models.faster_rcnn_fpn import model
+
 from .faster_rcnn_VGG16_voc07 import NUM_CLASSES, dataloader, lr_multiplier, optimizer, train
 
 model.backbone.bottom_up.depth = 101
 model.roi_heads.num_classes = NUM_CLASSES
-model.roi_heads.box_predictor.num_classes = NUM_CLASSES
 model.roi_heads.box_predictor.test_score_thresh = 0.05
 train.init_checkpoint = "pretrained/R-101.pkl"
 train.output_dir = "./output/voc07_frcnn_R101_FPN"

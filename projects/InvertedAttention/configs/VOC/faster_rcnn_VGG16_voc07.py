@@ -15,6 +15,9 @@ horizontal flip. One epoch = 5011 images / 2 = 2506 iterations.
 import net_detr2.data.transforms as T
 from net_detr2.config import LazyCall as L
 from net_detr2.layers import ShapeSpec
+from net_detr2.model_zoo.configs.common.data.voc import dataloader
+from net_detr2.model_zoo.configs.common.optim import SGD as optimizer
+from net_detr2.model_zoo.configs.common.train import train
 from net_detr2.modeling import (
     RPN,
     VGG16,
@@ -29,10 +32,6 @@ from net_detr2.modeling import (
     StandardRPNHead,
 )
 from net_detr2.solver import multistep_with_warmup
-
-from .....configs.common.data.voc import dataloader
-from .....configs.common.optim import SGD as optimizer
-from .....configs.common.train import train
 
 NUM_CLASSES = 20
 IMAGES_PER_EPOCH = 5011  # voc_2007_trainval

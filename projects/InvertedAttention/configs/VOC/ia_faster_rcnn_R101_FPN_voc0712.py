@@ -2,7 +2,7 @@
 (paper: 76.4 -> 81.1 mAP).
 """
 
-from projects.InvertedAttention.inverted_attention.config_utils import use_inverted_attention
+from net_detr2_projects.InvertedAttention.inverted_attention.config_utils import use_inverted_attention
 
 from .faster_rcnn_R101_FPN_voc0712 import dataloader, lr_multiplier, model, optimizer, train
 

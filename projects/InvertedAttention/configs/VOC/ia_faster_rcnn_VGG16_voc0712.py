@@ -2,7 +2,7 @@
 (paper: 73.2 -> 76.8 mAP).
 """
 
-from projects.InvertedAttention.inverted_attention.config_utils import use_inverted_attention
+from net_detr2_projects.InvertedAttention.inverted_attention.config_utils import use_inverted_attention
 
 from .faster_rcnn_VGG16_voc0712 import dataloader, lr_multiplier, model, optimizer, train
 

@@ -9,9 +9,8 @@ choice of 1/5 foreground and 1/30 background RoIs).
         train.output_dir=output/shapes_ia_frcnn
 """
 
-from projects.InvertedAttention.inverted_attention.config_utils import use_inverted_attention
-
-from .....configs.shapes.faster_rcnn_R18_FPN import dataloader, lr_multiplier, model, optimizer, train
+from net_detr2.model_zoo.configs.shapes.faster_rcnn_R18_FPN import dataloader, lr_multiplier, model, optimizer, train
+from net_detr2_projects.InvertedAttention.inverted_attention.config_utils import use_inverted_attention
 
 use_inverted_attention(model.roi_heads)
 train.output_dir = "./output/shapes_ia_frcnn"

@@ -6,7 +6,7 @@ conv1x1 channel-wise gate.
 """
 
 from net_detr2.config import LazyCall as L
-from projects.NETNet.netnet import NETNeck, NETNet
+from net_detr2_projects.NETNet.netnet import NETNeck, NETNet
 
 
 def to_netnet(model, **net_kwargs):

@@ -22,7 +22,7 @@ model = L(SSD)(
     head=L(SSDHead)(
         in_channels=[512, 1024, 512, 256, 256, 256],
         num_anchors=[2 + 2 * len(r) for r in _boxes["aspect_ratios"]],
-        num_classes=80,
+        num_classes="${..num_classes}",
     ),
     prior_generator=L(DefaultBoxGenerator)(**_boxes, clip=True),
     num_classes=80,

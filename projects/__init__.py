@@ -1,1 +1,0 @@
-"""Paper reproductions built on net_detr2, one sub-package per paper."""
