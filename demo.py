@@ -266,11 +266,14 @@ class DemoPredictor:
 def run(args: argparse.Namespace) -> list[str]:
     # Validate the inputs before the (slow) model build so that a typo fails at once.
     metadata = None
+    cfg = None
     if args.input:
         files = collect_inputs(args.input)
         input_paths = [Path(p) for p in args.input] + files
     else:
         from net_detr2.data import DatasetCatalog, MetadataCatalog
+
+        cfg = setup_cfg(args.config_file, args.opts)  # first: the config may register the dataset
 
         try:
             dicts = DatasetCatalog.get(args.dataset)
@@ -285,7 +288,8 @@ def run(args: argparse.Namespace) -> list[str]:
     check_output_dir(out_dir, input_paths)
     out_paths = plan_output_paths(files, out_dir)
 
-    cfg = setup_cfg(args.config_file, args.opts)
+    if cfg is None:
+        cfg = setup_cfg(args.config_file, args.opts)
     if metadata is None:
         name = dataset_name_of(cfg)
         if name:

@@ -47,7 +47,7 @@ def test_catalog_unknown_name_lists_registered():
 def test_catalog_register_twice_and_metadata_set_once(unique_name):
     DatasetCatalog.register(unique_name, lambda: [{"file_name": "a"}])
     assert DatasetCatalog.get(unique_name) == [{"file_name": "a"}]
-    with pytest.raises(AssertionError, match="already registered"):
+    with pytest.raises(ValueError, match=f"dataset '{unique_name}' is already registered with a different loader"):
         DatasetCatalog.register(unique_name, lambda: [])
     meta = MetadataCatalog.get(unique_name)
     meta.thing_classes = ["a", "b"]

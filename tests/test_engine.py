@@ -446,25 +446,31 @@ def test_plot_curves(tmp_path):
     )
     import matplotlib.axes
 
-    plotted = {}
-    original_plot = matplotlib.axes.Axes.plot
+    plotted, bars = {}, {}
+    original_plot, original_barh = matplotlib.axes.Axes.plot, matplotlib.axes.Axes.barh
 
     def recording_plot(ax, xs, ys, *args, label=None, **kwargs):
         plotted[label] = (list(xs), list(ys))
         return original_plot(ax, xs, ys, *args, label=label, **kwargs)
 
+    def recording_barh(ax, y, width, *args, **kwargs):
+        bars[ax.get_title() or len(bars)] = list(width)
+        return original_barh(ax, y, width, *args, **kwargs)
+
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(matplotlib.axes.Axes, "plot", recording_plot)
+        mp.setattr(matplotlib.axes.Axes, "barh", recording_barh)
         out = hooks.plot_metrics(str(metrics), str(tmp_path / "curves.png"))
-    # every numeric series against its iterations; the half-written last line is skipped
+    # every numeric series against its iterations; the half-written last line is skipped; the LR is drawn
+    # unlabelled in its own panel; a metric evaluated once is a labelled bar
     assert plotted == {
         "total_loss": ([0, 1, 2, 3, 4], [1.0, 0.5, 1 / 3, 0.25, 0.2]),
-        "lr": ([0, 1, 2, 3, 4], [0.01] * 5),
-        "bbox/AP": ([4], [30.0]),
+        None: ([0, 1, 2, 3, 4], [0.01] * 5),
     }
-    # one 9 x 3.2 inch panel (losses, learning rate, metrics) each, at 100 dpi
+    assert list(bars.values()) == [[30.0]]
+    # three 7.5 x 3.8 inch panels (losses, learning rate, the AP family) in two columns, at 100 dpi
     with Image.open(out) as image:
-        assert image.size == (900, 960)
+        assert image.size == (1500, 760)
 
 
 def test_argument_parser_takes_flags_anywhere():

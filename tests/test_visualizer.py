@@ -214,11 +214,13 @@ def test_image_grid_tiles_in_rows_keeping_aspect(tmp_path):
     tall = np.zeros((200, 100, 3), np.uint8)
     tall[..., 2] = 255
     grid = make_image_grid([red, tall, red], columns=2, cell_width=40, gap=2)
-    # row 1: 20-px-high red and 80-px-high blue cells; row 2: one red cell; gaps of 2 px, white
-    assert grid.shape == (2 + 80 + 2 + 20 + 2, 2 * 40 + 3 * 2, 3)
+    # row 1: 20-px-high red and 80-px-high blue cells; row 2: one red cell; every row as tall as the
+    # tallest cell (80 px); gaps of 2 px, white
+    assert grid.shape == (2 + 80 + 2 + 80 + 2, 2 * 40 + 3 * 2, 3)
     assert (grid[2:22, 2:42] == [255, 0, 0]).all() and (grid[2:82, 44:84] == [0, 0, 255]).all()
     assert (grid[22:82, 2:42] == 255).all()  # below the short cell of the first row
-    assert (grid[84:104, 2:42] == [255, 0, 0]).all() and (grid[84:104, 44:84] == 255).all()
+    assert (grid[84:104, 2:42] == [255, 0, 0]).all() and (grid[84:164, 44:84] == 255).all()
+    assert (grid[104:164, 2:42] == 255).all()  # the second row keeps the first row's height
     assert make_image_grid([red], columns=4, cell_width=40, gap=0).shape == (20, 40, 3)  # fewer columns
     with pytest.raises(ValueError, match="no images"):
         make_image_grid([])
@@ -229,3 +231,31 @@ def test_image_grid_tiles_in_rows_keeping_aspect(tmp_path):
         cv2.imwrite(str(tmp_path / f"{i}.png"), img[:, :, ::-1])
     out = save_image_grid([tmp_path / "0.png", tmp_path / "1.png"], tmp_path / "grid.png", columns=2, cell_width=40)
     assert cv2.imread(out)[..., ::-1].shape == (4 + 80 + 4, 2 * 40 + 3 * 4, 3)
+
+
+def test_ground_truth_beside_predictions_and_empty_panel_message():
+    from net_detr2.structures import Boxes, BoxMode, Instances
+    from net_detr2.utils.visualizer import draw_ground_truth_and_predictions
+
+    img = np.zeros((120, 160, 3), np.uint8)
+    gt = {"annotations": [{"bbox": [20, 30, 40, 30], "bbox_mode": BoxMode.XYWH_ABS, "category_id": 0}]}
+    meta = {"thing_classes": ["x"]}
+    low = Instances((120, 160), pred_boxes=Boxes(torch.tensor([[20.0, 30, 60, 60]])))
+    low.scores, low.pred_classes = torch.tensor([0.2]), torch.tensor([0])
+    pair = draw_ground_truth_and_predictions(img, gt, low, meta, score_threshold=0.5)
+    # two 160-px panels and a 6-px gap, both under a title strip of the same height
+    assert pair.shape[1] == 2 * 160 + 6 and pair.shape[0] > 120
+    strip = pair.shape[0] - 120
+    left, right = pair[strip:, :160], pair[strip:, 166:]
+    assert left[30, 30:50].max() > 0 and not left[70:100, 100:150].any()  # the ground-truth box's top edge
+    # the only prediction is below the threshold: not drawn, and the panel says so on a grey band
+    assert not right[30, 25:55].any() or (right[30, 25:55] == 40).all()
+    band = right[50:70, :]
+    assert (band == 40).any() and (band > 200).any()  # grey band with white text across the middle
+    assert (pair[:strip, :160] < 100).any() and (pair[:strip, :160] == 255).mean() > 0.5  # black title on white
+    high = Instances((120, 160), pred_boxes=Boxes(torch.tensor([[20.0, 30, 60, 60]])))
+    high.scores, high.pred_classes = torch.tensor([0.9]), torch.tensor([0])
+    right_high = draw_ground_truth_and_predictions(img, gt, high, meta, score_threshold=0.5)[strip:, 166:]
+    assert not (right_high[50:70] == 40).any()  # no message when something is drawn
+    only = draw_ground_truth_and_predictions(img, None, low, meta, score_threshold=0.5)
+    assert only.shape == (120, 160, 3) and (only == 40).any()

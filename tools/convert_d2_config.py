@@ -1,15 +1,18 @@
 #!/usr/bin/env python
-"""Convert a detectron2 YAML config into a net_detr2 LazyConfig file.
+"""Convert a detectron2 YAML config into a net_detr2 LazyConfig file that train_net.py runs as it is.
 
 Usage:
     python tools/convert_d2_config.py faster_rcnn_R_50_FPN_1x.yaml out.py     # Python LazyConfig
     python tools/convert_d2_config.py faster_rcnn_R_50_FPN_1x.yaml out.yaml   # YAML LazyConfig
+    # detectron2-style KEY VALUE overrides, applied before converting:
+    python tools/convert_d2_config.py in.yaml out.py SOLVER.IMS_PER_BATCH 2 DATASETS.TRAIN "('shapes_train',)"
 
-The input may be a full ``cfg.dump()`` or a model-zoo yaml whose ``_BASE_`` files sit where its
-relative paths point. The output holds ``model`` (a LazyCall tree; ``instantiate(cfg.model)`` builds
-the detector) and ``input`` (detectron2's INPUT resize settings: format, min/max size for train/test).
-Only box-only GeneralizedRCNN (RPN + StandardROIHeads) and RetinaNet on ResNet(-FPN) are supported;
-anything else stops with an error naming the key.
+The input may be a full ``cfg.dump()`` or a model-zoo yaml whose ``_BASE_`` files sit where its relative paths
+point. The output holds ``model``, ``dataloader``, ``optimizer``, ``lr_multiplier`` and ``train`` (and ``input``,
+a record of detectron2's INPUT resize settings). Every key of the yaml files that is not carried over is
+printed as a warning and listed in the .py file's docstring. Only box-only GeneralizedRCNN (RPN +
+StandardROIHeads) and RetinaNet on ResNet(-FPN) are supported; anything else stops with an error naming the
+key and the file.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import tempfile
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from net_detr2.compat import d2_config_to_lazy_experiment  # noqa: E402
+from net_detr2.compat import convert_d2_config  # noqa: E402
 from net_detr2.config import LazyConfig  # noqa: E402
 
 
@@ -29,15 +32,37 @@ def _write_atomic(text: str, filename: str) -> None:
     directory = os.path.dirname(os.path.abspath(filename))
     os.makedirs(directory, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, filename)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, filename)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
 
 
-def main(argv=None):
+def _docstring(source: str, overrides: list[str], warnings: list[str]) -> str:
+    lines = [f"LazyConfig converted from the detectron2 config {source} by tools/convert_d2_config.py."]
+    if overrides:
+        lines.append("detectron2 overrides applied: " + " ".join(overrides))
+    lines.append("")
+    lines.append("`input` records detectron2's INPUT resize settings; training uses the loaders in `dataloader`.")
+    if warnings:
+        lines.append("")
+        lines.append("Warnings of the conversion:")
+        lines += [f"- {w}" for w in warnings]
+    text = "\n".join(lines).replace("\\", "\\\\").replace('"""', '\\"\\"\\"')
+    return f'"""{text}\n"""\n'
+
+
+def main(argv: list[str] | None = None) -> str:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("input", help="detectron2 yaml config")
     parser.add_argument("output", help="output LazyConfig, .py or .yaml")
+    parser.add_argument(
+        "opts", nargs=argparse.REMAINDER, help="detectron2 overrides: KEY VALUE pairs, e.g. SOLVER.MAX_ITER 100"
+    )
     args = parser.parse_args(argv)
     ext = os.path.splitext(args.output)[1]
     if ext not in (".py", ".yaml", ".yml"):
@@ -47,18 +72,28 @@ def main(argv=None):
             text = f.read()
     except OSError as e:
         parser.error(f"cannot read {args.input}: {e}")
+    default_output_dir = os.path.join("output", os.path.splitext(os.path.basename(args.output))[0])
     try:
-        cfg = d2_config_to_lazy_experiment(
-            text, base_dir=os.path.dirname(os.path.abspath(args.input)), source=args.input
+        conversion = convert_d2_config(
+            text,
+            base_dir=os.path.dirname(os.path.abspath(args.input)),
+            source=args.input,
+            overrides=args.opts,
+            output_dir=default_output_dir,
         )
     except (ValueError, KeyError, FileNotFoundError) as e:
         parser.error(str(e).strip("'\""))
+    warnings = conversion.warnings()
+    for w in warnings:
+        print(f"WARNING {args.input}: {w}", file=sys.stderr)
     if ext == ".py":
-        header = f'"""LazyConfig converted from the detectron2 config {os.path.basename(args.input)}."""\n'
-        _write_atomic(header + LazyConfig.to_py(cfg, prefix=""), args.output)
+        _write_atomic(
+            _docstring(args.input, args.opts, warnings) + LazyConfig.to_py(conversion.config, prefix=""), args.output
+        )
     else:
-        LazyConfig.save(cfg, args.output)
-    print(f"Wrote {args.output}")
+        LazyConfig.save(conversion.config, args.output)
+    print(f"Wrote {args.output} ({len(conversion.not_carried)} keys not carried over)")
+    return args.output
 
 
 if __name__ == "__main__":

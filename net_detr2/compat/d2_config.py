@@ -1,325 +1,87 @@
-"""detectron2 YAML configs (``cfg.dump()`` files, model-zoo yamls with ``_BASE_``) -> LazyConfig nodes.
+"""detectron2 YAML configs (``cfg.dump()`` files, model-zoo yamls with ``_BASE_``) -> LazyConfig.
 
-Supported: box-only ``GeneralizedRCNN`` (RPN + StandardROIHeads + FastRCNNConvFCHead) and
+``d2_config_to_lazy`` converts the model; ``convert_d2_config`` converts the whole experiment: ``model``,
+``dataloader`` (datasets, input resizing / flip / crop, batch size, workers, sampler, evaluator),
+``optimizer`` (SGD with detectron2's parameter groups), ``lr_multiplier`` (schedule and warm-up) and ``train``
+(weights, iterations, checkpoint and evaluation periods, AMP, gradient clipping, seed, output folder), so that
+``train_net.py`` runs the result as it is. Every key a file sets that is not carried over is reported (once).
+
+Supported models: box-only ``GeneralizedRCNN`` (RPN + StandardROIHeads + FastRCNNConvFCHead) and
 ``RetinaNet``, on ``build_resnet_backbone``, ``build_resnet_fpn_backbone`` or
-``build_retinanet_resnet_fpn_backbone``. Options outside that set (masks, keypoints, cascade,
-deformable convs, rotated boxes, ...) raise ``ValueError`` naming the key, instead of being dropped.
+``build_retinanet_resnet_fpn_backbone``. Options outside that set (masks, keypoints, cascade, C4's
+Res5ROIHeads, deformable convs, rotated boxes, ...) raise ``ValueError`` naming the key and the file.
 
-Keys the YAML leaves out take detectron2's defaults (``_D2_DEFAULTS`` below, the subset read here).
+Keys the YAML leaves out take detectron2's defaults (`net_detr2.compat.d2_yaml.D2_DEFAULTS`).
 """
 
 from __future__ import annotations
 
-import ast
-import copy
+import logging
 import math
 import os
+from dataclasses import dataclass, field
 from typing import Any
 
-import yaml
 from omegaconf import DictConfig
 
 from net_detr2.config import LazyCall as L
 
-__all__ = ["load_d2_yaml", "d2_config_to_lazy", "d2_config_to_lazy_experiment", "d2_input_config"]
-
-# detectron2 defaults of every key this module reads.
-_D2_DEFAULTS: dict[str, Any] = {
-    "MODEL": {
-        "META_ARCHITECTURE": "GeneralizedRCNN",
-        "MASK_ON": False,
-        "KEYPOINT_ON": False,
-        "LOAD_PROPOSALS": False,
-        "PIXEL_MEAN": [103.530, 116.280, 123.675],
-        "PIXEL_STD": [1.0, 1.0, 1.0],
-        "BACKBONE": {"NAME": "build_resnet_backbone", "FREEZE_AT": 2},
-        "FPN": {"IN_FEATURES": [], "OUT_CHANNELS": 256, "NORM": "", "FUSE_TYPE": "sum"},
-        "PROPOSAL_GENERATOR": {"NAME": "RPN", "MIN_SIZE": 0},
-        "ANCHOR_GENERATOR": {
-            "NAME": "DefaultAnchorGenerator",
-            "SIZES": [[32, 64, 128, 256, 512]],
-            "ASPECT_RATIOS": [[0.5, 1.0, 2.0]],
-            "OFFSET": 0.0,
-        },
-        "RPN": {
-            "HEAD_NAME": "StandardRPNHead",
-            "IN_FEATURES": ["res4"],
-            "BOUNDARY_THRESH": -1,
-            "IOU_THRESHOLDS": [0.3, 0.7],
-            "IOU_LABELS": [0, -1, 1],
-            "BATCH_SIZE_PER_IMAGE": 256,
-            "POSITIVE_FRACTION": 0.5,
-            "BBOX_REG_LOSS_TYPE": "smooth_l1",
-            "BBOX_REG_LOSS_WEIGHT": 1.0,
-            "BBOX_REG_WEIGHTS": [1.0, 1.0, 1.0, 1.0],
-            "SMOOTH_L1_BETA": 0.0,
-            "LOSS_WEIGHT": 1.0,
-            "PRE_NMS_TOPK_TRAIN": 12000,
-            "PRE_NMS_TOPK_TEST": 6000,
-            "POST_NMS_TOPK_TRAIN": 2000,
-            "POST_NMS_TOPK_TEST": 1000,
-            "NMS_THRESH": 0.7,
-            "CONV_DIMS": [-1],
-        },
-        "ROI_HEADS": {
-            "NAME": "Res5ROIHeads",
-            "NUM_CLASSES": 80,
-            "IN_FEATURES": ["res4"],
-            "IOU_THRESHOLDS": [0.5],
-            "IOU_LABELS": [0, 1],
-            "BATCH_SIZE_PER_IMAGE": 512,
-            "POSITIVE_FRACTION": 0.25,
-            "SCORE_THRESH_TEST": 0.05,
-            "NMS_THRESH_TEST": 0.5,
-            "PROPOSAL_APPEND_GT": True,
-        },
-        "ROI_BOX_HEAD": {
-            "NAME": "",
-            "BBOX_REG_LOSS_TYPE": "smooth_l1",
-            "BBOX_REG_LOSS_WEIGHT": 1.0,
-            "BBOX_REG_WEIGHTS": [10.0, 10.0, 5.0, 5.0],
-            "SMOOTH_L1_BETA": 0.0,
-            "POOLER_RESOLUTION": 14,
-            "POOLER_SAMPLING_RATIO": 0,
-            "POOLER_TYPE": "ROIAlignV2",
-            "NUM_FC": 0,
-            "FC_DIM": 1024,
-            "NUM_CONV": 0,
-            "CONV_DIM": 256,
-            "NORM": "",
-            "CLS_AGNOSTIC_BBOX_REG": False,
-            "TRAIN_ON_PRED_BOXES": False,
-            "USE_FED_LOSS": False,
-            "USE_SIGMOID_CE": False,
-        },
-        "RETINANET": {
-            "NUM_CLASSES": 80,
-            "IN_FEATURES": ["p3", "p4", "p5", "p6", "p7"],
-            "NUM_CONVS": 4,
-            "IOU_THRESHOLDS": [0.4, 0.5],
-            "IOU_LABELS": [0, -1, 1],
-            "PRIOR_PROB": 0.01,
-            "SCORE_THRESH_TEST": 0.05,
-            "TOPK_CANDIDATES_TEST": 1000,
-            "NMS_THRESH_TEST": 0.5,
-            "BBOX_REG_WEIGHTS": [1.0, 1.0, 1.0, 1.0],
-            "FOCAL_LOSS_GAMMA": 2.0,
-            "FOCAL_LOSS_ALPHA": 0.25,
-            "SMOOTH_L1_LOSS_BETA": 0.1,
-            "BBOX_REG_LOSS_TYPE": "smooth_l1",
-            "NORM": "",
-        },
-        "RESNETS": {
-            "DEPTH": 50,
-            "OUT_FEATURES": ["res4"],
-            "NUM_GROUPS": 1,
-            "NORM": "FrozenBN",
-            "WIDTH_PER_GROUP": 64,
-            "STRIDE_IN_1X1": True,
-            "RES5_DILATION": 1,
-            "RES2_OUT_CHANNELS": 256,
-            "STEM_OUT_CHANNELS": 64,
-            "DEFORM_ON_PER_STAGE": [False, False, False, False],
-        },
-    },
-    "INPUT": {
-        "MIN_SIZE_TRAIN": [800],
-        "MIN_SIZE_TRAIN_SAMPLING": "choice",
-        "MAX_SIZE_TRAIN": 1333,
-        "MIN_SIZE_TEST": 800,
-        "MAX_SIZE_TEST": 1333,
-        "FORMAT": "BGR",
-    },
-    "TEST": {"DETECTIONS_PER_IMAGE": 100},
-    "VIS_PERIOD": 0,
-}
-
-
-def _merge(base: dict, override: dict, where: str) -> dict:
-    """Deep-merge `override` into a copy of `base` (dicts merge, everything else replaces)."""
-    out = copy.deepcopy(base)
-    for k, v in override.items():
-        if isinstance(v, dict) and isinstance(out.get(k), dict):
-            out[k] = _merge(out[k], v, f"{where}.{k}" if where else k)
-        elif isinstance(out.get(k), dict) and v is not None:
-            raise ValueError(f"detectron2 config key {where + '.' if where else ''}{k} must be a mapping, got {v!r}")
-        else:
-            out[k] = v
-    return out
-
-
-# Node types allowed in the `!!python/object/apply:eval` expressions of model-zoo yamls (e.g. RetinaNet's
-# anchor sizes "[[x, x * 2**(1.0/3), x * 2**(2.0/3)] for x in [32, 64, 128, 256, 512]]"): numbers,
-# lists/tuples, arithmetic and list comprehensions. Nothing else is evaluated, so no code runs.
-_SAFE_EXPR_NODES = (
-    ast.Expression,
-    ast.List,
-    ast.Tuple,
-    ast.ListComp,
-    ast.comprehension,
-    ast.Name,
-    ast.Constant,
-    ast.BinOp,
-    ast.UnaryOp,
-    ast.Add,
-    ast.Sub,
-    ast.Mult,
-    ast.Div,
-    ast.FloorDiv,
-    ast.Pow,
-    ast.Mod,
-    ast.USub,
-    ast.UAdd,
-    ast.Load,
-    ast.Store,
+from .d2_yaml import (
+    D2Config,
+    _merge,  # noqa: F401  (callers merge yaml trees the converter's way)
+    load_d2_config,
+    load_d2_yaml,
 )
 
+__all__ = [
+    "load_d2_yaml",
+    "d2_config_to_lazy",
+    "d2_config_to_lazy_experiment",
+    "d2_input_config",
+    "convert_d2_config",
+    "D2Conversion",
+]
 
-def _safe_eval(expr: str, source: str):
-    """Evaluate an arithmetic/list expression; anything else raises ValueError naming `source`."""
-    try:
-        tree = ast.parse(expr, mode="eval")
-    except SyntaxError as e:
-        raise ValueError(f"{source}: cannot parse !!python/object/apply:eval expression {expr!r}: {e}") from e
-    bound = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
-    for n in ast.walk(tree):
-        if not isinstance(n, _SAFE_EXPR_NODES) or (
-            isinstance(n, ast.Constant) and not isinstance(n.value, (int, float))
-        ):
-            raise ValueError(
-                f"{source}: !!python/object/apply:eval expression {expr!r} uses "
-                f"{type(n).__name__}; only numbers, lists, arithmetic and list comprehensions are allowed"
-            )
-        if isinstance(n, ast.Name) and n.id not in bound:
-            raise ValueError(f"{source}: !!python/object/apply:eval expression {expr!r} uses unknown name {n.id!r}")
-        if isinstance(n, ast.BinOp) and isinstance(n.op, ast.Pow):
-            # Exponents must be small constant arithmetic, so that no expression can take forever.
-            inner = list(ast.walk(n.right))
-            if any(isinstance(m, ast.Name) or (isinstance(m, ast.BinOp) and isinstance(m.op, ast.Pow)) for m in inner):
-                raise ValueError(
-                    f"{source}: !!python/object/apply:eval expression {expr!r}: an exponent must be constant arithmetic"
-                )
-            exponent = eval(compile(ast.Expression(n.right), "<d2 yaml>", "eval"), {"__builtins__": {}}, {})
-            if abs(exponent) > 64:
-                raise ValueError(
-                    f"{source}: !!python/object/apply:eval expression {expr!r}: exponent {exponent} is larger than 64"
-                )
-    return eval(compile(tree, "<d2 yaml>", "eval"), {"__builtins__": {}}, {})  # validated above
-
-
-def _make_loader(source: str):
-    class _D2Loader(yaml.SafeLoader):
-        pass
-
-    def construct_eval(loader, node):
-        args = loader.construct_sequence(node)
-        if len(args) != 1 or not isinstance(args[0], str):
-            raise ValueError(f"{source}: !!python/object/apply:eval takes one string, got {args!r}")
-        return _safe_eval(args[0], source)
-
-    _D2Loader.add_constructor("tag:yaml.org,2002:python/object/apply:eval", construct_eval)
-    return _D2Loader
-
-
-def _parse(text: str, source: str) -> dict:
-    try:
-        data = yaml.load(text, Loader=_make_loader(source))  # a SafeLoader plus the restricted eval above
-    except yaml.YAMLError as e:
-        raise ValueError(f"{source}: invalid YAML: {e}") from e
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ValueError(f"{source}: a detectron2 config must be a YAML mapping, got {type(data).__name__}")
-    return data
-
-
-def _load_with_bases(text: str, base_dir: str | None, source: str, seen: tuple[str, ...]) -> dict:
-    data = _parse(text, source)
-    base = data.pop("_BASE_", None)
-    if base is None:
-        return data
-    if base_dir is None:
-        raise ValueError(f"{source}: has _BASE_: {base!r}; pass base_dir (the folder of the yaml) to resolve it")
-    base_path = os.path.normpath(os.path.join(base_dir, os.path.expanduser(base)))
-    if base_path in seen:
-        raise ValueError(f"{source}: _BASE_ cycle through {base_path}")
-    if not os.path.isfile(base_path):
-        raise FileNotFoundError(f"{source}: _BASE_ file {base_path} not found")
-    with open(base_path, encoding="utf-8") as f:
-        parent = _load_with_bases(f.read(), os.path.dirname(base_path), base_path, seen + (base_path,))
-    return _merge(parent, data, "")
-
-
-def load_d2_yaml(yaml_text: str, base_dir: str | None = None, source: str = "<yaml>") -> dict:
-    """Parse a detectron2 yaml, resolve ``_BASE_`` chains (relative to `base_dir`), fill defaults.
-
-    Returns a plain nested dict (``{"MODEL": {...}, "INPUT": {...}, ...}``).
-    """
-    data = _load_with_bases(yaml_text, base_dir, source, ())
-    return _merge(_D2_DEFAULTS, data, "")
-
-
-class _Cfg:
-    """Read-only access by dotted key, with errors naming the key and the source."""
-
-    def __init__(self, data: dict, source: str):
-        self.data, self.source = data, source
-
-    def __call__(self, key: str) -> Any:
-        node = self.data
-        for part in key.split("."):
-            if not isinstance(node, dict) or part not in node:
-                raise KeyError(f"{self.source}: detectron2 config has no key {key}")
-            node = node[part]
-        return node
-
-    def require(self, key: str, allowed, why: str = "") -> Any:
-        value = self(key)
-        if value not in allowed:
-            raise ValueError(
-                f"{self.source}: {key} = {value!r} is not supported by net_detr2's converter "
-                f"(supported: {list(allowed)}){' ' + why if why else ''}"
-            )
-        return value
+logger = logging.getLogger(__name__)
 
 
 # ------------------------------------------------------------------------------------------------
 # Backbone
 # ------------------------------------------------------------------------------------------------
-def _resnet_node(c: _Cfg, out_features: list[str]) -> DictConfig:
+def _resnet_node(c: D2Config, out_features: list[str]) -> DictConfig:
     if any(c("MODEL.RESNETS.DEFORM_ON_PER_STAGE")):
         raise ValueError(
             f"{c.source}: MODEL.RESNETS.DEFORM_ON_PER_STAGE = {c('MODEL.RESNETS.DEFORM_ON_PER_STAGE')} "
             "is not supported (no deformable convolutions in net_detr2)"
         )
     return L("net_detr2.modeling.backbone.build_resnet_backbone")(
-        depth=int(c("MODEL.RESNETS.DEPTH")),
+        depth=c.int("MODEL.RESNETS.DEPTH"),
         in_channels=len(c("MODEL.PIXEL_MEAN")),
         norm=c("MODEL.RESNETS.NORM"),
-        stem_out_channels=int(c("MODEL.RESNETS.STEM_OUT_CHANNELS")),
-        res2_out_channels=int(c("MODEL.RESNETS.RES2_OUT_CHANNELS")),
-        num_groups=int(c("MODEL.RESNETS.NUM_GROUPS")),
-        width_per_group=int(c("MODEL.RESNETS.WIDTH_PER_GROUP")),
-        stride_in_1x1=bool(c("MODEL.RESNETS.STRIDE_IN_1X1")),
-        res5_dilation=int(c("MODEL.RESNETS.RES5_DILATION")),
+        stem_out_channels=c.int("MODEL.RESNETS.STEM_OUT_CHANNELS"),
+        res2_out_channels=c.int("MODEL.RESNETS.RES2_OUT_CHANNELS"),
+        num_groups=c.int("MODEL.RESNETS.NUM_GROUPS"),
+        width_per_group=c.int("MODEL.RESNETS.WIDTH_PER_GROUP"),
+        stride_in_1x1=c.bool("MODEL.RESNETS.STRIDE_IN_1X1"),
+        res5_dilation=c.int("MODEL.RESNETS.RES5_DILATION"),
         out_features=list(out_features),
-        freeze_at=int(c("MODEL.BACKBONE.FREEZE_AT")),
+        freeze_at=c.int("MODEL.BACKBONE.FREEZE_AT"),
     )
 
 
-def _resnet_shapes(c: _Cfg) -> dict[str, tuple[int, int]]:
+def _resnet_shapes(c: D2Config) -> dict[str, tuple[int, int]]:
     """{name: (channels, stride)} of every ResNet stage for this config."""
-    res2 = int(c("MODEL.RESNETS.RES2_OUT_CHANNELS"))
-    shapes = {"stem": (int(c("MODEL.RESNETS.STEM_OUT_CHANNELS")), 4)}
+    res2 = c.int("MODEL.RESNETS.RES2_OUT_CHANNELS")
+    shapes = {"stem": (c.int("MODEL.RESNETS.STEM_OUT_CHANNELS"), 4)}
     for k in range(2, 6):
         stride = 2**k
-        if k == 5 and int(c("MODEL.RESNETS.RES5_DILATION")) == 2:
+        if k == 5 and c.int("MODEL.RESNETS.RES5_DILATION") == 2:
             stride = 16
         shapes[f"res{k}"] = (res2 * 2 ** (k - 2), stride)
     return shapes
 
 
-def _backbone(c: _Cfg) -> tuple[DictConfig, dict[str, tuple[int, int]]]:
+def _backbone(c: D2Config) -> tuple[DictConfig, dict[str, tuple[int, int]]]:
     """(backbone node, {output name: (channels, stride)})."""
     name = c.require(
         "MODEL.BACKBONE.NAME",
@@ -341,7 +103,7 @@ def _backbone(c: _Cfg) -> tuple[DictConfig, dict[str, tuple[int, int]]]:
             f"{c.source}: MODEL.FPN.IN_FEATURES = {in_features} must be a non-empty subset of "
             f"MODEL.RESNETS.OUT_FEATURES = {resnet_out}"
         )
-    out_ch = int(c("MODEL.FPN.OUT_CHANNELS"))
+    out_ch = c.int("MODEL.FPN.OUT_CHANNELS")
     if name == "build_resnet_fpn_backbone":
         top_block, extra = L("net_detr2.modeling.backbone.LastLevelMaxPool")(), 1
     else:
@@ -374,7 +136,7 @@ def _backbone(c: _Cfg) -> tuple[DictConfig, dict[str, tuple[int, int]]]:
 # ------------------------------------------------------------------------------------------------
 # Heads
 # ------------------------------------------------------------------------------------------------
-def _select(c: _Cfg, shapes, key: str) -> list[str]:
+def _select(c: D2Config, shapes, key: str) -> list[str]:
     names = list(c(key))
     missing = [f for f in names if f not in shapes]
     if not names or missing:
@@ -384,7 +146,7 @@ def _select(c: _Cfg, shapes, key: str) -> list[str]:
     return names
 
 
-def _anchor_generator(c: _Cfg, strides: list[int]) -> tuple[DictConfig, int]:
+def _anchor_generator(c: D2Config, strides: list[int]) -> tuple[DictConfig, int]:
     """(DefaultAnchorGenerator node, anchors per location)."""
     c.require("MODEL.ANCHOR_GENERATOR.NAME", ["DefaultAnchorGenerator"])
     sizes = [list(map(float, s)) for s in c("MODEL.ANCHOR_GENERATOR.SIZES")]
@@ -400,7 +162,7 @@ def _anchor_generator(c: _Cfg, strides: list[int]) -> tuple[DictConfig, int]:
             f"({sorted(per_level)}); the shared head needs one"
         )
     node = L("net_detr2.modeling.anchor_generator.DefaultAnchorGenerator")(
-        sizes=sizes, aspect_ratios=ratios, strides=list(strides), offset=float(c("MODEL.ANCHOR_GENERATOR.OFFSET"))
+        sizes=sizes, aspect_ratios=ratios, strides=list(strides), offset=c.float("MODEL.ANCHOR_GENERATOR.OFFSET")
     )
     return node, per_level.pop()
 
@@ -409,7 +171,7 @@ def _box2box(weights) -> DictConfig:
     return L("net_detr2.modeling.box_regression.Box2BoxTransform")(weights=[float(w) for w in weights])
 
 
-def _rpn(c: _Cfg, shapes) -> DictConfig:
+def _rpn(c: D2Config, shapes) -> DictConfig:
     c.require("MODEL.PROPOSAL_GENERATOR.NAME", ["RPN"])
     c.require("MODEL.RPN.HEAD_NAME", ["StandardRPNHead"])
     in_features = _select(c, shapes, "MODEL.RPN.IN_FEATURES")
@@ -417,7 +179,7 @@ def _rpn(c: _Cfg, shapes) -> DictConfig:
     if len(channels) != 1:
         raise ValueError(f"{c.source}: MODEL.RPN.IN_FEATURES {in_features} have different channel counts {channels}")
     anchors, num_anchors = _anchor_generator(c, [shapes[f][1] for f in in_features])
-    loss_w = float(c("MODEL.RPN.LOSS_WEIGHT"))
+    loss_w = c.float("MODEL.RPN.LOSS_WEIGHT")
     return L("net_detr2.modeling.proposal_generator.rpn.RPN")(
         in_features=in_features,
         head=L("net_detr2.modeling.proposal_generator.rpn.StandardRPNHead")(
@@ -433,16 +195,16 @@ def _rpn(c: _Cfg, shapes) -> DictConfig:
             allow_low_quality_matches=True,
         ),
         box2box_transform=_box2box(c("MODEL.RPN.BBOX_REG_WEIGHTS")),
-        batch_size_per_image=int(c("MODEL.RPN.BATCH_SIZE_PER_IMAGE")),
-        positive_fraction=float(c("MODEL.RPN.POSITIVE_FRACTION")),
-        pre_nms_topk=[int(c("MODEL.RPN.PRE_NMS_TOPK_TRAIN")), int(c("MODEL.RPN.PRE_NMS_TOPK_TEST"))],
-        post_nms_topk=[int(c("MODEL.RPN.POST_NMS_TOPK_TRAIN")), int(c("MODEL.RPN.POST_NMS_TOPK_TEST"))],
-        nms_thresh=float(c("MODEL.RPN.NMS_THRESH")),
-        min_box_size=float(c("MODEL.PROPOSAL_GENERATOR.MIN_SIZE")),
-        anchor_boundary_thresh=float(c("MODEL.RPN.BOUNDARY_THRESH")),
-        loss_weight={"loss_rpn_cls": loss_w, "loss_rpn_loc": float(c("MODEL.RPN.BBOX_REG_LOSS_WEIGHT")) * loss_w},
+        batch_size_per_image=c.int("MODEL.RPN.BATCH_SIZE_PER_IMAGE"),
+        positive_fraction=c.float("MODEL.RPN.POSITIVE_FRACTION"),
+        pre_nms_topk=[c.int("MODEL.RPN.PRE_NMS_TOPK_TRAIN"), c.int("MODEL.RPN.PRE_NMS_TOPK_TEST")],
+        post_nms_topk=[c.int("MODEL.RPN.POST_NMS_TOPK_TRAIN"), c.int("MODEL.RPN.POST_NMS_TOPK_TEST")],
+        nms_thresh=c.float("MODEL.RPN.NMS_THRESH"),
+        min_box_size=c.float("MODEL.PROPOSAL_GENERATOR.MIN_SIZE"),
+        anchor_boundary_thresh=c.float("MODEL.RPN.BOUNDARY_THRESH"),
+        loss_weight={"loss_rpn_cls": loss_w, "loss_rpn_loc": c.float("MODEL.RPN.BBOX_REG_LOSS_WEIGHT") * loss_w},
         box_reg_loss_type=c("MODEL.RPN.BBOX_REG_LOSS_TYPE"),
-        smooth_l1_beta=float(c("MODEL.RPN.SMOOTH_L1_BETA")),
+        smooth_l1_beta=c.float("MODEL.RPN.SMOOTH_L1_BETA"),
     )
 
 
@@ -450,8 +212,13 @@ def _shape_spec(**kwargs) -> DictConfig:
     return L("net_detr2.layers.ShapeSpec")(**kwargs)
 
 
-def _roi_heads(c: _Cfg, shapes) -> DictConfig:
-    c.require("MODEL.ROI_HEADS.NAME", ["StandardROIHeads"], "(box-only FPN heads; Res5ROIHeads is not converted)")
+def _roi_heads(c: D2Config, shapes) -> DictConfig:
+    c.require(
+        "MODEL.ROI_HEADS.NAME",
+        ["StandardROIHeads"],
+        "(box heads on FPN features; net_detr2 has no Res5ROIHeads, so C4 models such as faster_rcnn_R_50_C4 "
+        "cannot be converted: use the FPN variant of the config)",
+    )
     c.require("MODEL.ROI_BOX_HEAD.NAME", ["FastRCNNConvFCHead"])
     for key in ("TRAIN_ON_PRED_BOXES", "USE_FED_LOSS", "USE_SIGMOID_CE"):
         c.require(f"MODEL.ROI_BOX_HEAD.{key}", [False])
@@ -460,20 +227,20 @@ def _roi_heads(c: _Cfg, shapes) -> DictConfig:
     if len(channels) != 1:
         raise ValueError(f"{c.source}: MODEL.ROI_HEADS.IN_FEATURES {in_features} have different channel counts")
     in_ch = channels.pop()
-    res = int(c("MODEL.ROI_BOX_HEAD.POOLER_RESOLUTION"))
-    num_conv, conv_dim = int(c("MODEL.ROI_BOX_HEAD.NUM_CONV")), int(c("MODEL.ROI_BOX_HEAD.CONV_DIM"))
-    num_fc, fc_dim = int(c("MODEL.ROI_BOX_HEAD.NUM_FC")), int(c("MODEL.ROI_BOX_HEAD.FC_DIM"))
+    res = c.int("MODEL.ROI_BOX_HEAD.POOLER_RESOLUTION")
+    num_conv, conv_dim = c.int("MODEL.ROI_BOX_HEAD.NUM_CONV"), c.int("MODEL.ROI_BOX_HEAD.CONV_DIM")
+    num_fc, fc_dim = c.int("MODEL.ROI_BOX_HEAD.NUM_FC"), c.int("MODEL.ROI_BOX_HEAD.FC_DIM")
     if num_fc > 0:
         head_out = _shape_spec(channels=fc_dim)
     else:
         head_out = _shape_spec(channels=conv_dim if num_conv > 0 else in_ch, height=res, width=res)
-    num_classes = int(c("MODEL.ROI_HEADS.NUM_CLASSES"))
+    num_classes = c.int("MODEL.ROI_HEADS.NUM_CLASSES")
     return L("net_detr2.modeling.roi_heads.roi_heads.StandardROIHeads")(
         box_in_features=in_features,
         box_pooler=L("net_detr2.modeling.poolers.ROIPooler")(
             output_size=res,
             scales=[1.0 / shapes[f][1] for f in in_features],
-            sampling_ratio=int(c("MODEL.ROI_BOX_HEAD.POOLER_SAMPLING_RATIO")),
+            sampling_ratio=c.int("MODEL.ROI_BOX_HEAD.POOLER_SAMPLING_RATIO"),
             pooler_type=c("MODEL.ROI_BOX_HEAD.POOLER_TYPE"),
         ),
         box_head=L("net_detr2.modeling.roi_heads.box_head.FastRCNNConvFCHead")(
@@ -485,28 +252,28 @@ def _roi_heads(c: _Cfg, shapes) -> DictConfig:
         box_predictor=L("net_detr2.modeling.roi_heads.fast_rcnn.FastRCNNOutputLayers")(
             input_shape=head_out,
             box2box_transform=_box2box(c("MODEL.ROI_BOX_HEAD.BBOX_REG_WEIGHTS")),
-            num_classes=num_classes,
-            test_score_thresh=float(c("MODEL.ROI_HEADS.SCORE_THRESH_TEST")),
-            test_nms_thresh=float(c("MODEL.ROI_HEADS.NMS_THRESH_TEST")),
-            test_topk_per_image=int(c("TEST.DETECTIONS_PER_IMAGE")),
-            cls_agnostic_bbox_reg=bool(c("MODEL.ROI_BOX_HEAD.CLS_AGNOSTIC_BBOX_REG")),
-            smooth_l1_beta=float(c("MODEL.ROI_BOX_HEAD.SMOOTH_L1_BETA")),
+            num_classes="${..num_classes}",  # one key to override: roi_heads.num_classes
+            test_score_thresh=c.float("MODEL.ROI_HEADS.SCORE_THRESH_TEST"),
+            test_nms_thresh=c.float("MODEL.ROI_HEADS.NMS_THRESH_TEST"),
+            test_topk_per_image=c.int("TEST.DETECTIONS_PER_IMAGE"),
+            cls_agnostic_bbox_reg=c.bool("MODEL.ROI_BOX_HEAD.CLS_AGNOSTIC_BBOX_REG"),
+            smooth_l1_beta=c.float("MODEL.ROI_BOX_HEAD.SMOOTH_L1_BETA"),
             box_reg_loss_type=c("MODEL.ROI_BOX_HEAD.BBOX_REG_LOSS_TYPE"),
-            loss_weight={"loss_box_reg": float(c("MODEL.ROI_BOX_HEAD.BBOX_REG_LOSS_WEIGHT"))},
+            loss_weight={"loss_box_reg": c.float("MODEL.ROI_BOX_HEAD.BBOX_REG_LOSS_WEIGHT")},
         ),
         num_classes=num_classes,
-        batch_size_per_image=int(c("MODEL.ROI_HEADS.BATCH_SIZE_PER_IMAGE")),
-        positive_fraction=float(c("MODEL.ROI_HEADS.POSITIVE_FRACTION")),
+        batch_size_per_image=c.int("MODEL.ROI_HEADS.BATCH_SIZE_PER_IMAGE"),
+        positive_fraction=c.float("MODEL.ROI_HEADS.POSITIVE_FRACTION"),
         proposal_matcher=L("net_detr2.modeling.matcher.Matcher")(
             thresholds=[float(t) for t in c("MODEL.ROI_HEADS.IOU_THRESHOLDS")],
             labels=[int(x) for x in c("MODEL.ROI_HEADS.IOU_LABELS")],
             allow_low_quality_matches=False,
         ),
-        proposal_append_gt=bool(c("MODEL.ROI_HEADS.PROPOSAL_APPEND_GT")),
+        proposal_append_gt=c.bool("MODEL.ROI_HEADS.PROPOSAL_APPEND_GT"),
     )
 
 
-def _pixel_stats(c: _Cfg):
+def _pixel_stats(c: D2Config):
     mean = [float(x) for x in c("MODEL.PIXEL_MEAN")]
     std = [float(x) for x in c("MODEL.PIXEL_STD")]
     if len(mean) != len(std):
@@ -514,20 +281,12 @@ def _pixel_stats(c: _Cfg):
     return mean, std
 
 
-def _check_box_only(c: _Cfg) -> None:
+def _check_box_only(c: D2Config) -> None:
     for key in ("MODEL.MASK_ON", "MODEL.KEYPOINT_ON", "MODEL.LOAD_PROPOSALS"):
         c.require(key, [False], "(box-only detectors)")
 
 
-def d2_config_to_lazy(yaml_text: str, base_dir: str | None = None, source: str = "<yaml>") -> DictConfig:
-    """LazyCall node of the model a detectron2 yaml describes; ``instantiate(node)`` builds it.
-
-    Args:
-        yaml_text: the yaml (a full ``cfg.dump()`` or a model-zoo file).
-        base_dir: folder against which ``_BASE_`` paths are resolved (the yaml's own folder).
-        source: name used in error messages (e.g. the file path).
-    """
-    c = _Cfg(load_d2_yaml(yaml_text, base_dir, source), source)
+def _model(c: D2Config) -> DictConfig:
     arch = c.require("MODEL.META_ARCHITECTURE", ["GeneralizedRCNN", "RetinaNet"])
     backbone, shapes = _backbone(c)
     mean, std = _pixel_stats(c)
@@ -541,7 +300,7 @@ def d2_config_to_lazy(yaml_text: str, base_dir: str | None = None, source: str =
             pixel_mean=mean,
             pixel_std=std,
             input_format=fmt,
-            vis_period=int(c("VIS_PERIOD")),
+            vis_period=c.int("VIS_PERIOD"),
         )
 
     in_features = _select(c, shapes, "MODEL.RETINANET.IN_FEATURES")
@@ -551,11 +310,11 @@ def d2_config_to_lazy(yaml_text: str, base_dir: str | None = None, source: str =
         backbone=backbone,
         head=L("net_detr2.modeling.meta_arch.retinanet.RetinaNetHead")(
             input_shape=[_shape_spec(channels=shapes[f][0], stride=shapes[f][1]) for f in in_features],
-            num_classes=int(c("MODEL.RETINANET.NUM_CLASSES")),
+            num_classes="${..num_classes}",  # one key to override: model.num_classes
             num_anchors=num_anchors,
-            conv_dims=[channels] * int(c("MODEL.RETINANET.NUM_CONVS")),
+            conv_dims=[channels] * c.int("MODEL.RETINANET.NUM_CONVS"),
             norm=c("MODEL.RETINANET.NORM"),
-            prior_prob=float(c("MODEL.RETINANET.PRIOR_PROB")),
+            prior_prob=c.float("MODEL.RETINANET.PRIOR_PROB"),
         ),
         head_in_features=in_features,
         anchor_generator=anchors,
@@ -565,20 +324,43 @@ def d2_config_to_lazy(yaml_text: str, base_dir: str | None = None, source: str =
             labels=[int(x) for x in c("MODEL.RETINANET.IOU_LABELS")],
             allow_low_quality_matches=True,
         ),
-        num_classes=int(c("MODEL.RETINANET.NUM_CLASSES")),
-        focal_loss_alpha=float(c("MODEL.RETINANET.FOCAL_LOSS_ALPHA")),
-        focal_loss_gamma=float(c("MODEL.RETINANET.FOCAL_LOSS_GAMMA")),
-        smooth_l1_beta=float(c("MODEL.RETINANET.SMOOTH_L1_LOSS_BETA")),
+        num_classes=c.int("MODEL.RETINANET.NUM_CLASSES"),
+        focal_loss_alpha=c.float("MODEL.RETINANET.FOCAL_LOSS_ALPHA"),
+        focal_loss_gamma=c.float("MODEL.RETINANET.FOCAL_LOSS_GAMMA"),
+        smooth_l1_beta=c.float("MODEL.RETINANET.SMOOTH_L1_LOSS_BETA"),
         box_reg_loss_type=c("MODEL.RETINANET.BBOX_REG_LOSS_TYPE"),
-        test_score_thresh=float(c("MODEL.RETINANET.SCORE_THRESH_TEST")),
-        test_topk_candidates=int(c("MODEL.RETINANET.TOPK_CANDIDATES_TEST")),
-        test_nms_thresh=float(c("MODEL.RETINANET.NMS_THRESH_TEST")),
-        max_detections_per_image=int(c("TEST.DETECTIONS_PER_IMAGE")),
+        test_score_thresh=c.float("MODEL.RETINANET.SCORE_THRESH_TEST"),
+        test_topk_candidates=c.int("MODEL.RETINANET.TOPK_CANDIDATES_TEST"),
+        test_nms_thresh=c.float("MODEL.RETINANET.NMS_THRESH_TEST"),
+        max_detections_per_image=c.int("TEST.DETECTIONS_PER_IMAGE"),
         pixel_mean=mean,
         pixel_std=std,
         input_format=fmt,
-        vis_period=int(c("VIS_PERIOD")),
+        vis_period=c.int("VIS_PERIOD"),
     )
+
+
+def d2_config_to_lazy(yaml_text: str, base_dir: str | None = None, source: str = "<yaml>") -> DictConfig:
+    """LazyCall node of the model a detectron2 yaml describes; ``instantiate(node)`` builds it.
+
+    Args:
+        yaml_text: the yaml (a full ``cfg.dump()`` or a model-zoo file).
+        base_dir: folder against which ``_BASE_`` paths are resolved (the yaml's own folder).
+        source: name used in error messages (e.g. the file path).
+    """
+    return _model(load_d2_config(yaml_text, base_dir, source))
+
+
+def _input_settings(c: D2Config) -> dict[str, Any]:
+    min_train = c.list("INPUT.MIN_SIZE_TRAIN", int, allow_scalar=True)
+    return {
+        "format": c.str("INPUT.FORMAT"),
+        "min_size_test": c.int("INPUT.MIN_SIZE_TEST"),
+        "max_size_test": c.int("INPUT.MAX_SIZE_TEST"),
+        "min_size_train": min_train,
+        "max_size_train": c.int("INPUT.MAX_SIZE_TRAIN"),
+        "min_size_train_sampling": c.require("INPUT.MIN_SIZE_TRAIN_SAMPLING", ["choice", "range"]),
+    }
 
 
 def d2_input_config(yaml_text: str, base_dir: str | None = None, source: str = "<yaml>") -> dict[str, Any]:
@@ -587,22 +369,360 @@ def d2_input_config(yaml_text: str, base_dir: str | None = None, source: str = "
     Returns ``{"format", "min_size_test", "max_size_test", "min_size_train", "max_size_train",
     "min_size_train_sampling"}``; test-time resizing is ResizeShortestEdge(min_size_test, max_size_test).
     """
-    c = _Cfg(load_d2_yaml(yaml_text, base_dir, source), source)
-    min_train = c("INPUT.MIN_SIZE_TRAIN")
-    return {
-        "format": c("INPUT.FORMAT"),
-        "min_size_test": int(c("INPUT.MIN_SIZE_TEST")),
-        "max_size_test": int(c("INPUT.MAX_SIZE_TEST")),
-        "min_size_train": [int(x) for x in (min_train if isinstance(min_train, (list, tuple)) else [min_train])],
-        "max_size_train": int(c("INPUT.MAX_SIZE_TRAIN")),
-        "min_size_train_sampling": c("INPUT.MIN_SIZE_TRAIN_SAMPLING"),
+    return _input_settings(load_d2_config(yaml_text, base_dir, source))
+
+
+# ------------------------------------------------------------------------------------------------
+# The rest of the experiment
+# ------------------------------------------------------------------------------------------------
+_T = "net_detr2.data.transforms"
+
+
+def _train_augmentations(c: D2Config, inp: dict[str, Any]) -> list:
+    augs = []
+    if c.bool("INPUT.CROP.ENABLED"):
+        # detectron2 crops before resizing
+        augs.append(
+            L(f"{_T}.RandomCrop")(
+                crop_type=c.require("INPUT.CROP.TYPE", ["relative_range", "relative", "absolute", "absolute_range"]),
+                crop_size=c.list("INPUT.CROP.SIZE", (int, float)),
+            )
+        )
+    sizes = inp["min_size_train"]
+    if inp["min_size_train_sampling"] == "range" and len(sizes) != 2:
+        raise ValueError(
+            f"{c.where('INPUT.MIN_SIZE_TRAIN')}: INPUT.MIN_SIZE_TRAIN = {sizes} must be (min, max) with "
+            "INPUT.MIN_SIZE_TRAIN_SAMPLING = 'range'"
+        )
+    augs.append(
+        L(f"{_T}.ResizeShortestEdge")(
+            short_edge_length=sizes, max_size=inp["max_size_train"], sample_style=inp["min_size_train_sampling"]
+        )
+    )
+    flip = c.require("INPUT.RANDOM_FLIP", ["horizontal", "vertical", "none"])
+    if flip != "none":
+        augs.append(L(f"{_T}.RandomFlip")(horizontal=flip == "horizontal", vertical=flip == "vertical"))
+    return augs
+
+
+def _dataloader(c: D2Config, notes: list[str]) -> DictConfig:
+    inp = _input_settings(c)
+    train_names = c.list("DATASETS.TRAIN", str, allow_scalar=True)
+    test_names = c.list("DATASETS.TEST", str, allow_scalar=True)
+    if not train_names:
+        notes.append("DATASETS.TRAIN is empty: set dataloader.train.dataset.names before training")
+    dataset = L("net_detr2.data.get_detection_dataset_dicts")(
+        names=train_names, filter_empty=c.bool("DATALOADER.FILTER_EMPTY_ANNOTATIONS")
+    )
+    sampler_name = c.require("DATALOADER.SAMPLER_TRAIN", ["TrainingSampler", "RepeatFactorTrainingSampler"])
+    sampler = None
+    if sampler_name == "RepeatFactorTrainingSampler":
+        sampler_cls = "net_detr2.data.samplers.distributed_sampler.RepeatFactorTrainingSampler"
+        sampler = L(sampler_cls)(
+            repeat_factors=L(f"{sampler_cls}.repeat_factors_from_category_frequency")(
+                dataset_dicts=dataset,
+                repeat_thresh=c.float("DATALOADER.REPEAT_THRESHOLD"),
+                sqrt=c.bool("DATALOADER.REPEAT_SQRT"),
+            )
+        )
+    workers = c.int("DATALOADER.NUM_WORKERS")
+    dl = DictConfig({}, flags={"allow_objects": True})
+    dl.train = L("net_detr2.data.build_detection_train_loader")(
+        dataset=dataset,
+        mapper=L("net_detr2.data.DatasetMapper")(
+            is_train=True, augmentations=_train_augmentations(c, inp), image_format=inp["format"]
+        ),
+        total_batch_size=c.int("SOLVER.IMS_PER_BATCH"),
+        aspect_ratio_grouping=c.bool("DATALOADER.ASPECT_RATIO_GROUPING"),
+        num_workers=workers,
+    )
+    if sampler is not None:
+        dl.train.sampler = sampler
+    if not test_names:
+        notes.append("DATASETS.TEST is empty: no evaluation (set dataloader.test and dataloader.evaluator to add one)")
+        return dl
+    if len(test_names) > 1:
+        notes.append(
+            f"DATASETS.TEST = {test_names}: net_detr2 evaluates one test set per config; converted "
+            f"{test_names[0]!r} (override dataloader.test.dataset.names for the others)"
+        )
+    test_augs = []
+    if inp["min_size_test"] > 0:
+        test_augs.append(
+            L(f"{_T}.ResizeShortestEdge")(short_edge_length=inp["min_size_test"], max_size=inp["max_size_test"])
+        )
+    dl.test = L("net_detr2.data.build_detection_test_loader")(
+        dataset=L("net_detr2.data.get_detection_dataset_dicts")(names=test_names[0], filter_empty=False),
+        mapper=L("net_detr2.data.DatasetMapper")(
+            is_train=False, augmentations=test_augs, image_format="${...train.mapper.image_format}"
+        ),
+        num_workers=workers,
+    )
+    dl.evaluator = L("net_detr2.evaluation.build_evaluator")(
+        dataset_name="${..test.dataset.names}",
+        output_dir="${train.output_dir}",  # predictions beside the checkpoints
+    )
+    return dl
+
+
+def _optimizer(c: D2Config) -> DictConfig:
+    params = L("net_detr2.solver.get_default_optimizer_params")(
+        weight_decay_norm=c.float("SOLVER.WEIGHT_DECAY_NORM"),
+        # detectron2: None = the same decay as the weights
+        weight_decay_bias=None if c("SOLVER.WEIGHT_DECAY_BIAS") is None else c.float("SOLVER.WEIGHT_DECAY_BIAS"),
+    )
+    bias_factor = c.float("SOLVER.BIAS_LR_FACTOR")
+    if bias_factor != 1.0:
+        params.base_lr = "${..lr}"
+        bias = {"lr": c.float("SOLVER.BASE_LR") * bias_factor}
+        if params.weight_decay_bias is not None:
+            bias["weight_decay"] = params.weight_decay_bias
+        params.weight_decay_bias = None
+        params.overrides = {"bias": bias}
+    return L("torch.optim.SGD")(
+        params=params,
+        lr=c.float("SOLVER.BASE_LR"),
+        momentum=c.float("SOLVER.MOMENTUM"),
+        nesterov=c.bool("SOLVER.NESTEROV"),
+        weight_decay=c.float("SOLVER.WEIGHT_DECAY"),
+    )
+
+
+def _lr_multiplier(c: D2Config, notes: list[str]) -> DictConfig:
+    max_iter = c.int("SOLVER.MAX_ITER")
+    if max_iter <= 0:
+        raise ValueError(f"{c.where('SOLVER.MAX_ITER')}: SOLVER.MAX_ITER = {max_iter} must be positive")
+    name = c.require("SOLVER.LR_SCHEDULER_NAME", ["WarmupMultiStepLR", "WarmupCosineLR"])
+    if name == "WarmupMultiStepLR":
+        all_steps = c.list("SOLVER.STEPS", int, allow_scalar=True)
+        steps = [s for s in all_steps if s <= max_iter]
+        if len(steps) != len(all_steps):
+            notes.append(
+                f"SOLVER.STEPS {all_steps} has steps beyond SOLVER.MAX_ITER = {max_iter}: they are left out "
+                "(as detectron2 does)"
+            )
+        gamma = c.float("SOLVER.GAMMA")
+        main = L("fvcore.common.param_scheduler.MultiStepParamScheduler")(
+            values=[gamma**k for k in range(len(steps) + 1)], milestones=steps, num_updates=max_iter
+        )
+    else:
+        base_lr = c.float("SOLVER.BASE_LR")
+        end = c.float("SOLVER.BASE_LR_END") / base_lr if base_lr else 0.0
+        main = L("fvcore.common.param_scheduler.CosineParamScheduler")(start_value=1.0, end_value=end)
+    return L("net_detr2.solver.WarmupParamScheduler")(
+        scheduler=main,
+        warmup_factor=c.float("SOLVER.WARMUP_FACTOR"),
+        warmup_length=min(c.int("SOLVER.WARMUP_ITERS") / max_iter, 1.0),
+        warmup_method=c.require("SOLVER.WARMUP_METHOD", ["linear", "constant"]),
+        rescale_interval=c.bool("SOLVER.RESCALE_INTERVAL"),
+    )
+
+
+def _common_train() -> dict[str, Any]:
+    """``train`` of configs/common/train.py (every key the trainer reads, with its default)."""
+    path = os.path.join(os.path.dirname(__file__), "..", "..", "configs", "common", "train.py")
+    if os.path.isfile(path):
+        from net_detr2.config import LazyConfig
+
+        return dict(LazyConfig.to_plain(LazyConfig.load(path, "train")))
+    return {}
+
+
+# Where a missing model-zoo file would be expected: detectron2://X/Y.pkl -> pretrained/Y.pkl.
+PRETRAINED_DIR = "pretrained"
+
+
+def _weights(c: D2Config, notes: list[str]) -> str:
+    weights = c.str("MODEL.WEIGHTS")
+    if weights.startswith("detectron2://"):
+        local = f"{PRETRAINED_DIR}/{weights.rsplit('/', 1)[-1]}"
+        notes.append(
+            f"MODEL.WEIGHTS = {weights!r} is a detectron2 model-zoo address and net_detr2 downloads nothing: "
+            f"train.init_checkpoint = {local!r}; put the file there (https://dl.fbaipublicfiles.com/detectron2/"
+            f"{weights[len('detectron2://') :]}) or override train.init_checkpoint"
+        )
+        return local
+    return weights
+
+
+def _train(c: D2Config, notes: list[str], output_dir: str) -> dict[str, Any]:
+    train = _common_train()
+    clip = None
+    if c.bool("SOLVER.CLIP_GRADIENTS.ENABLED"):
+        kind = c.str("SOLVER.CLIP_GRADIENTS.CLIP_TYPE")
+        if kind == "full_model":
+            clip = {
+                "max_norm": c.float("SOLVER.CLIP_GRADIENTS.CLIP_VALUE"),
+                "norm_type": c.float("SOLVER.CLIP_GRADIENTS.NORM_TYPE"),
+            }
+        else:
+            c.used.discard("SOLVER.CLIP_GRADIENTS.ENABLED")  # reported as not carried over
+            notes.append(
+                f"SOLVER.CLIP_GRADIENTS.CLIP_TYPE = {kind!r}: net_detr2 clips the norm of the whole model's "
+                "gradient only (CLIP_TYPE 'full_model'); set train.clip_grad = dict(max_norm=...) for that"
+            )
+    if c.int("SOLVER.REFERENCE_WORLD_SIZE"):
+        c.used.discard("SOLVER.REFERENCE_WORLD_SIZE")
+    train.update(
+        output_dir=output_dir,
+        init_checkpoint=_weights(c, notes),
+        max_iter=c.int("SOLVER.MAX_ITER"),
+        checkpointer={"period": c.int("SOLVER.CHECKPOINT_PERIOD"), "max_to_keep": None},
+        eval_period=c.int("TEST.EVAL_PERIOD"),
+        seed=c.int("SEED"),
+        clip_grad=clip,
+        cudnn_benchmark=c.bool("CUDNN_BENCHMARK"),
+    )
+    train["amp"] = {**dict(train.get("amp") or {}), "enabled": c.bool("SOLVER.AMP.ENABLED")}
+    if c.is_set("MODEL.DEVICE"):
+        train["device"] = c.str("MODEL.DEVICE")
+    return train
+
+
+def _frozen_bn_note(c: D2Config, init_checkpoint: str) -> str | None:
+    norms = {c("MODEL.RESNETS.NORM")}
+    if "FrozenBN" in norms and not init_checkpoint:
+        return (
+            "MODEL.RESNETS.NORM = 'FrozenBN' but MODEL.WEIGHTS is empty: frozen BatchNorm keeps the statistics of "
+            "pretrained weights, and from random initialisation it normalises nothing, so a deep ResNet's "
+            "activations and losses blow up. Give pretrained weights (train.init_checkpoint) or train with "
+            "norm='BN'/'GN' (model.backbone...norm)"
+        )
+    return None
+
+
+@dataclass
+class D2Conversion:
+    """The converted experiment and what the user must know about it.
+
+    ``config``: ``model``, ``dataloader``, ``optimizer``, ``lr_multiplier``, ``train`` and ``input`` (a record of
+    detectron2's INPUT resize settings; the loaders in ``dataloader`` are what training uses).
+    ``not_carried``: one line per key (or unused section) a file sets that the config does not carry over.
+    ``notes``: other warnings (weights to place by hand, frozen BatchNorm without weights, ...).
+    """
+
+    config: DictConfig
+    not_carried: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def warnings(self) -> list[str]:
+        return [f"not carried over: {k}" for k in self.not_carried] + self.notes
+
+
+# Sections of components a converted model does not have: their keys are reported one line per section.
+def _unused_sections(c: D2Config) -> dict[str, str]:
+    arch = c("MODEL.META_ARCHITECTURE")
+    sections = {
+        "MODEL.ROI_MASK_HEAD": "no mask head (box-only detector)",
+        "MODEL.ROI_KEYPOINT_HEAD": "no keypoint head (box-only detector)",
+        "MODEL.SEM_SEG_HEAD": "no semantic segmentation head",
+        "MODEL.PANOPTIC_FPN": "not a PanopticFPN",
+        "MODEL.ROI_BOX_CASCADE_HEAD": "no cascade heads",
     }
+    if arch == "RetinaNet":
+        for s in ("MODEL.RPN", "MODEL.PROPOSAL_GENERATOR", "MODEL.ROI_HEADS", "MODEL.ROI_BOX_HEAD"):
+            sections[s] = "RetinaNet has no RPN or RoI heads"
+    else:
+        sections["MODEL.RETINANET"] = "not a RetinaNet"
+    return sections
+
+
+def _mark_inactive(c: D2Config) -> None:
+    """Mark as carried over the keys of features the config leaves switched off: dropping their parameters
+    changes nothing (a ``cfg.dump()`` lists them all). A switched-on feature keeps them reported."""
+    if not c.peek("INPUT.CROP.ENABLED"):
+        c.mark_used("INPUT.CROP")
+    if not c.peek("SOLVER.CLIP_GRADIENTS.ENABLED"):
+        c.mark_used("SOLVER.CLIP_GRADIENTS")
+    if c.peek("DATALOADER.SAMPLER_TRAIN") == "TrainingSampler":
+        c.mark_used("DATALOADER.REPEAT_THRESHOLD", "DATALOADER.REPEAT_SQRT")
+    if c.peek("SOLVER.LR_SCHEDULER_NAME") != "WarmupCosineLR":
+        c.mark_used("SOLVER.BASE_LR_END")
+    if c.peek("SOLVER.LR_SCHEDULER_NAME") != "WarmupStepWithFixedGammaLR":
+        c.mark_used("SOLVER.NUM_DECAYS")
+    for switch, section in (("TEST.AUG.ENABLED", "TEST.AUG"), ("TEST.PRECISE_BN.ENABLED", "TEST.PRECISE_BN")):
+        if not c.peek(switch):
+            c.mark_used(section)
+    for split in ("TRAIN", "TEST"):
+        if not c.peek(f"DATASETS.PROPOSAL_FILES_{split}"):
+            c.mark_used(f"DATASETS.PROPOSAL_FILES_{split}", f"DATASETS.PRECOMPUTED_PROPOSAL_TOPK_{split}")
+    if not any(c.peek("MODEL.RESNETS.DEFORM_ON_PER_STAGE", [])):
+        c.mark_used("MODEL.RESNETS.DEFORM_MODULATED", "MODEL.RESNETS.DEFORM_NUM_GROUPS")
+    if not c.peek("MODEL.ROI_BOX_HEAD.USE_FED_LOSS"):
+        c.mark_used("MODEL.ROI_BOX_HEAD.FED_LOSS_FREQ_WEIGHT_POWER", "MODEL.ROI_BOX_HEAD.FED_LOSS_NUM_CLASSES")
+    if not c.peek("MODEL.MASK_ON"):
+        c.mark_used("INPUT.MASK_FORMAT")
+    if c.peek("MODEL.ANCHOR_GENERATOR.NAME") == "DefaultAnchorGenerator":
+        c.mark_used("MODEL.ANCHOR_GENERATOR.ANGLES")  # rotated anchors only
+    for key in ("TEST.EXPECTED_RESULTS", "TEST.KEYPOINT_OKS_SIGMAS", "FLOAT32_PRECISION"):
+        if not c.peek(key):  # empty: detectron2 does nothing with them
+            c.mark_used(key)
+    c.mark_used("GLOBAL.HACK")  # a placeholder key of detectron2 that nothing reads
+
+
+def _not_carried(c: D2Config) -> list[str]:
+    sections = _unused_sections(c)
+    grouped: dict[str, list[str]] = {}
+    lines = []
+    for key in c.unused_keys():
+        if key == "VERSION" and c("VERSION") == 2:
+            continue
+        section = next((s for s in sections if key.startswith(s + ".")), None)
+        if section is not None:
+            grouped.setdefault(section, []).append(key[len(section) + 1 :])
+            continue
+        lines.append(f"{key} = {c(key)!r} (set in {c.where(key)})")
+    for section, keys in grouped.items():
+        lines.append(f"{section}.{{{', '.join(keys)}}}: {sections[section]}")
+    return lines
+
+
+def convert_d2_config(
+    yaml_text: str,
+    base_dir: str | None = None,
+    source: str = "<yaml>",
+    overrides: list[str] | None = None,
+    output_dir: str | None = None,
+) -> D2Conversion:
+    """Convert a whole detectron2 experiment (see the module docstring).
+
+    Args:
+        yaml_text, base_dir, source: as in `d2_config_to_lazy`.
+        overrides: detectron2-style ``KEY VALUE`` words applied on top of the files
+            (``["SOLVER.IMS_PER_BATCH", "2", "DATASETS.TRAIN", "('shapes_train',)"]``).
+        output_dir: ``train.output_dir`` when the files leave ``OUTPUT_DIR`` at detectron2's default
+            (default: ``./output``).
+    """
+    c = load_d2_config(yaml_text, base_dir, source, overrides)
+    notes: list[str] = []
+    version = c("VERSION")
+    if version != 2:
+        notes.append(f"VERSION = {version!r}: written for detectron2 config version 2; older key names are not read")
+    model = _model(c)
+    dataloader = _dataloader(c, notes)
+    out = c.str("OUTPUT_DIR") if c.is_set("OUTPUT_DIR") or output_dir is None else output_dir
+    train = _train(c, notes, out)
+    frozen = _frozen_bn_note(c, train["init_checkpoint"])
+    if frozen:
+        notes.append(frozen)
+    _mark_inactive(c)
+    cfg = DictConfig(
+        {
+            "model": model,
+            "dataloader": dataloader,
+            "optimizer": _optimizer(c),
+            "lr_multiplier": _lr_multiplier(c, notes),
+            "train": train,
+            "input": _input_settings(c),
+        },
+        flags={"allow_objects": True},
+    )
+    return D2Conversion(cfg, _not_carried(c), notes)
 
 
 def d2_config_to_lazy_experiment(yaml_text: str, base_dir: str | None = None, source: str = "<yaml>") -> DictConfig:
-    """``{"model": <d2_config_to_lazy node>, "input": <d2_input_config dict>}`` as one DictConfig."""
-    model = d2_config_to_lazy(yaml_text, base_dir, source)
-    cfg = DictConfig(
-        {"model": model, "input": d2_input_config(yaml_text, base_dir, source)}, flags={"allow_objects": True}
-    )
-    return cfg
+    """`convert_d2_config`'s config; its warnings go to the log, one line each."""
+    conversion = convert_d2_config(yaml_text, base_dir, source)
+    for line in conversion.warnings():
+        logger.warning(f"{source}: {line}")
+    return conversion.config

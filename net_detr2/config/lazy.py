@@ -357,6 +357,9 @@ class LazyConfig:
             if isinstance(v, list):
                 if not v:
                     return "[]"
+                flat = repr(v)
+                if len(flat) <= 80 and _only_scalars(v):
+                    return flat  # short lists of plain values (or of such lists) stay on one line
                 return "[\n" + "\n".join(f"{pad}{fmt(x, indent + 4)}," for x in v) + "\n" + " " * indent + "]"
             return repr(v)
 
@@ -367,6 +370,12 @@ class LazyConfig:
             header.append("from omegaconf import DictConfig")
             header.append("cfg = DictConfig({}, flags={'allow_objects': True})")
         return "\n".join(header) + "\n\n" + "\n".join(body) + "\n"
+
+
+def _only_scalars(v: Any) -> bool:
+    if isinstance(v, list):
+        return all(_only_scalars(x) for x in v)
+    return v is None or isinstance(v, (str, int, float, bool))
 
 
 _YAML_WORDS = {"true": True, "false": False, "null": None, "none": None}

@@ -343,6 +343,32 @@ def write_final_results(output_dir: str, results: dict, max_iter: int, seed: int
     return path
 
 
+def _warn_untrained_frozen_bn(model: torch.nn.Module) -> None:
+    from net_detr2.layers.batch_norm import untrained_frozen_batchnorms
+
+    names = untrained_frozen_batchnorms(model)
+    if names:
+        logger.warning(
+            f"{len(names)} frozen BatchNorm layers (e.g. {names[0]}) have no pretrained statistics: "
+            "train.init_checkpoint gave them none, and from random initialisation frozen BatchNorm normalises "
+            "nothing, so activations and losses can blow up. Load pretrained weights, or use norm='BN' / 'GN'."
+        )
+
+
+def _ground_truth_by_image_id(dataset_name: str | None) -> dict | None:
+    """``{image_id: dataset dict}`` of a registered dataset with annotations (drawn beside the predictions)."""
+    if dataset_name is None:
+        return None
+    from net_detr2.data import DatasetCatalog
+
+    try:
+        dicts = DatasetCatalog.get(dataset_name)
+    except (KeyError, FileNotFoundError, OSError) as e:
+        logger.warning(f"prediction pictures without ground truth: {e}")
+        return None
+    return {d["image_id"]: d for d in dicts if "annotations" in d and "image_id" in d} or None
+
+
 class DefaultTrainer(SimpleTrainer):
     """Training driven by a LazyConfig: one trainer, every setting read from ``cfg.train`` (keys and defaults
     in ``configs/common/train.py``; see also ``DEVELOPERS.md``).
@@ -494,6 +520,7 @@ class DefaultTrainer(SimpleTrainer):
         extra = self.checkpointer.resume_or_load(self.cfg.train.init_checkpoint, resume=resume)
         if not resuming:
             self.start_iter = 0
+            _warn_untrained_frozen_bn(_unwrap(self.model))
             return
         iteration = extra.get("iteration")
         if not isinstance(iteration, int) or isinstance(iteration, bool) or not 0 <= iteration < self.max_iter:
@@ -578,7 +605,13 @@ class DefaultTrainer(SimpleTrainer):
         out_dir = os.path.join(cfg.train.output_dir, "predictions")
         os.makedirs(out_dir, exist_ok=True)
         paths = save_prediction_images(
-            _unwrap(model), instantiate(cfg.dataloader.test), metadata, out_dir, max_images, score_threshold=0.3
+            _unwrap(model),
+            instantiate(cfg.dataloader.test),
+            metadata,
+            out_dir,
+            max_images,
+            score_threshold=0.3,
+            ground_truth=_ground_truth_by_image_id(name),
         )
         if paths:
             grid = save_image_grid(paths, os.path.join(cfg.train.output_dir, "predictions_grid.png"))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime
-import json
 import logging
 import math
 import operator
@@ -21,6 +20,7 @@ from net_detr2.evaluation.testing import flatten_results_dict
 from net_detr2.utils import comm
 from net_detr2.utils.env import preserve_rng_state
 from net_detr2.utils.events import EventWriter
+from net_detr2.utils.plotting import plot_metrics
 
 from .train_loop import HookBase
 
@@ -398,13 +398,8 @@ class ValidationLoss(HookBase):
 
 
 class PlotCurves(HookBase):
-    """After a finished training, plot the scalars of ``metrics.json`` into ``curves.png`` (main process only).
-
-    One panel for the losses (training and ``val_``), one for the LR, one for the evaluation
-    metrics (any other scalar put at few iterations, e.g. ``bbox/AP``).
-    """
-
-    _SKIP = {"iteration", "data_time", "time", "eta_seconds"}
+    """After a finished training, plot the scalars of ``metrics.json`` into ``curves.png`` (main process only),
+    with the learning rate of every iteration from the event storage (`net_detr2.utils.plotting.plot_metrics`)."""
 
     def __init__(self, metrics_file: str, output_file: str):
         self.metrics_file = metrics_file
@@ -414,56 +409,7 @@ class PlotCurves(HookBase):
         if not comm.is_main_process() or not self.trainer.finished:
             return
         try:
-            plot_metrics(self.metrics_file, self.output_file)
+            lr = self.trainer.storage.history("lr").values() if "lr" in self.trainer.storage.histories() else None
+            plot_metrics(self.metrics_file, self.output_file, lr_history=lr)
         except Exception as e:  # plotting must never break a finished training run
             logger.warning(f"PlotCurves: could not plot {self.metrics_file}: {e}")
-
-
-def plot_metrics(metrics_file: str, output_file: str) -> str | None:
-    """Plot the curves of a metrics.json (one JSON object per line) into ``output_file``."""
-    if not os.path.isfile(metrics_file):
-        logger.warning(f"PlotCurves: {metrics_file} does not exist; nothing to plot")
-        return None
-    series: dict[str, tuple[list, list]] = {}
-    with open(metrics_file, encoding="utf-8") as f:
-        for line in f:
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError:
-                continue  # a half-written last line of an interrupted run
-            it = rec.get("iteration")
-            if it is None:
-                continue
-            for k, v in rec.items():
-                if k in PlotCurves._SKIP or not isinstance(v, (int, float)):
-                    continue
-                xs, ys = series.setdefault(k, ([], []))
-                xs.append(it)
-                ys.append(v)
-    if not series:
-        return None
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    losses = {k: v for k, v in series.items() if "loss" in k}
-    lr = {k: v for k, v in series.items() if k == "lr"}
-    others = {k: v for k, v in series.items() if k not in losses and k not in lr}
-    panels = [(t, d) for t, d in (("losses", losses), ("learning rate", lr), ("metrics", others)) if d]
-    fig, axes = plt.subplots(len(panels), 1, figsize=(9, 3.2 * len(panels)), squeeze=False)
-    for ax, (title, data) in zip(axes[:, 0], panels):
-        for k, (xs, ys) in sorted(data.items()):
-            ax.plot(xs, ys, marker="o" if len(xs) < 20 else None, markersize=3, label=k)
-        ax.set_title(title)
-        ax.set_xlabel("iteration")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, ncol=2)
-    fig.tight_layout()
-    os.makedirs(os.path.dirname(os.path.abspath(output_file)), exist_ok=True)
-    fig.savefig(output_file, dpi=100)
-    plt.close(fig)
-    return output_file

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .build import build_evaluator
 from .coco_evaluation import COCOEvaluator, convert_to_coco_dict, instances_to_coco_json
 from .evaluator import (
     DatasetEvaluator,

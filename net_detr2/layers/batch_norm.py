@@ -8,7 +8,13 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-__all__ = ["FrozenBatchNorm2d", "NaiveSyncBatchNorm", "get_norm", "convert_frozen_batchnorm"]
+__all__ = [
+    "FrozenBatchNorm2d",
+    "NaiveSyncBatchNorm",
+    "get_norm",
+    "convert_frozen_batchnorm",
+    "untrained_frozen_batchnorms",
+]
 
 
 class FrozenBatchNorm2d(nn.Module):
@@ -171,3 +177,24 @@ def get_norm(norm: str | Callable[[int], nn.Module] | None, out_channels: int) -
             raise ValueError(f"Unknown norm {norm!r}; expected one of {sorted(_NORMS)} or ''")
         norm = _NORMS[norm]
     return norm(out_channels)
+
+
+def untrained_frozen_batchnorms(model: nn.Module) -> list[str]:
+    """Names of the `FrozenBatchNorm2d` layers of ``model`` that still hold their initial identity map
+    (weight 1, bias 0, mean 0, variance 1 - eps): no checkpoint gave them statistics.
+
+    Frozen BatchNorm only makes sense with pretrained statistics; from random initialisation it normalises
+    nothing, and a deep ResNet's activations (and losses) grow by orders of magnitude.
+    """
+    names = []
+    for name, m in model.named_modules():
+        if isinstance(m, FrozenBatchNorm2d):
+            identity = (
+                bool((m.weight == 1).all())
+                and not bool(m.bias.any())
+                and not bool(m.running_mean.any())
+                and bool(torch.allclose(m.running_var, torch.full_like(m.running_var, 1 - m.eps)))
+            )
+            if identity:
+                names.append(name)
+    return names

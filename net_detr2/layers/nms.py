@@ -24,6 +24,8 @@ def batched_nms(boxes: torch.Tensor, scores: torch.Tensor, idxs: torch.Tensor, i
         int64 indices of the kept boxes, sorted by decreasing score.
     """
     assert boxes.shape[-1] == 4, f"batched_nms expects [N, 4] boxes, got {tuple(boxes.shape)}"
+    if torch.jit.is_tracing() or torch.onnx.is_in_onnx_export():
+        return _batched_nms_traceable(boxes, scores, idxs, iou_threshold)
     return box_ops.batched_nms(boxes.float(), scores, idxs, iou_threshold)
 
 
@@ -58,3 +60,14 @@ def batched_nms_top(
     candidates = (scores >= bound).nonzero().squeeze(1)
     keep = batched_nms(boxes[candidates], scores[candidates], idxs[candidates], iou_threshold)[:max_keep]
     return candidates[keep]
+
+
+def _batched_nms_traceable(
+    boxes: torch.Tensor, scores: torch.Tensor, idxs: torch.Tensor, iou_threshold: float
+) -> torch.Tensor:
+    """One NMS over all categories, each moved to its own region of the plane (a trace cannot loop over the
+    categories present). The shifted boxes are float64, so that the offsets cost no precision and the kept set
+    is the eager one (torchvision's per-category loop on float32 boxes)."""
+    boxes = boxes.double()
+    offsets = idxs.to(boxes) * (boxes.max() + 1)
+    return nms(boxes + offsets[:, None], scores.double(), iou_threshold)

@@ -104,4 +104,16 @@ def max_pool2d(x: torch.Tensor, kernel_size, stride=None, padding=0, ceil_mode: 
 
 def adaptive_max_pool2d(x: torch.Tensor, output_size) -> torch.Tensor:
     """`F.adaptive_max_pool2d` (same arguments and result), faster on CPU. x: [N, C, H, W]."""
+    if torch.onnx.is_in_onnx_export():
+        return _adaptive_max_pool2d_by_windows(x, output_size)
     return _pool_channels_last(F.adaptive_max_pool2d, x, output_size)
+
+
+def _adaptive_max_pool2d_by_windows(x: torch.Tensor, output_size) -> torch.Tensor:
+    """The same maxima as `F.adaptive_max_pool2d` (window i of n over a length L: [floor(iL/n), ceil((i+1)L/n))),
+    as slices and reductions, rows then columns. ONNX has no adaptive pooling for sizes that do not divide
+    (SSD300's 38 -> 10); the export fixes the sizes, so the windows are constants of the graph."""
+    h, w = int(x.shape[-2]), int(x.shape[-1])
+    oh, ow = (output_size, output_size) if isinstance(output_size, int) else (int(s) for s in output_size)
+    rows = torch.stack([x[..., (i * h) // oh : -(-((i + 1) * h) // oh), :].amax(dim=-2) for i in range(oh)], dim=-2)
+    return torch.stack([rows[..., (j * w) // ow : -(-((j + 1) * w) // ow)].amax(dim=-1) for j in range(ow)], dim=-1)

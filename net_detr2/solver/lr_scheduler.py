@@ -45,8 +45,9 @@ class WarmupParamScheduler(ParamScheduler):
         warmup_method: str = "linear",
         rescale_interval: bool = False,
     ):
-        if not 0.0 <= warmup_length < 1.0:
-            raise ValueError(f"warmup_length must be in [0, 1), got {warmup_length}")
+        # 1.0 (warm-up over the whole run) is what detectron2 makes of WARMUP_ITERS >= MAX_ITER.
+        if not 0.0 <= warmup_length <= 1.0 or (rescale_interval and warmup_length == 1.0):
+            raise ValueError(f"warmup_length must be in [0, 1] ([0, 1) with rescale_interval), got {warmup_length}")
         if warmup_method not in ("linear", "constant"):
             raise ValueError(f"warmup_method must be 'linear' or 'constant', got {warmup_method!r}")
         self.scheduler = scheduler

@@ -28,7 +28,15 @@ from net_detr2.structures import BoxMode
 from net_detr2.utils.colormap import PALETTE_SIZE, colormap
 from net_detr2.utils.eval_mode import eval_mode
 
-__all__ = ["ColorMode", "VisImage", "Visualizer", "save_prediction_images"]
+__all__ = [
+    "ColorMode",
+    "VisImage",
+    "Visualizer",
+    "draw_ground_truth_and_predictions",
+    "save_prediction_images",
+    "make_image_grid",
+    "save_image_grid",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -391,6 +399,74 @@ def _image_from_input(inp: dict, input_format: str) -> np.ndarray:
     return np.ascontiguousarray(img)
 
 
+def _headed(img: np.ndarray, title: str) -> np.ndarray:
+    """``img`` (HxWx3 RGB) under a white strip holding ``title`` in black."""
+    h, w = img.shape[:2]
+    px = float(np.clip(np.sqrt(h * w) / 28, 11, 28))  # text height in pixels, readable at any size
+    scale, thick = px / _FONT_BASE_PX, max(int(round(px / 14)), 1)
+    (tw, th), base = cv2.getTextSize(title, _FONT, scale, thick)
+    if tw > w - 8:  # long titles shrink to fit the panel
+        scale *= (w - 8) / tw
+        (tw, th), base = cv2.getTextSize(title, _FONT, scale, thick)
+    strip = np.full((th + base + 8, w, 3), 255, np.uint8)
+    cv2.putText(strip, title, (4, 4 + th), _FONT, scale, (0, 0, 0), thick, cv2.LINE_AA)
+    return np.concatenate([strip, img], axis=0)
+
+
+def _centre_message(vis: Visualizer, text: str) -> None:
+    """Write ``text`` across the middle of the picture (on a dark band, so it reads on any image)."""
+    canvas = vis.output.canvas
+    h, w = canvas.shape[:2]
+    px = float(np.clip(min(h, w) / 12, 10, 40))
+    scale, thick = px / _FONT_BASE_PX, max(int(round(px / 12)), 1)
+    (tw, th), base = cv2.getTextSize(text, _FONT, scale, thick)
+    if tw > w - 8:
+        scale *= (w - 8) / tw
+        (tw, th), base = cv2.getTextSize(text, _FONT, scale, thick)
+    x, y = max((w - tw) // 2, 0), (h + th) // 2
+    cv2.rectangle(canvas, (max(x - 6, 0), y - th - 6), (min(x + tw + 6, w - 1), y + base + 6), (40, 40, 40), -1)
+    cv2.putText(canvas, text, (x, y), _FONT, scale, (255, 255, 255), thick, cv2.LINE_AA)
+
+
+def side_by_side(images: Sequence[np.ndarray], gap: int = 6) -> np.ndarray:
+    """RGB images of the same height, left to right, separated by white gaps."""
+    height = max(im.shape[0] for im in images)
+    parts = []
+    for i, im in enumerate(images):
+        if im.shape[0] < height:
+            im = np.concatenate([im, np.full((height - im.shape[0], im.shape[1], 3), 255, np.uint8)], axis=0)
+        parts.append(im)
+        if i < len(images) - 1:
+            parts.append(np.full((height, gap, 3), 255, np.uint8))
+    return np.concatenate(parts, axis=1)
+
+
+def draw_ground_truth_and_predictions(
+    img: np.ndarray, dataset_dict: dict | None, instances, metadata: Any, score_threshold: float
+) -> np.ndarray:
+    """``[ground truth | predictions >= score_threshold]`` of one image, each panel titled with its count;
+    a prediction panel with nothing above the threshold says so. Without ``dataset_dict``, the predictions only.
+    """
+    inst = instances[instances.scores >= score_threshold] if instances.has("scores") else instances
+    pred = Visualizer(img, metadata)
+    pred.draw_instance_predictions(inst)
+    if len(inst) == 0:
+        _centre_message(pred, f"0 detections >= {score_threshold:g}")
+    if dataset_dict is None:
+        return pred.output.get_image()
+    n_gt = sum(1 for a in dataset_dict.get("annotations", []) if not a.get("iscrowd", 0))
+    gt = Visualizer(img, metadata)
+    gt.draw_dataset_dict(dataset_dict)
+    if n_gt == 0:
+        _centre_message(gt, "no ground-truth boxes")
+    return side_by_side(
+        [
+            _headed(gt.output.get_image(), f"ground truth: {n_gt} box{'' if n_gt == 1 else 'es'}"),
+            _headed(pred.output.get_image(), f"predictions >= {score_threshold:g}: {len(inst)}"),
+        ]
+    )
+
+
 def save_prediction_images(
     model: torch.nn.Module,
     data_loader: Iterable[list[dict]],
@@ -398,14 +474,17 @@ def save_prediction_images(
     output_dir: str | os.PathLike,
     max_images: int = 8,
     score_threshold: float = 0.3,
+    ground_truth: dict | None = None,
 ) -> list[str]:
     """Run ``model`` on the first ``max_images`` inputs of ``data_loader`` and save drawn predictions.
 
     The model is put in eval mode under ``torch.no_grad`` (its training flag is restored after).
     Each picture is re-read from the dict's ``file_name`` as RGB (the model's boxes are in that
     original frame, given by the dict's height/width); predictions scoring below
-    ``score_threshold`` are not drawn. Files are ``output_dir/<file stem>.png`` (a ``_<k>``
-    suffix is added if two inputs share a stem).
+    ``score_threshold`` are not drawn, and a picture without any says "0 detections >= <threshold>".
+    With ``ground_truth`` (``{image_id: dataset dict}``), an image found in it is drawn as
+    ``[ground truth | predictions]`` (`draw_ground_truth_and_predictions`). Files are
+    ``output_dir/<file stem>.png`` (a ``_<k>`` suffix is added if two inputs share a stem).
 
     Returns:
         the written paths, in loader order.
@@ -427,14 +506,14 @@ def save_prediction_images(
                 else:
                     img = _image_from_input(inp, input_format)
                     stem = str(inp.get("image_id", len(written)))
-                inst = out["instances"].to("cpu")
-                if inst.has("scores"):
-                    inst = inst[inst.scores >= score_threshold]
-                vis = Visualizer(img, metadata).draw_instance_predictions(inst)
+                gt = ground_truth.get(inp.get("image_id")) if ground_truth else None
+                drawn = draw_ground_truth_and_predictions(
+                    img, gt, out["instances"].to("cpu"), metadata, score_threshold
+                )
                 k = used_stems.get(stem, 0)
                 used_stems[stem] = k + 1
                 path = output_dir / (f"{stem}.png" if k == 0 else f"{stem}_{k}.png")
-                vis.save(path)
+                VisImage(drawn).save(path)
                 written.append(str(path))
                 if len(written) >= max_images:
                     return written
@@ -444,7 +523,8 @@ def save_prediction_images(
 def make_image_grid(images: Sequence[np.ndarray], columns: int = 4, cell_width: int = 480, gap: int = 4) -> np.ndarray:
     """Tile RGB uint8 images into one picture, row-major, each resized to ``cell_width`` wide (aspect kept).
 
-    Every row is as tall as its tallest cell; the background (and the gap between cells) is white.
+    All rows are equally tall (the tallest cell); a shorter cell sits at the top of its slot. The background
+    (and the gap between cells) is white.
 
     Returns:
         an HxWx3 uint8 RGB image, ``W = columns * cell_width + (columns + 1) * gap`` (fewer columns when
@@ -462,7 +542,7 @@ def make_image_grid(images: Sequence[np.ndarray], columns: int = 4, cell_width: 
         cells.append(cv2.resize(np.ascontiguousarray(img), (cell_width, height), interpolation=interp))
     columns = min(columns, len(cells))
     rows = [cells[i : i + columns] for i in range(0, len(cells), columns)]
-    row_heights = [max(c.shape[0] for c in row) for row in rows]
+    row_heights = [max(c.shape[0] for c in cells)] * len(rows)
     grid = np.full(
         (sum(row_heights) + gap * (len(rows) + 1), columns * cell_width + gap * (columns + 1), 3), 255, dtype=np.uint8
     )
@@ -476,8 +556,19 @@ def make_image_grid(images: Sequence[np.ndarray], columns: int = 4, cell_width: 
 
 
 def save_image_grid(
-    paths: Sequence[str | os.PathLike], output: str | os.PathLike, columns: int = 4, cell_width: int = 480
+    paths: Sequence[str | os.PathLike],
+    output: str | os.PathLike,
+    columns: int | None = None,
+    cell_width: int | None = None,
 ) -> str:
-    """Read pictures (e.g. the files of `save_prediction_images`) and save them tiled by `make_image_grid`."""
-    VisImage(make_image_grid([_read_rgb(str(p)) for p in paths], columns, cell_width)).save(output)
+    """Read pictures (e.g. the files of `save_prediction_images`) and save them tiled by `make_image_grid`.
+
+    By default 4 columns of 480 px, or 2 columns of 960 px for wide pictures (at least 1.5x wider than tall,
+    e.g. ground truth beside predictions), so that every row of the grid stays about 2000 px wide.
+    """
+    images = [_read_rgb(str(p)) for p in paths]
+    wide = bool(images) and min(im.shape[1] / im.shape[0] for im in images) >= 1.5
+    columns = columns if columns is not None else (2 if wide else 4)
+    cell_width = cell_width if cell_width is not None else (960 if wide else 480)
+    VisImage(make_image_grid(images, columns, cell_width)).save(output)
     return str(output)

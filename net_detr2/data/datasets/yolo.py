@@ -161,8 +161,9 @@ def register_yolo_dataset(
         meta.thing_classes = thing_classes
         return load_yolo_instances(image_dir, label_dir, thing_classes)
 
+    meta = MetadataCatalog.get(name)  # before registering: `load` captures it
     DatasetCatalog.register(name, load)
-    meta = MetadataCatalog.get(name).set(evaluator_type=evaluator_type, image_root=image_dir, dirname=root, split=split)
+    meta.set(evaluator_type=evaluator_type, image_root=image_dir, dirname=root, split=split)
     # class names are wanted before the dataset is (by evaluators, the Visualizer): read the small yaml now
     if class_names is not None or os.path.isfile(data_yaml):
         meta.thing_classes = names()

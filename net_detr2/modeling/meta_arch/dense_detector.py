@@ -123,7 +123,9 @@ class DenseDetector(DetectorBase):
         # one pass over the [R, K] scores (a 1-D nonzero; boolean indexing would be a second one)
         flat = pred_scores.flatten()
         candidates = (flat > score_thresh).nonzero().squeeze(1)  # [M] indices of (anchor, class) pairs
-        k = min(topk_candidates, candidates.numel())
+        n = candidates.size(0)
+        # while tracing (export) n is a tensor: clamp keeps k data-dependent instead of freezing the traced value
+        k = torch.clamp(n, max=topk_candidates) if isinstance(n, torch.Tensor) else min(topk_candidates, n)
         scores, idx = flat[candidates].topk(k)
         candidates = candidates[idx]
         num_classes = pred_scores.shape[1]

@@ -51,13 +51,15 @@ def find_top_rpn_proposals(
         scores = top_scores[n]
         lvl = level_ids
         valid = torch.isfinite(boxes.tensor).all(dim=1) & torch.isfinite(scores)
-        if not valid.all():
+        # while tracing (export), always filter: the traced example's outcome must not decide for every input
+        tracing = torch.jit.is_tracing()
+        if tracing or not valid.all():
             if training:
                 raise FloatingPointError("Predicted boxes or scores contain Inf/NaN. Training has diverged.")
             boxes, scores, lvl = boxes[valid], scores[valid], lvl[valid]
         boxes.clip(image_size)
         keep = boxes.nonempty(threshold=min_box_size)
-        if not keep.all():
+        if tracing or not keep.all():
             boxes, scores, lvl = boxes[keep], scores[keep], lvl[keep]
         keep = batched_nms_top(boxes.tensor, scores, lvl, nms_thresh, post_nms_topk)
         res = Instances(image_size)

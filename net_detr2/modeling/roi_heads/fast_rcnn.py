@@ -73,7 +73,7 @@ def fast_rcnn_inference_single_image(
 ) -> tuple[Instances, torch.Tensor]:
     """One image of `fast_rcnn_inference`."""
     valid = torch.isfinite(boxes).all(dim=1) & torch.isfinite(scores).all(dim=1)
-    if not valid.all():
+    if torch.jit.is_tracing() or not valid.all():  # tracing (export): filter whatever the traced example held
         boxes, scores = boxes[valid], scores[valid]
     scores = scores[:, :-1]  # drop background
     num_reg = boxes.shape[1] // 4
