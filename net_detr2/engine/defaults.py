@@ -403,14 +403,14 @@ class DefaultTrainer(SimpleTrainer):
             + (f" (train.seed={train.seed} + rank {rank})" if train.seed >= 0 else " (random: train.seed < 0)")
         )
         model = self.build_model(cfg)
-        # built before anything else draws random numbers or changes the weights; loading weights restarts it
-        ema = ModelEMA(model, train.ema.decay, train.ema.warmup_iters) if train.ema.enabled else None
         optimizer = self.build_optimizer(cfg, model)
         data_loader = self.build_train_loader(cfg)
         ddp_options = dict(train.ddp)
         sync_buffers = ddp_options.pop("broadcast_buffers")
         # the trainer copies rank 0's buffers after every step itself (SimpleTrainer.sync_buffers)
         ddp_model = create_ddp_model(model, broadcast_buffers=False, **ddp_options)
+        # from rank 0's weights, which DDP has just given every rank (loading weights restarts the average)
+        ema = ModelEMA(model, train.ema.decay, train.ema.warmup_iters) if train.ema.enabled else None
         super().__init__(
             ddp_model,
             data_loader,
