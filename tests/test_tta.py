@@ -175,8 +175,9 @@ def test_default_trainer_test_adds_tta_results(tmp_path):
     cfg.dataloader.test.dataset = L(_first_images)(dataset=cfg.dataloader.test.dataset, n=3)
     cfg.dataloader.evaluator.dataset_name = "shapes_val"
     torch.manual_seed(0)
-    model = DefaultTrainer.build_model(cfg)
+    model = DefaultTrainer.build_model(cfg).eval()
     results = DefaultTrainer.test(cfg, model)
+    assert not model.training  # the wrapper's evaluation leaves the model in the mode it was in
     assert set(results) == {"bbox", "bbox_TTA"} and set(results["bbox_TTA"]) == set(results["bbox"])
     assert (tmp_path / "coco_instances_results.json").exists()
     assert (tmp_path / "inference_TTA" / "coco_instances_results.json").exists()

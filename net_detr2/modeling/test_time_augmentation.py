@@ -87,6 +87,7 @@ class DetectorWithTTA(nn.Module):
             max_detections = own_max if max_detections is None else max_detections
         self.nms_thresh = float(nms_thresh)
         self.max_detections = int(max_detections)
+        self.train(model.training)  # as the model is (an inference context restores the wrapper's mode on both)
 
     @property
     def device(self) -> torch.device:
