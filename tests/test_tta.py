@@ -182,7 +182,9 @@ def test_default_trainer_test_adds_tta_results(tmp_path):
     assert (tmp_path / "coco_instances_results.json").exists()
     assert (tmp_path / "inference_TTA" / "coco_instances_results.json").exists()
     assert cfg.dataloader.evaluator.output_dir == str(tmp_path)  # the config is not changed
-    assert set(DefaultTrainer.test(cfg, model, with_tta=False)) == {"bbox"}
+    assert set(DefaultTrainer.test(cfg, model, with_tta=False)) == {"bbox"}  # periodic evaluations
+    cfg.train.tta.enabled = False  # the default
+    assert set(DefaultTrainer.test(cfg, model)) == {"bbox"}
 
 
 def test_demo_runs_the_configs_tta(tmp_path):
