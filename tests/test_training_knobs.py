@@ -202,6 +202,12 @@ def test_ema_follows_the_warmed_up_decay():
     assert ema.num_updates == 3 and int(ema.state_dict()["count"]) == 3  # integers are copied
     assert torch.equal(ema.state_dict()["frozen"], model.frozen)  # unchanged weights stay exactly as they are
     assert ModelEMA(model, decay=0.9, warmup_iters=0).decay_at(1) == 0.9
+    counter = nn.Module()  # nothing to average
+    counter.register_buffer("n", torch.tensor(0))
+    only_integers = ModelEMA(counter, decay=0.9)
+    counter.n += 2
+    only_integers.update(counter)
+    assert int(only_integers.state_dict()["n"]) == 2
     with pytest.raises(ValueError, match=r"decay must be in \(0, 1\), got 1"):
         ModelEMA(model, decay=1, warmup_iters=0)
 

@@ -73,8 +73,9 @@ class ModelEMA:
                 current.append(t.detach().float())
             else:
                 self.weights[name].copy_(t)
-        # lerp leaves an entry that the model did not change (frozen parameters, FrozenBN) exactly as it is
-        torch._foreach_lerp_(averaged, current, weight)
+        if averaged:
+            # lerp leaves an entry that the model did not change (frozen parameters, FrozenBN) exactly as it is
+            torch._foreach_lerp_(averaged, current, weight)
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         """The averaged weights, named like the model's state dict (a checkpoint's ``model`` entry)."""
