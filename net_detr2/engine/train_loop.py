@@ -276,7 +276,7 @@ class SimpleTrainer(TrainerBase):
                 # a disabled scaler (fp32, bf16) passes the loss and the step through unchanged
                 with all_reduce if last else nullcontext():
                     self.grad_scaler.scale(losses).backward()
-            loss_dicts.append(loss_dict)
+            loss_dicts.append({name: loss.detach() for name, loss in loss_dict.items()})  # the graph can go
         self.after_backward()
         if self.clip_grad:
             self.grad_scaler.unscale_(self.optimizer)
