@@ -11,7 +11,9 @@ BatchNorms folded into the convolutions (`fuse_for_inference`) and, when ``cfg.t
 autocast in ``cfg.train.amp.dtype`` (CPU: bfloat16 where the CPU supports it). Images are
 resized like the config's test mapper (``cfg.dataloader.test.mapper.augmentations``, when present)
 and the detections, which the model returns in the original image frame, are drawn on the
-original picture: ``<output>/<image stem>.png`` (``<stem>_1.png``, ... when stems repeat).
+original picture: ``<output>/<image stem>.png`` (``<stem>_1.png``, ... when stems repeat). With
+``--opts train.tta.enabled=True`` the detections are those of the config's test-time augmentation
+(`net_detr2.modeling.test_time_augmentation`).
 
 demo.py never writes over a file: it refuses an ``--output`` folder that is, or contains, a folder
 the inputs come from, and one that already holds any file this run would write (the check runs
@@ -237,6 +239,12 @@ class DemoPredictor:
         else:
             logger.warning("No --weights and no cfg.train.init_checkpoint: the model is randomly initialised")
         self.model = fuse_for_inference(model)
+        tta = _node_get(train, "tta")
+        if tta is not None and _node_get(tta, "enabled"):
+            from net_detr2.modeling.test_time_augmentation import build_tta_model
+
+            self.model = build_tta_model(self.model, tta)
+            logger.info(f"Test-time augmentation (train.tta): scales {list(tta.scales)}, flip {tta.flip}")
         self.augmentations = get_test_augmentations(cfg)
         mapper = _node_get(_node_get(_node_get(cfg, "dataloader"), "test"), "mapper")
         self.input_format = (_node_get(mapper, "image_format") if mapper is not None else None) or getattr(

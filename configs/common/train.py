@@ -53,6 +53,26 @@ train = dict(
     tensorboard=True,
     plot_curves=True,  # after training: output_dir/curves.png from metrics.json
     cudnn_benchmark=False,
+    # ---- training knobs (each off by default) ----
+    # Batches per optimizer step: each loss is divided by grad_accum_steps and the gradients add up (DDP
+    # all-reduces only the last), so one step sees grad_accum_steps x dataloader.train.total_batch_size images.
+    # max_iter, the LR schedule and every period count optimizer steps. BatchNorm still sees one batch at a time.
+    grad_accum_steps=1,
+    # An exponential moving average of the weights (parameters and buffers, in fp32), updated after every
+    # optimizer step with the decay decay * (1 - exp(-n / warmup_iters)) at the n-th update (warmup_iters=0:
+    # constant). When enabled it is what evaluation, prediction pictures and checkpoints' "model" entry hold
+    # (the trained weights are kept as "raw_model" for --resume), so model_final.pth gives the averaged model.
+    ema=dict(enabled=False, decay=0.9998, warmup_iters=2000),
+    # Stop when `metric` (an evaluation result, e.g. "bbox/AP") has not improved ("max": risen, "min": fallen) by
+    # more than min_delta for `patience` evaluations in a row (needs eval_period > 0); the run then ends as usual
+    # (model_final.pth, final evaluation), and the log says why.
+    early_stopping=dict(enabled=False, metric="bbox/AP", mode="max", patience=5, min_delta=0.0),
+    # Test-time augmentation in the final evaluation (after training), --eval-only and demo.py, reported beside
+    # the plain results as "bbox_TTA/...": the test image resized by each factor of `scales` (1.0: as the test
+    # mapper made it), each also mirrored when `flip`; the views' detections are merged by per-class NMS at
+    # nms_thresh, keeping max_detections (None: the model's own test NMS threshold and detections per image).
+    # SSD-style models take scales >= 1 (their last levels need the trained input size at least).
+    tta=dict(enabled=False, scales=[0.8, 1.0, 1.2], flip=True, nms_thresh=None, max_detections=None),
 )
 
 # Multi-step: x0.1 at 60k and 80k of 90k, linear warm-up over 1000 iterations from 0.001.

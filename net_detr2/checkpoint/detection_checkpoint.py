@@ -78,6 +78,9 @@ class DetectionCheckpointer(Checkpointer):
       ``FloatingPointError`` naming the tensors, before anything is written (``last_checkpoint`` keeps
       naming the last finite checkpoint);
     * a full disk raises ``OSError(ENOSPC)`` naming the file, leaving no temporary file behind.
+    * with ``ema`` (a `net_detr2.solver.ModelEMA`), ``model`` holds the *averaged* weights, the ones evaluated
+      and the ones any reader of ``model`` (``init_checkpoint``, ``--eval-only``, ``demo.py``, detectron2) gets;
+      the trained weights are kept as ``raw_model`` and the number of averaging steps as ``ema_updates``.
 
     Loading:
 
@@ -89,19 +92,28 @@ class DetectionCheckpointer(Checkpointer):
     * ImageNet backbone checkpoints (torchvision ResNet/VGG-16 ``.pth``, detectron2/Caffe2 ``.pkl``) are
       renamed to the model's backbone keys on load (`net_detr2.compat.backbone_weights`).
     * Resuming (``resume_or_load(..., resume=True)`` with a ``last_checkpoint`` in ``save_dir``, or
-      ``load(path, strict=True)``) is strict: any missing or unexpected key or shape mismatch raises
-      ``CheckpointLoadError`` listing them, before the model is touched. Initialising from another checkpoint
-      (fine-tuning: ``train.init_checkpoint``) is lenient, as in detectron2: missing / unexpected keys and
-      mismatched shapes (e.g. a classifier head for another number of classes) are skipped and logged by
-      name. The last result is kept in ``self.last_incompatible``.
+      ``load(path, strict=True)``) loads a file's ``raw_model`` (when it has one) into the model and its
+      ``model`` into ``ema`` (a run without ``ema`` continues from the raw weights, with a warning); any
+      other load takes ``model``, and restarts ``ema`` from it. Resuming is strict: any missing or unexpected
+      key or shape mismatch raises ``CheckpointLoadError`` listing them, before the model is touched.
+      Initialising from another checkpoint (fine-tuning: ``train.init_checkpoint``) is lenient, as in
+      detectron2: missing / unexpected keys and mismatched shapes (e.g. a classifier head for another number
+      of classes) are skipped and logged by name. The last result is kept in ``self.last_incompatible``.
     """
 
     def __init__(
-        self, model: nn.Module, save_dir: str = "", *, save_to_disk: bool | None = None, **checkpointables: Any
+        self,
+        model: nn.Module,
+        save_dir: str = "",
+        *,
+        save_to_disk: bool | None = None,
+        ema: Any = None,
+        **checkpointables: Any,
     ):
         if save_to_disk is None:
             save_to_disk = comm.is_main_process()
         super().__init__(model, save_dir, save_to_disk=save_to_disk, **checkpointables)
+        self.ema = ema
         self.last_incompatible = None
         self._strict = False
 
@@ -118,7 +130,14 @@ class DetectionCheckpointer(Checkpointer):
         basename = f"{name}.pth"
         save_file = os.path.join(self.save_dir, basename)
         model_state = self.model.state_dict()
-        bad = _non_finite_tensors(model_state)
+        weights = {"model": model_state}
+        if self.ema is not None:
+            weights = {"model": self.ema.state_dict(), "raw_model": model_state}
+        bad = [
+            f"{key}/{name}" if len(weights) > 1 else name
+            for key, state in weights.items()
+            for name in _non_finite_tensors(state)
+        ]
         if bad:
             previous = self.get_checkpoint_file() if self.has_checkpoint() else ""
             kept = f"last_checkpoint still names {previous}" if previous else "no checkpoint was written before"
@@ -126,7 +145,9 @@ class DetectionCheckpointer(Checkpointer):
                 f"Refusing to save {save_file}: {len(bad)} of the model's tensors hold NaN or Inf values: "
                 f"{_shown(bad)}. Training has diverged; {kept}."
             )
-        data: dict[str, Any] = {"model": model_state}
+        data: dict[str, Any] = dict(weights)
+        if self.ema is not None:
+            data["ema_updates"] = self.ema.num_updates
         for key, obj in self.checkpointables.items():
             data[key] = obj.state_dict()
         data.update(kwargs)
@@ -184,9 +205,36 @@ class DetectionCheckpointer(Checkpointer):
                 raise FileNotFoundError(f"Checkpoint {path} not found")
         self._strict = strict
         try:
-            return super().load(path, checkpointables=checkpointables)
+            extra = super().load(path, checkpointables=checkpointables)
         finally:
             self._strict = False
+        if path:
+            self._load_ema(path, extra, resuming=strict)
+        return extra
+
+    def _load_ema(self, path: str, extra: dict[str, Any], *, resuming: bool) -> None:
+        """After a load: the average of the weights from the file (resuming a run that kept one), else from the
+        loaded model."""
+        averaged, updates = extra.pop("ema_model", None), extra.pop("ema_updates", 0)
+        if self.ema is None:
+            if averaged is not None:
+                logger.warning(
+                    f"{path} holds an average of the weights (train.ema) that this run does not keep: training "
+                    "continues from the trained weights (raw_model) without it"
+                )
+            return
+        if averaged is None:
+            if resuming:
+                logger.warning(f"{path} holds no average of the weights: train.ema starts it from the loaded weights")
+            self.ema.reset(self.model)
+            return
+        if isinstance(updates, bool) or not isinstance(updates, int) or updates < 0:
+            raise CheckpointLoadError(f"Checkpoint {path}: 'ema_updates' is {updates!r}, expected an integer >= 0")
+        try:
+            self.ema.load_state_dict(_strip_ddp_prefix(dict(averaged)), updates)
+        except (KeyError, RuntimeError) as e:
+            raise CheckpointLoadError(f"Checkpoint {path}: its averaged weights ('model') do not fit: {e}") from e
+        self.logger.info(f"Loaded the average of the weights ({updates} updates) from {path}")
 
     def _load_file(self, filename: str) -> dict[str, Any]:
         if filename.endswith(".pkl"):
@@ -217,6 +265,11 @@ class DetectionCheckpointer(Checkpointer):
             self._check_state_dict(filename, checkpoint["model"], numpy_ok=False)
         if "iteration" in checkpoint:
             checkpoint["iteration"] = self._check_iteration(filename, checkpoint["iteration"])
+        if "raw_model" in checkpoint:  # written with an average of the weights: "model" holds the average
+            self._check_state_dict(filename, checkpoint["raw_model"], numpy_ok=False)
+            raw = checkpoint.pop("raw_model")
+            if self._strict:  # resuming: the model goes on from its own weights, the average from the average
+                checkpoint["ema_model"], checkpoint["model"] = checkpoint["model"], raw
         checkpoint["__file__"] = filename
         return checkpoint
 

@@ -14,6 +14,7 @@ import logging
 import os
 import re
 import sys
+from contextlib import nullcontext
 from typing import Any
 
 import torch
@@ -23,7 +24,8 @@ from torch.nn.parallel import DistributedDataParallel
 from net_detr2.checkpoint import DetectionCheckpointer, atomic_write, remove_stale_temp_files
 from net_detr2.config import LazyConfig, instantiate
 from net_detr2.evaluation import inference_on_dataset, print_csv_format
-from net_detr2.solver import LRMultiplier, build_optimizer, freeze_parameters
+from net_detr2.modeling.test_time_augmentation import build_tta_model
+from net_detr2.solver import LRMultiplier, ModelEMA, build_optimizer, freeze_parameters
 from net_detr2.utils import comm
 from net_detr2.utils.amp import resolve_amp_dtype
 from net_detr2.utils.env import collect_env_info, seed_all_rng
@@ -68,8 +70,19 @@ TRAIN_KEYS: dict[str, tuple[type, ...]] = {
     "tensorboard": (bool,),
     "plot_curves": (bool,),
     "cudnn_benchmark": (bool,),
+    "grad_accum_steps": (int,),
+    "ema": (dict,),
+    "early_stopping": (dict,),
+    "tta": (dict,),
 }
-_TRAIN_SUBKEYS = {"amp": ("enabled", "dtype"), "ddp": ("broadcast_buffers",), "checkpointer": ("period", "max_to_keep")}
+_TRAIN_SUBKEYS = {
+    "amp": ("enabled", "dtype"),
+    "ddp": ("broadcast_buffers",),
+    "checkpointer": ("period", "max_to_keep"),
+    "ema": ("enabled", "decay", "warmup_iters"),
+    "early_stopping": ("enabled", "metric", "mode", "patience", "min_delta"),
+    "tta": ("enabled", "scales", "flip", "nms_thresh", "max_detections"),
+}
 # with a non-empty metrics.json, what makes a folder hold a run (and what --overwrite deletes)
 _RUN_FILE = re.compile(
     r"^(model_(\d{7}|final|best)\.pth|last_checkpoint|final_results\.json|events\.out\.tfevents\..*)$"
@@ -164,8 +177,46 @@ def check_train_config(train: Any) -> None:
         raise ValueError(f"train.checkpointer.period must be a positive integer, got {period!r}")
     if not (keep is None or (_has_type(keep, (int,)) and keep >= 1)):
         raise ValueError(f"train.checkpointer.max_to_keep must be a positive integer or None, got {keep!r}")
-    if not _has_type(train.amp.enabled, (bool,)):
-        raise ValueError(f"train.amp.enabled must be True or False, got {train.amp.enabled!r}")
+    for key in ("amp", "ema", "early_stopping", "tta"):
+        if not _has_type(train[key].enabled, (bool,)):
+            raise ValueError(f"train.{key}.enabled must be True or False, got {train[key].enabled!r}")
+    _check_knobs(train)
+
+
+def _check_knobs(train: Any) -> None:
+    """The values of grad_accum_steps, ema, early_stopping and tta (checked even when a switch is off)."""
+    if train.grad_accum_steps < 1:
+        raise ValueError(f"train.grad_accum_steps must be a positive integer, got {train.grad_accum_steps}")
+    ema = train.ema
+    if not (_has_type(ema.decay, (float,)) and 0.0 < ema.decay < 1.0):
+        raise ValueError(f"train.ema.decay must be a number in (0, 1), got {ema.decay!r}")
+    if not (_has_type(ema.warmup_iters, (int,)) and ema.warmup_iters >= 0):
+        raise ValueError(f"train.ema.warmup_iters must be an integer >= 0, got {ema.warmup_iters!r}")
+    stop = train.early_stopping
+    if not (isinstance(stop.metric, str) and stop.metric):
+        raise ValueError(
+            f"train.early_stopping.metric must name an evaluation result (e.g. 'bbox/AP'), got {stop.metric!r}"
+        )
+    if stop.mode not in ("max", "min"):
+        raise ValueError(f"train.early_stopping.mode must be 'max' or 'min', got {stop.mode!r}")
+    if not (_has_type(stop.patience, (int,)) and stop.patience >= 1):
+        raise ValueError(f"train.early_stopping.patience (evaluations) must be an integer >= 1, got {stop.patience!r}")
+    if not (_has_type(stop.min_delta, (int, float)) and stop.min_delta >= 0):
+        raise ValueError(f"train.early_stopping.min_delta must be a number >= 0, got {stop.min_delta!r}")
+    tta = train.tta
+    scales = tta.scales
+    if not (
+        _has_type(scales, (list,)) and len(scales) > 0 and all(_has_type(x, (int, float)) and x > 0 for x in scales)
+    ):
+        raise ValueError(f"train.tta.scales must be a non-empty list of positive resize factors, got {scales!r}")
+    if not _has_type(tta.flip, (bool,)):
+        raise ValueError(f"train.tta.flip must be True or False, got {tta.flip!r}")
+    if not (tta.nms_thresh is None or (_has_type(tta.nms_thresh, (int, float)) and 0 < tta.nms_thresh <= 1)):
+        raise ValueError(f"train.tta.nms_thresh must be None (the model's own) or in (0, 1], got {tta.nms_thresh!r}")
+    if not (tta.max_detections is None or (_has_type(tta.max_detections, (int,)) and tta.max_detections >= 1)):
+        raise ValueError(
+            f"train.tta.max_detections must be None (the model's own) or a positive integer, got {tta.max_detections!r}"
+        )
 
 
 def _has_type(value: Any, types: tuple[type, ...]) -> bool:
@@ -400,6 +451,8 @@ class DefaultTrainer(SimpleTrainer):
         sync_buffers = ddp_options.pop("broadcast_buffers")
         # the trainer copies rank 0's buffers after every step itself (SimpleTrainer.sync_buffers)
         ddp_model = create_ddp_model(model, broadcast_buffers=False, **ddp_options)
+        # from rank 0's weights, which DDP has just given every rank (loading weights restarts the average)
+        ema = ModelEMA(model, train.ema.decay, train.ema.warmup_iters) if train.ema.enabled else None
         super().__init__(
             ddp_model,
             data_loader,
@@ -407,6 +460,8 @@ class DefaultTrainer(SimpleTrainer):
             amp_dtype=resolve_amp_dtype(train.amp.enabled, train.amp.dtype, train.device),
             clip_grad=train.clip_grad,
             sync_buffers=sync_buffers,
+            grad_accum_steps=train.grad_accum_steps,
+            ema=ema,
         )
         self.cfg = cfg
         self.max_iter = train.max_iter
@@ -414,7 +469,7 @@ class DefaultTrainer(SimpleTrainer):
         checkpointables: dict[str, Any] = {"optimizer": optimizer, "scheduler": self.scheduler}
         if self.grad_scaler.is_enabled():
             checkpointables["grad_scaler"] = self.grad_scaler
-        self.checkpointer = DetectionCheckpointer(model, train.output_dir, **checkpointables)
+        self.checkpointer = DetectionCheckpointer(model, train.output_dir, ema=self.ema, **checkpointables)
         self.last_eval_results: Any = None
         self.register_hooks(self.build_hooks())
 
@@ -449,18 +504,14 @@ class DefaultTrainer(SimpleTrainer):
         return instantiate(cfg.dataloader.train)
 
     def build_hooks(self) -> list[hooks.HookBase]:
+        """Timer, LR schedule, (validation losses), (evaluation, best checkpoint, early stopping), periodic
+        checkpoints, writers, curves. Evaluation comes before the checkpointer, so that the checkpoint of an
+        evaluated iteration holds what that evaluation decided (best metric, early-stopping counts)."""
         cfg, train = self.cfg, self.cfg.train
         main = comm.is_main_process()
         ret: list = [
             hooks.IterationTimer(),
             hooks.LRScheduler(optimizer=self.optimizer, scheduler=self.scheduler),
-            # on every rank: the trainer's state (random generators) is gathered from all of them
-            hooks.PeriodicCheckpointer(
-                self.checkpointer,
-                period=train.checkpointer.period,
-                max_iter=self.max_iter,
-                max_to_keep=train.checkpointer.max_to_keep,
-            ),
         ]
         if train.val_period > 0 and "val" in cfg.dataloader:
             ret.append(
@@ -468,10 +519,18 @@ class DefaultTrainer(SimpleTrainer):
                     self.model, instantiate(cfg.dataloader.val), train.val_period, num_batches=train.val_batches
                 )
             )
+        stop = train.early_stopping
+        if stop.enabled and not (self._has_evaluator() and train.eval_period > 0):
+            raise ValueError(
+                "train.early_stopping.enabled needs periodic evaluations: train.eval_period > 0 (it is "
+                f"{train.eval_period}) and cfg.dataloader.test and cfg.dataloader.evaluator"
+            )
         if self._has_evaluator():
 
             def eval_fn():
-                self.last_eval_results = self.test(self.cfg, self.model)
+                # the average of the weights, when kept, is what is evaluated; TTA only after training
+                with self.ema.applied_to(self.model) if self.ema is not None else nullcontext():
+                    self.last_eval_results = self.test(self.cfg, self.model, with_tta=self.finished)
                 return self.last_eval_results
 
             ret.append(hooks.EvalHook(train.eval_period, eval_fn))
@@ -485,6 +544,21 @@ class DefaultTrainer(SimpleTrainer):
                         mode=best.get("mode", "max"),
                     )
                 )
+            if stop.enabled:
+                ret.append(
+                    hooks.EarlyStopping(
+                        train.eval_period, stop.metric, stop.mode, patience=stop.patience, min_delta=stop.min_delta
+                    )
+                )
+        # on every rank: the trainer's state (random generators) is gathered from all of them
+        ret.append(
+            hooks.PeriodicCheckpointer(
+                self.checkpointer,
+                period=train.checkpointer.period,
+                max_iter=self.max_iter,
+                max_to_keep=train.checkpointer.max_to_keep,
+            )
+        )
         if main:
             ret.append(
                 hooks.PeriodicWriter(
@@ -550,7 +624,8 @@ class DefaultTrainer(SimpleTrainer):
         if self.last_eval_results and comm.is_main_process():
             write_final_results(self.cfg.train.output_dir, self.last_eval_results, self.max_iter, self.cfg.train.seed)
         if self.cfg.train.num_vis_images > 0 and comm.is_main_process():
-            self.visualize(self.cfg, self.model, self.cfg.train.num_vis_images)
+            with self.ema.applied_to(self.model) if self.ema is not None else nullcontext():
+                self.visualize(self.cfg, self.model, self.cfg.train.num_vis_images)
         return self.last_eval_results
 
     def state_dict(self) -> dict:
@@ -563,9 +638,13 @@ class DefaultTrainer(SimpleTrainer):
 
     # -- evaluation / visualisation -------------------------------------------------------------
     @classmethod
-    def test(cls, cfg: DictConfig, model: torch.nn.Module) -> dict:
+    def test(cls, cfg: DictConfig, model: torch.nn.Module, with_tta: bool = True) -> dict:
         """Evaluate ``model`` on ``cfg.dataloader.test`` with ``cfg.dataloader.evaluator``; prints
-        the results (``print_csv_format``) and returns them."""
+        the results (``print_csv_format``) and returns them.
+
+        With ``train.tta.enabled`` (and ``with_tta``) the model wrapped in `DetectorWithTTA` is evaluated too,
+        its results added under the task names plus ``_TTA`` (``bbox_TTA/AP``) and an evaluator's files written
+        to ``<its output_dir>/inference_TTA``. The trainer evaluates with TTA only after training."""
         if cfg.dataloader.get("evaluator") is None:
             logger.warning("cfg.dataloader.evaluator is not set: skipping evaluation")
             return {}
@@ -575,6 +654,17 @@ class DefaultTrainer(SimpleTrainer):
         results = inference_on_dataset(
             model, instantiate(cfg.dataloader.test), instantiate(cfg.dataloader.evaluator), amp_dtype=amp_dtype
         )
+        if with_tta and cfg.train.tta.enabled:
+            logger.info(f"Evaluating with test-time augmentation: {dict(cfg.train.tta)}")
+            tta_model = build_tta_model(_unwrap(model), cfg.train.tta)
+            evaluator = cfg.dataloader.evaluator
+            spec = {k: evaluator[k] for k in evaluator}  # a copy: the config is not changed
+            if spec.get("output_dir"):
+                spec["output_dir"] = os.path.join(spec["output_dir"], "inference_TTA")
+            tta_results = inference_on_dataset(
+                tta_model, instantiate(cfg.dataloader.test), instantiate(spec), amp_dtype=amp_dtype
+            )
+            results = {**results, **{f"{task}_TTA": value for task, value in tta_results.items()}}
         if comm.is_main_process() and results:
             print_csv_format(results)
         return results

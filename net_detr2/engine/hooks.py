@@ -1,4 +1,4 @@
-"""Training hooks: timing, LR scheduling, checkpointing, evaluation, writing, plotting."""
+"""Training hooks: timing, LR scheduling, checkpointing, evaluation, early stopping, writing, plotting."""
 
 from __future__ import annotations
 
@@ -30,6 +30,7 @@ __all__ = [
     "PeriodicWriter",
     "PeriodicCheckpointer",
     "BestCheckpointer",
+    "EarlyStopping",
     "LRScheduler",
     "EvalHook",
     "ValidationLoss",
@@ -147,7 +148,8 @@ class PeriodicWriter(HookBase):
 
 class PeriodicCheckpointer(HookBase):
     """Save ``{file_prefix}_{iter:07d}.pth`` every ``period`` iterations and ``{file_prefix}_final.pth``
-    at the end; keep at most ``max_to_keep`` periodic files (``None``: all).
+    at the end (also when a hook ends training early, see `TrainerBase.request_stop`); keep at most
+    ``max_to_keep`` periodic files (``None``: all).
 
     The saved ``iteration`` is the index of the iteration just completed, so a resumed run starts
     at ``iteration + 1``; ``trainer`` holds the trainer's state (random generators of every rank, the data
@@ -216,6 +218,12 @@ class PeriodicCheckpointer(HookBase):
 
     def after_step(self):
         self.step(self.trainer.iter)
+
+    def after_train(self):
+        # a training stopped early (trainer.iter < max_iter) has not written its final checkpoint yet
+        if self.trainer.finished and self.trainer.iter < self.max_iter:
+            iteration = self.trainer.iter - 1
+            self._save(f"{self.file_prefix}_final", {"iteration": iteration, "trainer": self.trainer.state_dict()})
 
 
 class LRScheduler(HookBase):
@@ -322,7 +330,8 @@ class BestCheckpointer(HookBase):
         self.best_metric: float | None = None
         self.best_iter: int | None = None
 
-    def _best_checking(self):
+    def _best_checking(self, iteration: int):
+        """``iteration``: the last completed one, whose model the evaluation saw."""
         latest = self.trainer.storage.latest().get(self._val_metric) if comm.is_main_process() else None
         if comm.is_main_process() and latest is None:
             logger.warning(f"BestCheckpointer: metric '{self._val_metric}' was not computed; no best checkpoint")
@@ -333,8 +342,6 @@ class BestCheckpointer(HookBase):
             return
         value, metric_iter = decision[1]
         self.best_metric, self.best_iter = value, metric_iter
-        # after training the storage is at max_iter; the model is that of the last iteration, max_iter - 1
-        iteration = min(metric_iter, self.trainer.max_iter - 1)
         trainer_state = self.trainer.state_dict()
         self._checkpointer.save(self._file_prefix, iteration=iteration, best_metric=value, trainer=trainer_state)
         logger.info(f"Saved best model: {self._val_metric} = {value:.5f} at iteration {metric_iter}")
@@ -348,11 +355,107 @@ class BestCheckpointer(HookBase):
     def after_step(self):
         next_iter = self.trainer.iter + 1
         if self._period > 0 and next_iter % self._period == 0 and next_iter != self.trainer.max_iter:
-            self._best_checking()
+            self._best_checking(self.trainer.iter)
 
     def after_train(self):
+        # after training trainer.iter counts the completed iterations: the model is that of the last one
         if self.trainer.finished:
-            self._best_checking()
+            self._best_checking(self.trainer.iter - 1)
+
+
+class EarlyStopping(HookBase):
+    """End training when ``metric`` (as put by ``EvalHook``) has not improved for ``patience`` evaluations in a
+    row: improving means above the best so far by more than ``min_delta`` (``mode="max"``), or below it by more
+    than ``min_delta`` (``mode="min"``).
+
+    Register it after the ``EvalHook``, on every process (the main process decides for all). It checks after
+    each periodic evaluation (every ``eval_period`` iterations) and calls `TrainerBase.request_stop`, after which
+    training ends as usual (final checkpoint, final evaluation, pictures). Its counts are part of the trainer's
+    state, so a resumed run stops where the uninterrupted one would; resuming a run that it ended is refused
+    unless the patience is raised.
+    """
+
+    def __init__(self, eval_period: int, metric: str, mode: str = "max", patience: int = 5, min_delta: float = 0.0):
+        if mode not in ("max", "min"):
+            raise ValueError(f"EarlyStopping: mode must be 'max' or 'min', got {mode!r}")
+        if isinstance(patience, bool) or not isinstance(patience, int) or patience < 1:
+            raise ValueError(f"EarlyStopping: patience (evaluations) must be a positive integer, got {patience!r}")
+        if not min_delta >= 0:
+            raise ValueError(f"EarlyStopping: min_delta must be >= 0, got {min_delta!r}")
+        if eval_period <= 0:
+            raise ValueError(f"EarlyStopping: needs periodic evaluations (eval_period > 0), got {eval_period}")
+        self._period = eval_period
+        self.metric = metric
+        self.mode = mode
+        self.patience = patience
+        self.min_delta = float(min_delta)
+        self.best: float | None = None
+        self.best_iter: int | None = None
+        self.evals_without_improvement = 0
+
+    def _improves(self, value: float) -> bool:
+        if self.best is None:
+            return True
+        if self.mode == "max":
+            return value > self.best + self.min_delta
+        return value < self.best - self.min_delta
+
+    def _latest_value(self) -> float | str:
+        """On the main process: this evaluation's value of the metric, or an error message."""
+        storage = self.trainer.storage
+        latest = storage.latest().get(self.metric)
+        if latest is None or latest[1] != self.trainer.iter:
+            found = sorted(k for k, (_, it) in storage.latest().items() if it == self.trainer.iter and "/" in k)
+            return (
+                f"train.early_stopping.metric '{self.metric}' is not among the results of the evaluation at "
+                f"iteration {self.trainer.iter} ({', '.join(found) or 'none'})"
+            )
+        if not math.isfinite(latest[0]):
+            return f"train.early_stopping.metric '{self.metric}' is {latest[0]} at iteration {self.trainer.iter}"
+        return float(latest[0])
+
+    def after_step(self):
+        next_iter = self.trainer.iter + 1
+        if not (next_iter % self._period == 0 and next_iter != self.trainer.max_iter):
+            return
+        value = self._latest_value() if comm.is_main_process() else None
+        value = comm.all_gather(value, what="early-stopping decision")[0]
+        if isinstance(value, str):
+            raise ValueError(value)
+        if self._improves(value):
+            self.best, self.best_iter, self.evals_without_improvement = value, self.trainer.iter, 0
+            return
+        self.evals_without_improvement += 1
+        logger.info(
+            f"EarlyStopping: {self.metric} = {value:.5f}, no improvement on {self.best:.5f} (iteration "
+            f"{self.best_iter}) for {self.evals_without_improvement} of {self.patience} evaluations"
+        )
+        if self.evals_without_improvement >= self.patience:
+            self.trainer.request_stop(self.reason())
+
+    def reason(self) -> str:
+        delta = f" by more than {self.min_delta:g}" if self.min_delta else ""
+        return (
+            f"early stopping: {self.metric} has not improved{delta} on its best, {self.best:.5f} at iteration "
+            f"{self.best_iter}, for {self.evals_without_improvement} evaluations (train.early_stopping.patience="
+            f"{self.patience})"
+        )
+
+    def state_dict(self) -> dict:
+        return {
+            "best": self.best,
+            "best_iter": self.best_iter,
+            "evals_without_improvement": self.evals_without_improvement,
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.best, self.best_iter = state["best"], state["best_iter"]
+        self.evals_without_improvement = state["evals_without_improvement"]
+        if self.evals_without_improvement >= self.patience:
+            raise ValueError(
+                f"Cannot resume: this run ended by {self.reason()}. To train on, raise train.early_stopping.patience "
+                "above that count or set train.early_stopping.enabled=False"
+            )
 
 
 class ValidationLoss(HookBase):

@@ -1,5 +1,6 @@
 """The training loop: ``TrainerBase`` runs hooks around ``run_step``; ``SimpleTrainer`` implements the one
-optimisation step (fp32, or mixed precision with an autocast dtype and, for CUDA float16, a gradient scaler)."""
+optimisation step (fp32, or mixed precision with an autocast dtype and, for CUDA float16, a gradient scaler;
+optionally over several micro-batches, and followed by an update of an average of the weights)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import logging
 import time
 import weakref
 from collections.abc import Iterable, Mapping
+from contextlib import nullcontext
 from typing import Any
 
 import numpy as np
@@ -14,6 +16,7 @@ import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
+from net_detr2.solver.ema import ModelEMA
 from net_detr2.utils import comm
 from net_detr2.utils.amp import AMP_DTYPES, autocast, needs_grad_scaler, resolve_amp_dtype
 from net_detr2.utils.env import get_rng_state, set_rng_state
@@ -57,7 +60,8 @@ class HookBase:
 
 class TrainerBase:
     """Iteration loop with hooks. Attributes: ``iter``, ``start_iter``, ``max_iter``, ``storage``, and
-    ``finished``: True only once all iterations up to ``max_iter`` ran without an exception."""
+    ``finished``: True only once the loop ended without an exception, after the iterations up to ``max_iter``
+    or earlier on a hook's `request_stop` (then ``stop_reason`` says why)."""
 
     def __init__(self) -> None:
         self._hooks: list[HookBase] = []
@@ -65,6 +69,7 @@ class TrainerBase:
         self.start_iter: int = 0
         self.max_iter: int = 0
         self.finished: bool = False
+        self.stop_reason: str | None = None
         self.storage: EventStorage | None = None
 
     def register_hooks(self, hooks: Iterable[HookBase | None]) -> None:
@@ -77,12 +82,19 @@ class TrainerBase:
             h.trainer = weakref.proxy(self)
         self._hooks.extend(hooks)
 
+    def request_stop(self, reason: str) -> None:
+        """End training after the current iteration's ``after_step`` hooks (e.g. early stopping): the loop
+        stops, and ``after_train`` hooks see a finished training (final checkpoint, final evaluation, ...)
+        whose last completed iteration is ``iter - 1``. Every process must request it at the same iteration."""
+        self.stop_reason = reason
+
     def train(self, start_iter: int, max_iter: int) -> None:
-        """Run iterations ``start_iter .. max_iter - 1``."""
+        """Run iterations ``start_iter .. max_iter - 1`` (fewer when a hook calls `request_stop`)."""
         logger.info(f"Starting training from iteration {start_iter}")
         self.iter = self.start_iter = start_iter
         self.max_iter = max_iter
         self.finished = False
+        self.stop_reason = None
         with EventStorage(start_iter) as self.storage:
             try:
                 self.before_train()
@@ -90,8 +102,14 @@ class TrainerBase:
                     self.before_step()
                     self.run_step()
                     self.after_step()
-                # iter == max_iter and finished tell after_train hooks that training ended normally.
-                self.iter = max_iter
+                    if self.stop_reason is not None:
+                        logger.info(f"Training stops after iteration {self.iter}: {self.stop_reason}")
+                        self.iter += 1
+                        break
+                else:
+                    self.iter = max_iter
+                # iter (the number of completed iterations) and finished tell after_train hooks that training
+                # ended normally.
                 self.finished = True
             except Exception:
                 logger.exception(f"Exception during training at iteration {self.iter}:")
@@ -153,7 +171,12 @@ class TrainerBase:
 class SimpleTrainer(TrainerBase):
     """One step = next batch -> ``model(batch)`` loss dict (under autocast when ``amp_dtype`` is set) -> sum
     -> backward (scaled by ``grad_scaler``) -> (clip) -> optimizer step -> (several processes) rank 0's
-    buffers to every rank.
+    buffers to every rank -> (``ema``) update of the average of the weights.
+
+    With ``grad_accum_steps = k > 1`` one step (one iteration) takes k batches: each one's summed loss, divided
+    by k, is back-propagated (under DDP's ``no_sync`` but the last, so the gradients are all-reduced once),
+    then clipping and the optimizer step act on the accumulated gradients. Iterations, the LR schedule and
+    checkpoint/evaluation periods count optimizer steps; the recorded losses are the means over the k batches.
 
     Args:
         model: returns ``dict[str, Tensor]`` of scalar losses in training mode.
@@ -170,6 +193,8 @@ class SimpleTrainer(TrainerBase):
         clip_grad: ``None`` or kwargs of ``torch.nn.utils.clip_grad_norm_`` (e.g. ``{"max_norm": 1.0}``).
         sync_buffers: with several processes, copy rank 0's buffers (BatchNorm statistics) to every rank after
             each step, so that all ranks evaluate and save the same model.
+        grad_accum_steps: batches (micro-batches) per optimizer step.
+        ema: a `ModelEMA` of ``model``, updated after every optimizer step (None: no average).
     """
 
     def __init__(
@@ -184,8 +209,12 @@ class SimpleTrainer(TrainerBase):
         grad_scaler: torch.amp.GradScaler | None = None,
         clip_grad: Mapping[str, Any] | None = None,
         sync_buffers: bool = True,
+        grad_accum_steps: int = 1,
+        ema: ModelEMA | None = None,
     ):
         super().__init__()
+        if not isinstance(grad_accum_steps, int) or isinstance(grad_accum_steps, bool) or grad_accum_steps < 1:
+            raise ValueError(f"SimpleTrainer: grad_accum_steps must be a positive integer, got {grad_accum_steps!r}")
         model.train()
         self.model = model
         self.data_loader = data_loader
@@ -200,6 +229,8 @@ class SimpleTrainer(TrainerBase):
             grad_scaler = torch.amp.GradScaler("cuda", enabled=needs_grad_scaler(amp_dtype, self.device))
         self.grad_scaler = grad_scaler
         self.sync_buffers = sync_buffers
+        self.grad_accum_steps = grad_accum_steps
+        self.ema = ema
 
     @property
     def _data_loader_iter(self):
@@ -219,30 +250,44 @@ class SimpleTrainer(TrainerBase):
 
     def run_step(self) -> None:
         assert self.model.training, f"[{type(self).__name__}] model was changed to eval mode!"
-        start = time.perf_counter()
-        data = next(self._data_loader_iter)
-        data_time = time.perf_counter() - start
+        k = self.grad_accum_steps
+        data_time = 0.0
+        loss_dicts = []
         if self.zero_grad_before_forward:
             self.optimizer.zero_grad()
-        with autocast(self.device, self.amp_dtype):
-            loss_dict = self.model(data)
-        if isinstance(loss_dict, torch.Tensor):
-            loss_dict = {"total_loss": loss_dict}
-        losses = sum(loss_dict.values())
-        if not self.zero_grad_before_forward:
-            self.optimizer.zero_grad()
-        # a disabled scaler (fp32, bf16) passes the loss and the step through unchanged
-        with comm.collective(f"backward with the gradient all-reduce, iteration {self.iter}"):
-            self.grad_scaler.scale(losses).backward()
+        for micro in range(k):
+            last = micro == k - 1
+            start = time.perf_counter()
+            data = next(self._data_loader_iter)
+            data_time += time.perf_counter() - start
+            # DDP all-reduces the gradients in the last backward only; the others accumulate locally
+            no_sync = self.model.no_sync() if not last and isinstance(self.model, DistributedDataParallel) else None
+            with no_sync or nullcontext():
+                with autocast(self.device, self.amp_dtype):
+                    loss_dict = self.model(data)
+                if isinstance(loss_dict, torch.Tensor):
+                    loss_dict = {"total_loss": loss_dict}
+                losses = sum(loss_dict.values())
+                if micro == 0 and not self.zero_grad_before_forward:
+                    self.optimizer.zero_grad()
+                if k > 1:
+                    losses = losses / k
+                all_reduce = comm.collective(f"backward with the gradient all-reduce, iteration {self.iter}")
+                # a disabled scaler (fp32, bf16) passes the loss and the step through unchanged
+                with all_reduce if last else nullcontext():
+                    self.grad_scaler.scale(losses).backward()
+            loss_dicts.append({name: loss.detach() for name, loss in loss_dict.items()})  # the graph can go
         self.after_backward()
         if self.clip_grad:
             self.grad_scaler.unscale_(self.optimizer)
             torch.nn.utils.clip_grad_norm_(self._params_to_clip(), **self.clip_grad)
-        self._write_metrics(loss_dict, data_time)
+        self._write_metrics(loss_dicts[0] if k == 1 else _mean_loss_dict(loss_dicts), data_time)
         self.grad_scaler.step(self.optimizer)
         self.grad_scaler.update()
         if self.sync_buffers:
             broadcast_buffers(self.model)
+        if self.ema is not None:
+            self.ema.update(self.model)
 
     def _write_metrics(self, loss_dict: Mapping[str, torch.Tensor], data_time: float, prefix: str = "") -> None:
         """Check losses are finite (raises ``FloatingPointError``) and record them.
@@ -323,6 +368,12 @@ class AMPTrainer(SimpleTrainer):
             **kwargs,
         )
         self.precision = precision
+
+
+def _mean_loss_dict(loss_dicts: list[Mapping[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """The mean of each loss over the micro-batches of one step (over those that returned it)."""
+    names = dict.fromkeys(name for d in loss_dicts for name in d)
+    return {name: torch.stack([d[name].detach().float() for d in loss_dicts if name in d]).mean() for name in names}
 
 
 def _model_device(model: nn.Module) -> torch.device:

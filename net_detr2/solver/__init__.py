@@ -1,8 +1,9 @@
-"""Optimizers' parameter groups and LR schedules."""
+"""Optimizers' parameter groups, LR schedules and the moving average of the weights."""
 
 from __future__ import annotations
 
 from .build import build_optimizer, freeze_parameters, get_default_optimizer_params, reduce_param_groups
+from .ema import ModelEMA
 from .lr_scheduler import (
     CosineParamScheduler,
     LRMultiplier,
@@ -13,6 +14,7 @@ from .lr_scheduler import (
 )
 
 __all__ = [
+    "ModelEMA",
     "build_optimizer",
     "freeze_parameters",
     "get_default_optimizer_params",

@@ -51,8 +51,17 @@ def _worker(out_dir: str):
         "local": (comm.get_local_rank(), comm.get_local_size(), comm.is_main_process()),
     }
     warned = [str(w.message) for w in caught if issubclass(w.category, (DeprecationWarning, FutureWarning))]
+    # gradient accumulation (no_sync but on the last micro-batch) and the average of the weights under DDP
+    cfg = toy_cfg(Path(out_dir) / "knobs", max_iter=3, seed=11, plot_curves=False, grad_accum_steps=2)
+    cfg.train.ema = dict(enabled=True, decay=0.9, warmup_iters=0)
+    cfg.dataloader.train = {"_target_": ToyData, "rank_dependent": True}
+    trainer = DefaultTrainer(cfg)
+    trainer.resume_or_load(resume=False)
+    trainer.train()
+    knobs = {"raw": trainer.checkpointer.model.state_dict(), "ema": trainer.ema.state_dict()}
+    knobs = {k: {n: t.clone() for n, t in v.items()} for k, v in knobs.items()}
     torch.save(
-        {"rank": rank, "state": state, "comm": comm_results, "warnings": warned},
+        {"rank": rank, "state": state, "comm": comm_results, "warnings": warned, "knobs": knobs},
         Path(out_dir) / f"rank{rank}.pt",
     )
     # Then a run in which rank 1 hangs before iteration 2: rank 0 must stop within train.dist_timeout_s.
@@ -100,6 +109,11 @@ def test_two_gloo_processes_train_identical_models_and_a_hang_names_the_rank(tmp
     assert c0["reduce_dict"] == {"a": 1.5, "b": 5.0}  # averaged over the 2 ranks
     assert c0["shared_seed"] == c1["shared_seed"]
     assert c0["local"] == (0, 2, True) and c1["local"] == (1, 2, False)
+    # with 2 micro-batches per step and EMA: trained and averaged weights identical on both ranks
+    for kind in ("raw", "ema"):
+        assert all(torch.equal(r0["knobs"][kind][k], r1["knobs"][kind][k]) for k in r0["knobs"][kind]), kind
+    assert not torch.equal(r0["knobs"]["ema"]["fc1.weight"], r0["knobs"]["raw"]["fc1.weight"])
+    assert torch.load(out / "knobs" / "model_final.pth", weights_only=True)["ema_updates"] == 3
 
 
 def test_launch_single_process_calls_directly():

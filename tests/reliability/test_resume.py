@@ -85,3 +85,30 @@ def test_resume_refuses_an_absurd_iteration(tmp_path, iteration):
         DefaultTrainer(toy_cfg(out, max_iter=6)).resume_or_load(resume=True)
     assert str(path) in str(e.value) and "iteration" in str(e.value), str(e.value)
     shutil.rmtree(out)
+
+
+def test_resume_with_ema_accumulation_and_early_stopping_is_bit_identical(tmp_path):
+    """The knobs' state resumes too: the average of the weights and its update count, the loader's place after
+    2 micro-batches per step, and the early-stopping counts (min_delta=100: no evaluation after the first improves,
+    so patience 2 ends training after the evaluation of iteration 5, in both runs)."""
+    knobs = dict(
+        grad_accum_steps=2,
+        ema=dict(enabled=True, decay=0.9, warmup_iters=3),
+        early_stopping=dict(enabled=True, metric="toy/acc", mode="max", patience=2, min_delta=100.0),
+        eval_period=2,
+        plot_curves=False,
+    )
+    train(toy_cfg(tmp_path / "full", max_iter=10, evaluate=True, **knobs))
+    # stopped after the checkpoint of iteration 3, which must hold what the evaluation of iteration 3 decided
+    train(toy_cfg(tmp_path / "part", max_iter=10, evaluate=True, **knobs), stop_after=3)
+    torch.manual_seed(12345)
+    train(toy_cfg(tmp_path / "part", max_iter=10, evaluate=True, **knobs), resume=True)
+    final, resumed = (
+        load_checkpoint(tmp_path / "full/model_final.pth"),
+        load_checkpoint(tmp_path / "part/model_final.pth"),
+    )
+    assert final["iteration"] == 5 and final["ema_updates"] == 6
+    assert final["trainer"]["hooks"]["EarlyStopping"]["evals_without_improvement"] == 2
+    assert final["trainer"]["data_loader"]["next_batch"] == 12
+    assert differing_tensors(final["model"], final["raw_model"])  # the average is not the trained weights
+    assert differing_tensors(final, resumed) == []
