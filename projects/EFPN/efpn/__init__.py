@@ -9,6 +9,7 @@ from .backbone import ResNetC2Prime, build_resnet_c2prime_backbone
 from .config import efpn_model_from_fpn, freeze_bottom_up_batchnorm, set_stage
 from .distillation import boxes_to_feature_mask, fbb_loss
 from .ftt import ESPCNUpsampler, FeatureTextureTransfer, NearestUpsampler, ResidualBlock, SubPixelUpsample
+from .mapper import TeacherImageMapper, scale_transforms
 from .meta_arch import EFPNRCNN, eval_mode
 from .neck import EFPN
 from .roi_heads import EFPNROIHeads, ohem_select, small_roi_mask

@@ -7,9 +7,11 @@ import copy
 from omegaconf import DictConfig, ListConfig
 
 from net_detr2.config import LazyCall as L
+from net_detr2.data import DatasetMapper
 from net_detr2.modeling import ResNet, ROIPooler, build_resnet_backbone
 
 from .backbone import ResNetC2Prime, build_resnet_c2prime_backbone
+from .mapper import TeacherImageMapper
 from .meta_arch import EFPNRCNN
 from .neck import EFPN
 from .roi_heads import EFPNROIHeads
@@ -97,9 +99,11 @@ def freeze_bottom_up_batchnorm(model: DictConfig) -> int:
 def set_stage(stage: int, *, model: DictConfig, dataloader: DictConfig, train: DictConfig) -> None:
     """In place: the losses, data and trainable parameters of stage 2 (distillation) or 3 (P2' head).
 
-    Stage 2: distillation losses only (``L_fbb`` on P3' and P2'), the mapper adds ``"image_2x"``,
-    only the extension trains. Stage 3: only the P2' head's losses, with OHEM, only that head
-    trains. In both, BN in the bottom-up network is frozen (see `freeze_bottom_up_batchnorm`).
+    Stage 2: distillation losses only (``L_fbb`` on P3' and P2'), the training mapper becomes a
+    `TeacherImageMapper` (adds ``"image_2x"``, the original at twice the training scale), only the
+    extension trains. Stage 3: only the P2' head's losses, with OHEM, only that head trains, and the
+    training mapper is the plain `DatasetMapper` again. In both, BN in the bottom-up network is frozen
+    (see `freeze_bottom_up_batchnorm`).
     """
     from .stages import STAGE2_TRAINABLE_PARAMS, STAGE3_TRAINABLE_PARAMS
 
@@ -109,6 +113,7 @@ def set_stage(stage: int, *, model: DictConfig, dataloader: DictConfig, train: D
     if stage == 2:
         model.distillation = True
         model.detection_losses = False
+        dataloader.train.mapper._target_ = TeacherImageMapper
         dataloader.train.mapper.teacher_scale = 2
         train.trainable_params = list(STAGE2_TRAINABLE_PARAMS)
     elif stage == 3:
@@ -119,6 +124,6 @@ def set_stage(stage: int, *, model: DictConfig, dataloader: DictConfig, train: D
         model.roi_heads.train_p2_head = True
         model.roi_heads.p2_ohem = True
         model.roi_heads.ohem_positive_fraction = 0.25
-        if "teacher_scale" in dataloader.train.mapper:
-            dataloader.train.mapper.teacher_scale = None
+        dataloader.train.mapper._target_ = DatasetMapper
+        dataloader.train.mapper.pop("teacher_scale", None)
         train.trainable_params = list(STAGE3_TRAINABLE_PARAMS)

@@ -4,7 +4,7 @@ Training can produce two groups of losses, each switchable (the three-stage sche
 
 * distillation (stage 2): the *teacher* is the same backbone + FPN weights, run in eval mode and
   without gradient on ``"image_2x"`` (the picture at twice the scale); it gives P2^2x and P3^2x.
-  The student sees ``"image"`` (the 2x2 average pool of ``"image_2x"``, made by the data mapper).
+  The student sees ``"image"``, the ordinary 1x input; `TeacherImageMapper` makes both from the original.
   ``loss_distill_p3 = L_fbb(P3', P3^2x)``, ``loss_distill_p2 = L_fbb(P2', P2^2x)`` (Eq. 5).
 * detection (stage 1 / 3): RPN and ROI-head losses as `GeneralizedRCNN`.
 
@@ -130,7 +130,8 @@ class EFPNRCNN(GeneralizedRCNN):
         key = self.teacher_image_key
         if key not in batched_inputs[0]:
             raise KeyError(
-                f"EFPNRCNN: distillation needs '{key}' in every input (use DatasetMapper(..., teacher_scale=2.0)); "
+                f"EFPNRCNN: distillation needs '{key}' in every input (the training mapper must be "
+                "net_detr2_projects.EFPN.efpn.TeacherImageMapper); "
                 f"got keys {sorted(batched_inputs[0])}"
             )
         images_2x = self.preprocess_image(batched_inputs, key=key)

@@ -10,9 +10,11 @@ import pytest
 import torch
 
 from net_detr2.config import LazyConfig, instantiate
+from net_detr2.data import DatasetMapper
 from net_detr2.data.datasets.shapes import render_shapes_image
 from net_detr2.layers import FrozenBatchNorm2d
 from net_detr2.solver import freeze_parameters
+from net_detr2_projects.EFPN.efpn import TeacherImageMapper
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 DATASETS = ["shapes", "coco_R50", "tt100k_R50"]
@@ -32,7 +34,8 @@ def test_stages_chain_their_checkpoints(dataset):
     assert s1.train.get("trainable_params") is None
     assert s2.train.trainable_params == [r"backbone\.(c2_prime_lateral|ftt|p2_prime_output)\."]
     assert s3.train.trainable_params == [r"roi_heads\.p2_box_(head|predictor)\."]
-    assert s2.dataloader.train.mapper.teacher_scale == 2 and not s3.dataloader.train.mapper.get("teacher_scale")
+    assert s2.dataloader.train.mapper._target_ is TeacherImageMapper and s2.dataloader.train.mapper.teacher_scale == 2
+    assert s3.dataloader.train.mapper._target_ is DatasetMapper and "teacher_scale" not in s3.dataloader.train.mapper
     assert s2.model.distillation and not s2.model.detection_losses
     assert not s3.model.distillation and s3.model.roi_heads.p2_ohem and not s3.model.roi_heads.train_base_head
     threshold = {"shapes": 56.0, "coco_R50": 112.0, "tt100k_R50": 56.0}[dataset]
