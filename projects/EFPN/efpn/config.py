@@ -16,7 +16,14 @@ from .meta_arch import EFPNRCNN
 from .neck import EFPN
 from .roi_heads import EFPNROIHeads
 
-__all__ = ["efpn_model_from_fpn", "freeze_bottom_up_batchnorm", "set_stage"]
+__all__ = [
+    "SINGLE_LAYER_STRIDES",
+    "detect_on_single_layer",
+    "efpn_model_from_fpn",
+    "freeze_bottom_up_batchnorm",
+    "set_stage",
+    "use_teacher_p2",
+]
 
 _BOTTOM_UP = {build_resnet_backbone: build_resnet_c2prime_backbone, ResNet: ResNetC2Prime}
 
@@ -113,8 +120,7 @@ def set_stage(stage: int, *, model: DictConfig, dataloader: DictConfig, train: D
     if stage == 2:
         model.distillation = True
         model.detection_losses = False
-        dataloader.train.mapper._target_ = TeacherImageMapper
-        dataloader.train.mapper.teacher_scale = 2
+        _teacher_image_mappers(dataloader, test=False)
         train.trainable_params = list(STAGE2_TRAINABLE_PARAMS)
     elif stage == 3:
         model.distillation = False
@@ -127,3 +133,41 @@ def set_stage(stage: int, *, model: DictConfig, dataloader: DictConfig, train: D
         dataloader.train.mapper._target_ = DatasetMapper
         dataloader.train.mapper.pop("teacher_scale", None)
         train.trainable_params = list(STAGE3_TRAINABLE_PARAMS)
+
+
+def _teacher_image_mappers(dataloader: DictConfig, *, test: bool) -> None:
+    nodes = [dataloader.train.mapper] + ([dataloader.test.mapper] if test else [])
+    for node in nodes:
+        node._target_ = TeacherImageMapper
+        node.teacher_scale = 2
+
+
+def use_teacher_p2(*, model: DictConfig, dataloader: DictConfig) -> None:
+    """In place: Table III's "FPN-1x + P2-2x" oracle: the extended level P2' is the teacher's P2 on the image
+    at 2x (in training and at test, whose mapper then also makes ``"image_2x"``); the rest is EFPN's."""
+    model.teacher_outputs = {"p2": "p2_prime"}
+    _teacher_image_mappers(dataloader, test=True)
+
+
+# Table V's detection layers -> their stride in the 1x input's pixels (the teacher's P3 is at stride 8 of the
+# 2x image, so 4 of the 1x one)
+SINGLE_LAYER_STRIDES = {"p3": 8, "p3_2x": 4, "p3_prime": 4}
+
+
+def detect_on_single_layer(*, model: DictConfig, dataloader: DictConfig, layer: str) -> None:
+    """In place: Table V: at test time every RoI is pooled from one map, ``layer`` = "p3" (FPN at 1x),
+    "p3_2x" (the teacher's P3 on the 2x image) or "p3_prime" (FTT's output), through the base head."""
+    if layer not in SINGLE_LAYER_STRIDES:
+        raise ValueError(f"detect_on_single_layer: layer={layer!r} is not one of {sorted(SINGLE_LAYER_STRIDES)}")
+    heads = model.roi_heads
+    pooler = heads.box_pooler
+    heads.detection_layer = layer
+    heads.detection_layer_pooler = L(ROIPooler)(
+        output_size=pooler.output_size,
+        scales=(1.0 / SINGLE_LAYER_STRIDES[layer],),
+        sampling_ratio=pooler.sampling_ratio,
+        pooler_type=pooler.pooler_type,
+    )
+    if layer == "p3_2x":
+        model.teacher_outputs = {"p3": "p3_2x"}
+        _teacher_image_mappers(dataloader, test=True)
