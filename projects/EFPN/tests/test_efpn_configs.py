@@ -242,3 +242,15 @@ def test_evaluated_classes_only_drops_the_extra_class():
     evaluator.reset()
     evaluator.process([{"image_id": 1}], [{"instances": inst}])
     assert evaluator.evaluator.seen == [[0, 44]] and evaluator.evaluate() == {"bbox": {"AP": 1.0}}
+
+
+def test_shapes_control_fine_tunes_only_the_fpn_box_head_with_frozen_bn():
+    stage3, control = _load("shapes_stage3_p2head"), _load("shapes_control_head_ft")
+    model = instantiate(control.model)
+    freeze_parameters(model, control.train.trainable_params)
+    trainable = {n.split(".")[1] for n, p in model.named_parameters() if p.requires_grad}
+    assert trainable == {"box_head", "box_predictor"}
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
+    # the budget and optimizer of the stage it controls for
+    assert control.train.max_iter == stage3.train.max_iter and control.optimizer == stage3.optimizer
+    assert control.lr_multiplier == stage3.lr_multiplier
