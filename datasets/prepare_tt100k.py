@@ -11,8 +11,9 @@ Output::
 
     tt100k/annotations/tt100k_train_45.json
     tt100k/annotations/tt100k_test_45.json
+    tt100k/annotations/tt100k_train_45_other.json   (the signs outside the 45 as a 46th class "other")
 
-registered as ``tt100k_train`` / ``tt100k_test`` (image root ``tt100k/data``).
+registered as ``tt100k_train`` / ``tt100k_test`` / ``tt100k_train_other`` (image root ``tt100k/data``).
 Usage: ``python datasets/prepare_tt100k.py [--root PATH]``
 """
 
@@ -25,7 +26,12 @@ import sys
 
 
 def main(argv: list[str] | None = None) -> int:
-    from net_detr2.data.datasets.tt100k import TT100K_45_CLASSES, convert_tt100k_to_coco, load_tt100k_annotations
+    from net_detr2.data.datasets.tt100k import (
+        TT100K_45_CLASSES,
+        TT100K_OTHER_CLASS,
+        convert_tt100k_to_coco,
+        load_tt100k_annotations,
+    )
 
     default_root = os.path.join(os.environ.get("NET_DETR2_DATASETS", "datasets"), "tt100k")
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -43,13 +49,15 @@ def main(argv: list[str] | None = None) -> int:
             raise FileNotFoundError(f"TT100K split file not found: {ids_file}")
         with open(ids_file) as f:
             ids = [line.strip() for line in f if line.strip()]
-        coco = convert_tt100k_to_coco(annotations, ids, TT100K_45_CLASSES, image_root=data_dir)
-        out = os.path.join(out_dir, f"tt100k_{split}_45.json")
-        tmp = out + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump(coco, f)
-        os.replace(tmp, out)
-        print(f"{split}: {len(coco['images'])} images, {len(coco['annotations'])} objects of the 45 classes -> {out}")
+        label_sets = [("45", None)] + ([("45_other", TT100K_OTHER_CLASS)] if split == "train" else [])
+        for suffix, other in label_sets:
+            coco = convert_tt100k_to_coco(annotations, ids, TT100K_45_CLASSES, image_root=data_dir, other_class=other)
+            out = os.path.join(out_dir, f"tt100k_{split}_{suffix}.json")
+            tmp = out + ".tmp"
+            with open(tmp, "w") as f:
+                json.dump(coco, f)
+            os.replace(tmp, out)
+            print(f"{split}: {len(coco['images'])} images, {len(coco['annotations'])} objects ({suffix}) -> {out}")
     return 0
 
 

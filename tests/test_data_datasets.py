@@ -229,6 +229,16 @@ def test_tt100k_conversion_and_registration(tmp_path, unique_name):
     ]
     with pytest.raises(KeyError, match="'99'"):
         convert_tt100k_to_coco(ann, ["99"])
+    # the EFPN protocol's label set: the signs outside the 45 become one 46th class
+    other = convert_tt100k_to_coco(ann, ["10", "11"], other_class="other")
+    assert len(other["categories"]) == 46 and other["categories"][45] == {
+        "id": 46,
+        "name": "other",
+        "supercategory": "sign",
+    }
+    assert [a["category_id"] for a in other["annotations"]] == [pl80, 46, 1]
+    with pytest.raises(ValueError, match="'pl80'"):
+        convert_tt100k_to_coco(ann, ["10"], other_class="pl80")
 
     # the CLI writes the files the built-in names expect
     root = tmp_path / "tt100k"
@@ -248,6 +258,9 @@ def test_tt100k_conversion_and_registration(tmp_path, unique_name):
     assert [a["category_id"] for a in dicts[0]["annotations"]] == [pl80 - 1, 0]
     meta = MetadataCatalog.get(unique_name)
     assert meta.evaluator_type == "tt100k" and meta.thing_classes == list(TT100K_45_CLASSES)
+    written = json.loads((root / "annotations" / "tt100k_train_45_other.json").read_text())
+    assert written == json.loads(json.dumps(other))
+    assert not (root / "annotations" / "tt100k_test_45_other.json").exists()
     assert json.loads((root / "annotations" / "tt100k_test_45.json").read_text())["images"][0]["id"] == 12
 
 

@@ -57,6 +57,24 @@ def test_repeat_factor_sampler_frequencies():
     np.testing.assert_allclose(rf.numpy(), [1.0] * 9 + [np.sqrt(5.0)], rtol=1e-6)
 
 
+def test_repeat_factors_balance_instance_counts():
+    """Classes below the target are repeated to it per epoch (EFPN's TT100K balancing); others stay."""
+
+    def image(*classes):
+        return {"annotations": [{"category_id": c} for c in classes]}
+
+    # class 0: 4 instances (one image shared with class 2), class 1: 10, class 2: 80
+    dicts = [image(0)] * 3 + [image(0, 2, 2)] + [image(1, 1, 1, 1, 1)] * 2 + [image(2, 2)] * 39
+    rf = RepeatFactorTrainingSampler.repeat_factors_from_instance_count(dicts, target_instances=20)
+    np.testing.assert_allclose(rf.numpy(), [5.0] * 4 + [2.0] * 2 + [1.0] * 39)
+    epoch = _take(RepeatFactorTrainingSampler(rf, seed=0, rank=0, world_size=1), int(rf.sum()))
+    seen = np.bincount([a["category_id"] for i in epoch for a in dicts[i]["annotations"]], minlength=3)
+    # 0 and 1 reach the target exactly; 2 gains the 4 extra copies of the image it shares with 0
+    assert seen.tolist() == [20, 20, 80 + 4 * 2]
+    with pytest.raises(ValueError, match="target_instances"):
+        RepeatFactorTrainingSampler.repeat_factors_from_instance_count(dicts, target_instances=0)
+
+
 def test_grouped_batch_sampler_batches_one_orientation():
     group_ids = [0, 1, 0, 1, 1, 0, 0, 1]
     batches = _take(GroupedBatchSampler(iter([0, 1, 2, 3, 4, 5, 6, 7]), group_ids, 2, drop_last=False), 10)

@@ -11,7 +11,6 @@ from PIL import Image
 import net_detr2.data.transforms as T
 from net_detr2.data import DatasetMapper, MapDataset
 from net_detr2.data import detection_utils as utils
-from net_detr2.data.dataset_mapper import avg_pool_image
 from net_detr2.structures import BoxMode
 
 
@@ -204,23 +203,24 @@ def test_mapper_clips_drops_and_counts_degenerate_boxes(tmp_path):
         mapper({**d, "height": 61})
 
 
-def test_mapper_teacher_scale(tmp_path):
+def test_mapper_extra_inputs_hook_sees_the_original_and_the_transforms(tmp_path):
     d = _toy_dict(tmp_path, [{"bbox": [10, 10, 20, 30], "bbox_mode": BoxMode.XYXY_ABS, "category_id": 0}], h=61, w=80)
-    mapper = DatasetMapper(True, augmentations=[T.ResizeShortestEdge(45, max_size=1000)], teacher_scale=2.0)
-    out = mapper(d)
-    img, img2 = out["image"], out["image_2x"]
-    assert img.shape == (3, 45, 59)
-    assert img2.shape == (3, 90, 118)
-    pooled = avg_pool_image(img2.permute(1, 2, 0).numpy(), 2)
-    np.testing.assert_array_equal(pooled, img.permute(1, 2, 0).numpy())
-    # boxes are in the student's ("image") frame
-    sx, sy = 59 / 80, 45 / 61
-    np.testing.assert_allclose(
-        out["instances"].gt_boxes.tensor.numpy(), [[10 * sx, 10 * sy, 20 * sx, 30 * sy]], rtol=1e-5
-    )
-    assert out["instances"].image_size == (45, 59)
-    with pytest.raises(ValueError, match="teacher_scale"):
-        DatasetMapper(True, augmentations=[], teacher_scale=1.5)
+    seen = {}
+
+    class Recording(DatasetMapper):
+        def add_extra_inputs(self, dataset_dict, original, transforms):
+            seen.update(original=original.copy(), transforms=transforms, keys=set(dataset_dict))
+            dataset_dict["extra"] = 1
+
+    augs = [T.ResizeShortestEdge(45, max_size=1000), T.RandomFlip(prob=1.0)]
+    out = Recording(True, augmentations=augs)(d)
+    np.testing.assert_array_equal(seen["original"], cv2.imread(d["file_name"]))
+    # the transforms are those that made "image" from the original
+    remade = seen["transforms"].apply_image(seen["original"])
+    np.testing.assert_array_equal(out["image"].permute(1, 2, 0).numpy(), remade)
+    assert out["image"].shape == (3, 45, 59) and out["extra"] == 1 and "image" in seen["keys"]
+    # the plain mapper adds nothing
+    assert set(DatasetMapper(True, augmentations=augs)(d)) == set(out) - {"extra"}
 
 
 def test_random_crop_and_colour_augmentations():

@@ -13,18 +13,9 @@ import torch
 from . import detection_utils as utils
 from . import transforms as T
 
-__all__ = ["DatasetMapper", "avg_pool_image"]
+__all__ = ["DatasetMapper", "to_chw_tensor"]
 
 logger = logging.getLogger(__name__)
-
-
-def avg_pool_image(image: np.ndarray, k: int) -> np.ndarray:
-    """k x k average pooling of an HxWxC uint8 image whose sides are multiples of ``k``; rounded to uint8."""
-    h, w = image.shape[:2]
-    if h % k or w % k:
-        raise ValueError(f"avg_pool_image: image size {(h, w)} is not a multiple of {k}")
-    pooled = image.reshape(h // k, k, w // k, k, -1).astype(np.float32).mean(axis=(1, 3))
-    return np.clip(np.round(pooled), 0, 255).astype(np.uint8).reshape((h // k, w // k) + image.shape[2:])
 
 
 class DatasetMapper:
@@ -37,9 +28,8 @@ class DatasetMapper:
     Crowd annotations are left out. Boxes are clipped to the augmented image and boxes left with no area
     are dropped; both are counted (``self.box_stats``) and summarised in the log.
 
-    ``teacher_scale=k`` (an integer, e.g. 2 for EFPN's cross-resolution distillation) adds ``"image_2x"``:
-    the augmented picture resized by ``k``; ``"image"`` is then its ``k x k`` average pool, so the two are
-    exactly consistent and ``image_2x`` is exactly ``k`` times ``image``'s size.
+    A subclass adds further inputs made from the picture as read through `add_extra_inputs` (EFPN's
+    mapper adds the teacher's 2x image that way).
     """
 
     def __init__(
@@ -51,7 +41,6 @@ class DatasetMapper:
         use_instance_mask: bool = False,
         use_keypoint: bool = False,
         instances_in_eval: bool = False,
-        teacher_scale: float | None = None,
         log_period: int = 2000,
     ):
         if use_instance_mask or use_keypoint:
@@ -60,12 +49,6 @@ class DatasetMapper:
         self.augmentations = T.AugmentationList(list(augmentations))
         self.image_format = image_format
         self.instances_in_eval = instances_in_eval
-        if teacher_scale is not None:
-            k = float(teacher_scale)
-            if k < 1 or k != int(k):
-                raise ValueError(f"DatasetMapper: teacher_scale must be an integer >= 1, got {teacher_scale}")
-            teacher_scale = int(k)
-        self.teacher_scale = teacher_scale
         self.log_period = log_period
         self.box_stats: Counter = Counter()
         mode = "training" if is_train else "inference"
@@ -88,16 +71,11 @@ class DatasetMapper:
             boxes = None
         # boxes go through the augmentations too: some (SSD's min-IoU crop) depend on them
         aug_input = T.AugInput(image, boxes=boxes if boxes is not None else np.zeros((0, 4), np.float32))
-        self.augmentations(aug_input)
-        image = aug_input.image
+        transforms = self.augmentations(aug_input)
+        original, image = image, aug_input.image
         h, w = image.shape[:2]
-
-        if self.teacher_scale is not None and self.teacher_scale > 1:
-            k = self.teacher_scale
-            image_2x = T.ResizeTransform(h, w, h * k, w * k).apply_image(image)
-            image = avg_pool_image(image_2x, k)
-            dataset_dict["image_2x"] = _to_chw_tensor(image_2x)
-        dataset_dict["image"] = _to_chw_tensor(image)
+        dataset_dict["image"] = to_chw_tensor(image)
+        self.add_extra_inputs(dataset_dict, original, transforms)
 
         if want:
             tb = aug_input.boxes.copy()
@@ -117,6 +95,11 @@ class DatasetMapper:
             dataset_dict["instances"] = instances
         return dataset_dict
 
+    def add_extra_inputs(self, dataset_dict: dict, original: np.ndarray, transforms: T.TransformList) -> None:
+        """Hook for subclasses: add model inputs to ``dataset_dict`` (in place) from ``original``, the picture
+        as read (HxWxC in ``image_format``, before any augmentation), and ``transforms``, the transforms
+        that made ``dataset_dict["image"]`` from it. Adds nothing here."""
+
     def _count(self, n: int, clipped: int, dropped: int) -> None:
         s = self.box_stats
         s["images"] += 1
@@ -134,7 +117,8 @@ class DatasetMapper:
             )
 
 
-def _to_chw_tensor(image: np.ndarray) -> torch.Tensor:
+def to_chw_tensor(image: np.ndarray) -> torch.Tensor:
+    """HxW or HxWxC numpy image -> CxHxW tensor (sharing memory where it can)."""
     if image.ndim == 2:
         image = image[:, :, None]
     return torch.as_tensor(np.ascontiguousarray(image.transpose(2, 0, 1)))

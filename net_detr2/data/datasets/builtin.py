@@ -18,7 +18,7 @@ from .coco import register_coco_instances
 from .pascal_voc import register_pascal_voc
 from .shapes import register_shapes
 from .shapes_variants import SHAPES_VARIANTS, register_shapes_variants
-from .tt100k import register_tt100k
+from .tt100k import TT100K_45_CLASSES, TT100K_OTHER_CLASS, register_tt100k
 from .yolo import register_yolo_dataset
 
 __all__ = ["register_all_builtin", "datasets_root"]
@@ -44,8 +44,14 @@ _VOC_SPLITS = [
 ]
 
 _TT100K_SPLITS = {
-    "tt100k_train": ("tt100k/data", "tt100k/annotations/tt100k_train_45.json"),
-    "tt100k_test": ("tt100k/data", "tt100k/annotations/tt100k_test_45.json"),
+    "tt100k_train": ("tt100k/data", "tt100k/annotations/tt100k_train_45.json", TT100K_45_CLASSES),
+    "tt100k_test": ("tt100k/data", "tt100k/annotations/tt100k_test_45.json", TT100K_45_CLASSES),
+    # the signs outside the 45 as a 46th class "other" (for training; evaluate on tt100k_test)
+    "tt100k_train_other": (
+        "tt100k/data",
+        "tt100k/annotations/tt100k_train_45_other.json",
+        TT100K_45_CLASSES + (TT100K_OTHER_CLASS,),
+    ),
 }
 
 
@@ -64,9 +70,9 @@ def register_all_builtin(root: str | None = None) -> None:
     for name, dirname, split, year in _VOC_SPLITS:
         if name not in DatasetCatalog:
             register_pascal_voc(name, os.path.join(root, dirname), split, year)
-    for name, (image_root, json_file) in _TT100K_SPLITS.items():
+    for name, (image_root, json_file, classes) in _TT100K_SPLITS.items():
         if name not in DatasetCatalog:
-            register_tt100k(name, os.path.join(root, json_file), os.path.join(root, image_root))
+            register_tt100k(name, os.path.join(root, json_file), os.path.join(root, image_root), classes)
     for split in ("train", "valid"):
         name = f"aquarium_{split}"
         if name not in DatasetCatalog:

@@ -1,5 +1,9 @@
 """Tsinghua-Tencent 100K traffic signs: conversion of its ``annotations.json`` to COCO json, and the
-45-class evaluation subset (the classes with at least 100 instances, as in the EFPN paper)."""
+45-class evaluation subset (the classes with at least 100 instances, as in the EFPN paper).
+
+The EFPN paper also trains on the signs outside the 45 classes ("for better generalization"): with
+``other_class`` the conversion keeps them as one extra class after the 45 (``tt100k_train_other``), so a
+detector learns them as signs rather than as background; evaluation stays on the 45."""
 
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ from collections.abc import Sequence
 
 from .coco import register_coco_instances
 
-__all__ = ["TT100K_45_CLASSES", "convert_tt100k_to_coco", "register_tt100k"]
+__all__ = ["TT100K_45_CLASSES", "TT100K_OTHER_CLASS", "convert_tt100k_to_coco", "register_tt100k"]
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +68,9 @@ TT100K_45_CLASSES = (
 )
 assert len(TT100K_45_CLASSES) == 45
 
+# the name of the one class that collects every category outside the 45 (``other_class``)
+TT100K_OTHER_CLASS = "other"
+
 
 def convert_tt100k_to_coco(
     annotations: dict,
@@ -71,11 +78,13 @@ def convert_tt100k_to_coco(
     classes: Sequence[str] = TT100K_45_CLASSES,
     image_root: str | None = None,
     default_size: tuple[int, int] = (2048, 2048),
+    other_class: str | None = None,
 ) -> dict:
     """Convert the images ``image_ids`` of TT100K's ``annotations`` (the parsed ``annotations.json``) to a
     COCO instances dict over ``classes`` (ids 1..K in that order).
 
-    Objects of other categories are left out (the usual 45-class protocol); images without any object of
+    Objects of other categories are left out (the usual 45-class protocol), or with ``other_class`` (a
+    name not in ``classes``) labelled as that one extra class (id K+1); images without any object of
     ``classes`` are kept (they count for false positives). Image sizes are read from
     ``image_root/<path>`` when that file exists, else ``default_size`` = (height, width) (all TT100K images
     are 2048x2048). Raises naming the id for an id missing from the annotations.
@@ -83,7 +92,13 @@ def convert_tt100k_to_coco(
     imgs = annotations.get("imgs")
     if not isinstance(imgs, dict):
         raise KeyError("TT100K annotations: missing the 'imgs' dict")
+    classes = list(classes)
+    if other_class is not None:
+        if other_class in classes:
+            raise ValueError(f"TT100K conversion: other_class {other_class!r} is already one of the classes")
+        classes.append(other_class)
     cat_id = {c: i + 1 for i, c in enumerate(classes)}
+    other_id = cat_id.get(other_class)
     images, anns = [], []
     skipped = 0
     for n, sid in enumerate(image_ids):
@@ -102,7 +117,7 @@ def convert_tt100k_to_coco(
         images.append({"id": image_id, "file_name": path, "height": h, "width": w})
         for obj in rec.get("objects", []):
             c = obj["category"]
-            if c not in cat_id:
+            if c not in cat_id and other_id is None:
                 skipped += 1
                 continue
             b = obj["bbox"]
@@ -112,7 +127,7 @@ def convert_tt100k_to_coco(
                 {
                     "id": len(anns) + 1,
                     "image_id": image_id,
-                    "category_id": cat_id[c],
+                    "category_id": cat_id.get(c, other_id),
                     "bbox": [x1, y1, bw, bh],
                     "area": bw * bh,
                     "iscrowd": 0,

@@ -110,6 +110,24 @@ class RepeatFactorTrainingSampler(TrainingSampler):
         rep = [max([cat_rep[a["category_id"]] for a in d["annotations"]], default=1.0) for d in dataset_dicts]
         return torch.tensor(rep, dtype=torch.float32)
 
+    @staticmethod
+    def repeat_factors_from_instance_count(dataset_dicts: list[dict], target_instances: int) -> torch.Tensor:
+        """Per image: ``max over its categories c of max(1, target_instances / n_c)``, ``n_c`` the number of
+        *instances* of ``c`` in the dataset: every class with fewer instances is repeated to about
+        ``target_instances`` per epoch (at least that many; more when it shares images with a rarer class).
+        The balancing of the EFPN paper's TT100K protocol ("each class to about 1000 instances")."""
+        if target_instances <= 0:
+            raise ValueError(
+                f"repeat_factors_from_instance_count: target_instances must be > 0, got {target_instances}"
+            )
+        counts: dict[int, int] = defaultdict(int)
+        for d in dataset_dicts:
+            for a in d["annotations"]:
+                counts[a["category_id"]] += 1
+        cat_rep = {c: max(1.0, target_instances / k) for c, k in counts.items()}
+        rep = [max([cat_rep[a["category_id"]] for a in d["annotations"]], default=1.0) for d in dataset_dicts]
+        return torch.tensor(rep, dtype=torch.float32)
+
     def _get_epoch_indices(self, generator: torch.Generator) -> torch.Tensor:
         rands = torch.rand(len(self._frac_part), generator=generator)
         rep = self._int_part + (rands < self._frac_part).float()

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import torch
 from torch import nn
 
 from net_detr2.modeling.registry import META_ARCH_REGISTRY
-from net_detr2.structures import Instances
+from net_detr2.structures import ImageList, Instances
 
 from .base import DetectorBase
 
@@ -57,12 +58,17 @@ class GeneralizedRCNN(DetectorBase):
             return self.inference(batched_inputs)
         images = self.preprocess_image(batched_inputs)
         gt_instances = self._get_gt_instances(batched_inputs)
-        features = self.backbone(images.tensor)
+        features = self.extract_features(batched_inputs, images)
         proposals, proposal_losses = self._get_proposals(images, features, batched_inputs, gt_instances)
         if self.visualization_due():
             self.visualize_training(batched_inputs, proposals)
         _, detector_losses = self.roi_heads(images, features, proposals, gt_instances)
         return {**detector_losses, **proposal_losses}
+
+    def extract_features(self, batched_inputs: list[dict], images: ImageList) -> dict[str, torch.Tensor]:
+        """The feature maps the proposal generator and ROI heads see, in training and inference: the backbone
+        on ``images`` here. A hook for detectors whose features also depend on other inputs (EFPN's teacher)."""
+        return self.backbone(images.tensor)
 
     def visualize_training(self, batched_inputs: list[dict], proposals: list[Instances]) -> None:
         """The first training image: ground truth (left) and its top 20 proposals (right), into the event storage."""
@@ -83,7 +89,7 @@ class GeneralizedRCNN(DetectorBase):
         if self.training:
             raise RuntimeError("GeneralizedRCNN.inference called in training mode")
         images = self.preprocess_image(batched_inputs)
-        features = self.backbone(images.tensor)
+        features = self.extract_features(batched_inputs, images)
         if detected_instances is None:
             proposals, _ = self._get_proposals(images, features, batched_inputs)
             results, _ = self.roi_heads(images, features, proposals, None)

@@ -3,7 +3,8 @@ cross-resolution distillation from the frozen stage-1 FPN on the 2x image; every
 
 RoIs under 112 px (sqrt area) use P2': the Aquarium recipe pools with detectron2's canonical size 224, so
 these are the RoIs FPN pools from P2 (the paper's COCO rule). The teacher sees the photo at 2x the training
-scale (short edge 640..832), so a step costs ~3x a stage-1 step.
+scale (short edge 640..832, from the 1024x768 originals), so a step costs ~3x a stage-1 step.
+Optimizer: stage 1's (AdamW, LR 1e-3), 300 iterations, x0.1 at 225 and 276.
 
     OMP_NUM_THREADS=2 python train_net.py --config-file projects/EFPN/configs/aquarium_stage2_distill.py
 """
@@ -24,5 +25,4 @@ train.output_dir = "./output/efpn/aquarium/stage2"
 train.max_iter = MAX_ITER
 train.eval_period = MAX_ITER
 train.checkpointer.period = MAX_ITER
-optimizer.lr = 0.01
 lr_multiplier = multistep_with_warmup(max_iter=MAX_ITER, steps=(225, 276), warmup_iters=20, warmup_factor=0.01)

@@ -5,6 +5,9 @@ distillation (L_fbb on P3' and P2', teacher = the frozen FPN on the 2x image); e
 command line). The P2' box head is initialised as a copy of the base head when that FPN checkpoint loads.
 The final evaluation is EFPN before the P2' head is fine-tuned.
 
+Optimizer: stage 1's (AdamW, LR 1e-3; stages 2 and 3 keep it, see the EFPN README "Stage learning rates"),
+1000 iterations, x0.1 at 750 and 920.
+
     OMP_NUM_THREADS=2 python train_net.py --config-file projects/EFPN/configs/shapes_stage2_distill.py
 """
 
@@ -26,5 +29,4 @@ train.output_dir = "./output/efpn/shapes/stage2"
 train.max_iter = MAX_ITER
 train.eval_period = MAX_ITER
 train.checkpointer.period = MAX_ITER
-optimizer.lr = 0.01
 lr_multiplier = multistep_with_warmup(max_iter=MAX_ITER, steps=(750, 920), warmup_iters=50, warmup_factor=0.01)

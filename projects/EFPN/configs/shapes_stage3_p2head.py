@@ -3,6 +3,7 @@
 labelled RoIs routed to P2'); backbone, EFPN extension, RPN and base head frozen.
 
 ``train.init_checkpoint`` defaults to stage 2's ``output/efpn/shapes/stage2/model_final.pth``.
+Optimizer: stage 1's (AdamW, LR 1e-3), 1000 iterations, x0.1 at 750 and 920.
 
     OMP_NUM_THREADS=2 python train_net.py --config-file projects/EFPN/configs/shapes_stage3_p2head.py
 """
@@ -20,5 +21,4 @@ train.output_dir = "./output/efpn/shapes/stage3"
 train.max_iter = MAX_ITER
 train.eval_period = MAX_ITER
 train.checkpointer.period = MAX_ITER
-optimizer.lr = 0.01
 lr_multiplier = multistep_with_warmup(max_iter=MAX_ITER, steps=(750, 920), warmup_iters=50, warmup_factor=0.01)

@@ -7,14 +7,23 @@ import copy
 from omegaconf import DictConfig, ListConfig
 
 from net_detr2.config import LazyCall as L
+from net_detr2.data import DatasetMapper
 from net_detr2.modeling import ResNet, ROIPooler, build_resnet_backbone
 
 from .backbone import ResNetC2Prime, build_resnet_c2prime_backbone
+from .mapper import TeacherImageMapper
 from .meta_arch import EFPNRCNN
 from .neck import EFPN
 from .roi_heads import EFPNROIHeads
 
-__all__ = ["efpn_model_from_fpn", "freeze_bottom_up_batchnorm", "set_stage"]
+__all__ = [
+    "SINGLE_LAYER_STRIDES",
+    "detect_on_single_layer",
+    "efpn_model_from_fpn",
+    "freeze_bottom_up_batchnorm",
+    "set_stage",
+    "use_teacher_p2",
+]
 
 _BOTTOM_UP = {build_resnet_backbone: build_resnet_c2prime_backbone, ResNet: ResNetC2Prime}
 
@@ -97,9 +106,11 @@ def freeze_bottom_up_batchnorm(model: DictConfig) -> int:
 def set_stage(stage: int, *, model: DictConfig, dataloader: DictConfig, train: DictConfig) -> None:
     """In place: the losses, data and trainable parameters of stage 2 (distillation) or 3 (P2' head).
 
-    Stage 2: distillation losses only (``L_fbb`` on P3' and P2'), the mapper adds ``"image_2x"``,
-    only the extension trains. Stage 3: only the P2' head's losses, with OHEM, only that head
-    trains. In both, BN in the bottom-up network is frozen (see `freeze_bottom_up_batchnorm`).
+    Stage 2: distillation losses only (``L_fbb`` on P3' and P2'), the training mapper becomes a
+    `TeacherImageMapper` (adds ``"image_2x"``, the original at twice the training scale), only the
+    extension trains. Stage 3: only the P2' head's losses, with OHEM, only that head trains, and the
+    training mapper is the plain `DatasetMapper` again. In both, BN in the bottom-up network is frozen
+    (see `freeze_bottom_up_batchnorm`).
     """
     from .stages import STAGE2_TRAINABLE_PARAMS, STAGE3_TRAINABLE_PARAMS
 
@@ -109,7 +120,7 @@ def set_stage(stage: int, *, model: DictConfig, dataloader: DictConfig, train: D
     if stage == 2:
         model.distillation = True
         model.detection_losses = False
-        dataloader.train.mapper.teacher_scale = 2
+        _teacher_image_mappers(dataloader, test=False)
         train.trainable_params = list(STAGE2_TRAINABLE_PARAMS)
     elif stage == 3:
         model.distillation = False
@@ -119,6 +130,44 @@ def set_stage(stage: int, *, model: DictConfig, dataloader: DictConfig, train: D
         model.roi_heads.train_p2_head = True
         model.roi_heads.p2_ohem = True
         model.roi_heads.ohem_positive_fraction = 0.25
-        if "teacher_scale" in dataloader.train.mapper:
-            dataloader.train.mapper.teacher_scale = None
+        dataloader.train.mapper._target_ = DatasetMapper
+        dataloader.train.mapper.pop("teacher_scale", None)
         train.trainable_params = list(STAGE3_TRAINABLE_PARAMS)
+
+
+def _teacher_image_mappers(dataloader: DictConfig, *, test: bool) -> None:
+    nodes = [dataloader.train.mapper] + ([dataloader.test.mapper] if test else [])
+    for node in nodes:
+        node._target_ = TeacherImageMapper
+        node.teacher_scale = 2
+
+
+def use_teacher_p2(*, model: DictConfig, dataloader: DictConfig) -> None:
+    """In place: Table III's "FPN-1x + P2-2x" oracle: the extended level P2' is the teacher's P2 on the image
+    at 2x (in training and at test, whose mapper then also makes ``"image_2x"``); the rest is EFPN's."""
+    model.teacher_outputs = {"p2": "p2_prime"}
+    _teacher_image_mappers(dataloader, test=True)
+
+
+# Table V's detection layers -> their stride in the 1x input's pixels (the teacher's P3 is at stride 8 of the
+# 2x image, so 4 of the 1x one)
+SINGLE_LAYER_STRIDES = {"p3": 8, "p3_2x": 4, "p3_prime": 4}
+
+
+def detect_on_single_layer(*, model: DictConfig, dataloader: DictConfig, layer: str) -> None:
+    """In place: Table V: at test time every RoI is pooled from one map, ``layer`` = "p3" (FPN at 1x),
+    "p3_2x" (the teacher's P3 on the 2x image) or "p3_prime" (FTT's output), through the base head."""
+    if layer not in SINGLE_LAYER_STRIDES:
+        raise ValueError(f"detect_on_single_layer: layer={layer!r} is not one of {sorted(SINGLE_LAYER_STRIDES)}")
+    heads = model.roi_heads
+    pooler = heads.box_pooler
+    heads.detection_layer = layer
+    heads.detection_layer_pooler = L(ROIPooler)(
+        output_size=pooler.output_size,
+        scales=(1.0 / SINGLE_LAYER_STRIDES[layer],),
+        sampling_ratio=pooler.sampling_ratio,
+        pooler_type=pooler.pooler_type,
+    )
+    if layer == "p3_2x":
+        model.teacher_outputs = {"p3": "p3_2x"}
+        _teacher_image_mappers(dataloader, test=True)

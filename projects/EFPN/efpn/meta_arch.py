@@ -4,9 +4,13 @@ Training can produce two groups of losses, each switchable (the three-stage sche
 
 * distillation (stage 2): the *teacher* is the same backbone + FPN weights, run in eval mode and
   without gradient on ``"image_2x"`` (the picture at twice the scale); it gives P2^2x and P3^2x.
-  The student sees ``"image"`` (the 2x2 average pool of ``"image_2x"``, made by the data mapper).
+  The student sees ``"image"``, the ordinary 1x input; `TeacherImageMapper` makes both from the original.
   ``loss_distill_p3 = L_fbb(P3', P3^2x)``, ``loss_distill_p2 = L_fbb(P2', P2^2x)`` (Eq. 5).
 * detection (stage 1 / 3): RPN and ROI-head losses as `GeneralizedRCNN`.
+
+``teacher_outputs`` adds teacher maps to the features, in training and inference (they then need
+``"image_2x"`` at test time too): ``{"p2": "p2_prime"}`` is Table III's "FPN-1x + P2-2x" (the 2x FPN's
+P2 as the extended level), ``{"p3": "p3_2x"}`` gives Table V's "P3-2800" row its map.
 
 Inference is `GeneralizedRCNN.inference` (the ROI heads merge the P2' and base detections).
 """
@@ -26,7 +30,10 @@ from net_detr2.utils.eval_mode import eval_mode
 
 from .distillation import boxes_to_feature_mask, fbb_loss
 
-__all__ = ["EFPNRCNN", "eval_mode"]
+__all__ = ["EFPNRCNN", "TEACHER_LEVELS", "eval_mode"]
+
+# the maps `EFPNRCNN.teacher_features` returns
+TEACHER_LEVELS = ("p2", "p3", "p2_inner", "p3_inner")
 
 
 @META_ARCH_REGISTRY.register()
@@ -41,6 +48,8 @@ class EFPNRCNN(GeneralizedRCNN):
         detection_losses: add the ROI-head losses (and the RPN's, see `train_rpn`).
         train_rpn: include the RPN losses when `detection_losses` (False in stage 3, where the RPN is frozen).
         teacher_image_key: input key of the 2x image.
+        teacher_outputs: {teacher level ("p2", "p3", "p2_inner", "p3_inner"): feature name} put into the
+            features (replacing one of that name), e.g. {"p2": "p2_prime"} (Table III oracle).
         backbone (an `EFPN`), proposal_generator, roi_heads, pixel_mean, pixel_std, input_format,
             vis_period, channels_last: as for `GeneralizedRCNN`.
     """
@@ -63,6 +72,7 @@ class EFPNRCNN(GeneralizedRCNN):
         train_rpn: bool = True,
         teacher_image_key: str = "image_2x",
         channels_last: bool = False,
+        teacher_outputs: dict[str, str] | None = None,
     ):
         super().__init__(
             backbone=backbone,
@@ -82,6 +92,16 @@ class EFPNRCNN(GeneralizedRCNN):
             raise ValueError("EFPNRCNN: distillation is on but distill_p2 and distill_p3 are both False")
         if not (distillation or detection_losses):
             raise ValueError("EFPNRCNN: distillation and detection_losses are both False: nothing to train")
+        teacher_outputs = dict(teacher_outputs or {})
+        unknown = set(teacher_outputs) - set(TEACHER_LEVELS)
+        if unknown:
+            raise ValueError(f"EFPNRCNN: teacher_outputs keys {sorted(unknown)} are not among {TEACHER_LEVELS}")
+        replaced = {"p2_prime", "p3_prime"} & set(teacher_outputs.values())
+        if distillation and replaced:
+            raise ValueError(
+                f"EFPNRCNN: distillation with teacher_outputs replacing {sorted(replaced)} would distil the "
+                "teacher into itself"
+            )
         if fbb_lambda < 0:
             raise ValueError(f"EFPNRCNN: fbb_lambda must be >= 0, got {fbb_lambda}")
         self.distillation = distillation
@@ -91,13 +111,14 @@ class EFPNRCNN(GeneralizedRCNN):
         self.detection_losses = detection_losses
         self.train_rpn = train_rpn
         self.teacher_image_key = teacher_image_key
+        self.teacher_outputs = teacher_outputs
 
     def forward(self, batched_inputs: list[dict]):
         if not self.training:
             return self.inference(batched_inputs)
         images = self.preprocess_image(batched_inputs)
         gt_instances = self._get_gt_instances(batched_inputs)
-        features = self.backbone(images.tensor)
+        features = self.extract_features(batched_inputs, images)
         losses: dict[str, torch.Tensor] = {}
         if self.distillation:
             losses.update(self.distillation_losses(batched_inputs, images, features, gt_instances))
@@ -111,6 +132,15 @@ class EFPNRCNN(GeneralizedRCNN):
                 losses.update(proposal_losses)
         return losses
 
+    def extract_features(self, batched_inputs: list[dict], images: ImageList) -> dict[str, torch.Tensor]:
+        """The extended pyramid on ``images``, with the `teacher_outputs` maps put in."""
+        features = self.backbone(images.tensor)
+        if self.teacher_outputs:
+            teacher = self.teacher_features(batched_inputs, images)
+            for level, name in self.teacher_outputs.items():
+                features[name] = teacher[level]
+        return features
+
     def teacher_features(self, batched_inputs: list[dict], student_images: ImageList) -> dict[str, torch.Tensor]:
         """The teacher's P2^2x / P3^2x (and inner maps as "p2_inner"/"p3_inner") on the 2x images.
 
@@ -120,7 +150,8 @@ class EFPNRCNN(GeneralizedRCNN):
         key = self.teacher_image_key
         if key not in batched_inputs[0]:
             raise KeyError(
-                f"EFPNRCNN: distillation needs '{key}' in every input (use DatasetMapper(..., teacher_scale=2.0)); "
+                f"EFPNRCNN: distillation needs '{key}' in every input (the training mapper must be "
+                "net_detr2_projects.EFPN.efpn.TeacherImageMapper); "
                 f"got keys {sorted(batched_inputs[0])}"
             )
         images_2x = self.preprocess_image(batched_inputs, key=key)

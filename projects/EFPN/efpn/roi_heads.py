@@ -85,6 +85,9 @@ class EFPNROIHeads(StandardROIHeads):
         p2_ohem: train the P2' head with OHEM over all labelled small RoIs instead of the random sample.
         ohem_batch_size_per_image: RoIs kept by OHEM per image (None = `batch_size_per_image`).
         ohem_positive_fraction: largest positive share of the OHEM batch (0.25).
+        detection_layer, detection_layer_pooler: inference only (Table V): pool every RoI from the single
+            map ``features[detection_layer]`` (e.g. "p3", "p3_prime", or the teacher's "p3_2x") with
+            ``detection_layer_pooler`` and the base head, instead of the pyramid and P2'.
         box_in_features, box_pooler, box_head, box_predictor, num_classes, batch_size_per_image,
             positive_fraction, proposal_matcher, proposal_append_gt: as for `StandardROIHeads`.
 
@@ -114,6 +117,8 @@ class EFPNROIHeads(StandardROIHeads):
         p2_ohem: bool = False,
         ohem_batch_size_per_image: int | None = None,
         ohem_positive_fraction: float = 0.25,
+        detection_layer: str | None = None,
+        detection_layer_pooler: ROIPooler | None = None,
     ):
         super().__init__(
             box_in_features=box_in_features,
@@ -143,6 +148,12 @@ class EFPNROIHeads(StandardROIHeads):
         self.p2_ohem = p2_ohem
         self.ohem_batch_size_per_image = ohem_batch_size_per_image or self.batch_size_per_image
         self.ohem_positive_fraction = ohem_positive_fraction
+        if (detection_layer is None) != (detection_layer_pooler is None):
+            raise ValueError("EFPNROIHeads: detection_layer and detection_layer_pooler go together")
+        if detection_layer_pooler is not None and len(detection_layer_pooler.level_poolers) != 1:
+            raise ValueError("EFPNROIHeads: detection_layer_pooler must pool from one level (one scale)")
+        self.detection_layer = detection_layer
+        self.detection_layer_pooler = detection_layer_pooler
         self.register_load_state_dict_pre_hook(_copy_base_head_into_missing_p2_head)
 
     # ------------------------------------------------------------------ routing
@@ -201,6 +212,23 @@ class EFPNROIHeads(StandardROIHeads):
         )
         return instances
 
+    def _single_layer_inference(self, images, features: dict[str, torch.Tensor], proposals: list[Instances]):
+        """Every RoI pooled from ``features[detection_layer]`` through the base head (Table V)."""
+        name = self.detection_layer
+        if name not in features:
+            raise KeyError(f"EFPNROIHeads: detection_layer {name!r} is not among the features {sorted(features)}")
+        x = features[name]
+        scale = x.shape[-1] / images.tensor.shape[-1]
+        pooler_scale = self.detection_layer_pooler.level_poolers[0].spatial_scale
+        if abs(scale - pooler_scale) > 1e-6:
+            raise ValueError(
+                f"EFPNROIHeads: {name!r} is at scale {scale} of the input but detection_layer_pooler pools at "
+                f"{pooler_scale}"
+            )
+        box_features = self.detection_layer_pooler([x], [p.proposal_boxes for p in proposals])
+        instances, _ = self.box_predictor.inference(self._box_predictions(box_features), proposals)
+        return instances
+
     # ----------------------------------------------------------------- training
     def forward(
         self,
@@ -210,7 +238,10 @@ class EFPNROIHeads(StandardROIHeads):
         targets: list[Instances] | None = None,
     ):
         """Training: (sampled proposals, losses of the enabled heads). Test: (merged detections, {})."""
-        del images
+        if self.detection_layer is not None:
+            if self.training:
+                raise RuntimeError("EFPNROIHeads: detection_layer is an inference-only diagnostic (Table V)")
+            return self._single_layer_inference(images, features, proposals), {}
         if not self.training:
             instances = self._forward_box(features, proposals)
             return self.forward_with_given_boxes(features, instances), {}

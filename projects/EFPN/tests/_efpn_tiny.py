@@ -84,7 +84,8 @@ def tiny_efpn_rcnn(*, small_roi_threshold=24.0, roi_kwargs=None, **model_kwargs)
 
 
 def tiny_inputs(with_2x=True, seed=0):
-    """Two training inputs: 'image' = 2x2 average pool of 'image_2x', boxes in the 'image' frame."""
+    """Two training inputs: 'image_2x' at twice the size of 'image' (here its 2x2 average pool), boxes in the
+    'image' frame."""
     g = torch.Generator().manual_seed(seed)
     out = []
     for (h, w), boxes, classes in [

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from net_detr2.modeling import ROIPooler
 from net_detr2.solver import freeze_parameters
 from net_detr2.structures import Boxes, Instances
 from net_detr2_projects.EFPN.efpn import (
@@ -254,3 +255,52 @@ def test_p2_head_initialised_from_base_head_on_load():
     model.load_state_dict(full)
     assert (heads.p2_box_predictor.cls_score.bias == 3.0).all()
     assert not (heads.box_predictor.cls_score.bias == 3.0).all()
+
+
+def test_teacher_p2_as_the_extended_level_table3_oracle():
+    """FPN-1x + P2-2x: P2' is the teacher's P2 on the 2x image, in training (stage-3 losses) and at test."""
+    model = tiny_efpn_rcnn(teacher_outputs={"p2": "p2_prime"}).eval()
+    inputs = tiny_inputs()
+    with torch.no_grad():
+        images = model.preprocess_image(inputs)
+        features = model.extract_features(inputs, images)
+        teacher, _ = model.backbone.forward_base(model.preprocess_image(inputs, key="image_2x").tensor)
+        plain = model.backbone(images.tensor)
+    torch.testing.assert_close(features["p2_prime"], teacher["p2"])
+    assert not torch.allclose(plain["p2_prime"], teacher["p2"])
+    torch.testing.assert_close(features["p3_prime"], plain["p3_prime"])  # only the named map is replaced
+    with torch.no_grad():
+        out = model(inputs)
+    assert len(out) == 2 and all(len(o["instances"]) > 0 for o in out)
+    with pytest.raises(KeyError, match="image_2x"):
+        model(tiny_inputs(with_2x=False))
+    with pytest.raises(ValueError, match="distil the teacher into itself"):
+        tiny_efpn_rcnn(teacher_outputs={"p2": "p2_prime"}, distillation=True)
+    with pytest.raises(ValueError, match="p4"):
+        tiny_efpn_rcnn(teacher_outputs={"p4": "p4_2x"})
+
+
+@pytest.mark.parametrize("layer, stride", [("p3_prime", 4), ("p3", 8), ("p3_2x", 4)])
+def test_detection_on_a_single_layer_table5(layer, stride):
+    """Every RoI pooled from one map (P3, P3', the teacher's P3) through the base head."""
+    pooler = ROIPooler(7, (1.0 / stride,), 0, "ROIAlignV2")
+    teacher = {"teacher_outputs": {"p3": "p3_2x"}} if layer == "p3_2x" else {}
+    kwargs = dict(detection_layer=layer, detection_layer_pooler=pooler)
+    model = tiny_efpn_rcnn(roi_kwargs=kwargs, **teacher).eval()
+    heads = model.roi_heads
+    inputs = tiny_inputs()[:1]
+    with torch.no_grad():
+        images = model.preprocess_image(inputs)
+        features = model.extract_features(inputs, images)
+        (inst,), _ = heads(images, features, _proposals())
+        boxes = _proposals()[0].proposal_boxes
+        scores, deltas = heads.box_predictor(heads.box_head(pooler([features[layer]], [boxes])))
+    (expected,), _ = heads.box_predictor.inference((scores, deltas), _proposals())
+    assert len(inst) == len(expected) > 0
+    torch.testing.assert_close(inst.scores, expected.scores)
+    torch.testing.assert_close(inst.pred_boxes.tensor, expected.pred_boxes.tensor)
+    heads.detection_layer_pooler = ROIPooler(7, (1.0 / (2 * stride),), 0, "ROIAlignV2")  # the wrong scale
+    with torch.no_grad(), pytest.raises(ValueError, match="pools at"):
+        heads(images, features, _proposals())
+    with pytest.raises(RuntimeError, match="inference-only"):
+        heads.train()(images, features, _proposals(), [inputs[0]["instances"]])
