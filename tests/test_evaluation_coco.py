@@ -382,3 +382,116 @@ def test_max_dets_per_image_is_passed_to_cocoeval(tiny_coco, tmp_path):
     assert ev100.evaluate()["bbox"]["AP"] != pytest.approx(
         res["AP"]
     )  # image 103 has two circles: 1 detection per class is not enough
+
+
+# ---------------------------------------------------------------------------- extra metrics
+def _attribute_dataset(tmp_path):
+    """One class; A (visible 0.3) and B (0.95) in image 1, a tiny C (0.5) in image 2; as a COCO json."""
+    from net_detr2.data.datasets import register_coco_instances
+
+    anns = [
+        ([10, 10, 40, 40], 1, 0.3),  # A
+        ([100, 100, 40, 40], 1, 0.95),  # B
+        ([20, 20, 10, 10], 2, 0.5),  # C (area 100)
+    ]
+    coco = {
+        "images": [{"id": i, "file_name": f"{i}.jpg", "height": 200, "width": 200} for i in (1, 2)],
+        "annotations": [
+            {"id": k + 1, "image_id": im, "category_id": 1, "bbox": b, "area": b[2] * b[3], "iscrowd": 0, "visible": v}
+            for k, (b, im, v) in enumerate(anns)
+        ],
+        "categories": [{"id": 1, "name": "circle"}],
+    }
+    path = tmp_path / "gt.json"
+    path.write_text(json.dumps(coco))
+    name = f"attr_{uuid.uuid4().hex[:8]}"
+    register_coco_instances(name, {}, str(path), str(tmp_path))
+    DatasetCatalog.get(name)  # sets thing_classes / the id mapping
+    return name, coco
+
+
+def _attribute_predictions():
+    """Score order: a tiny FP (img 2), B exact, a 30x30 FP (img 1), C exact, A shifted 4 px (IoU 0.818)."""
+    per_image = {
+        1: [([100, 100, 140, 140], 0.9), ([150, 10, 180, 40], 0.8), ([14, 10, 54, 50], 0.6)],
+        2: [([160, 160, 168, 168], 0.95), ([20, 20, 30, 30], 0.7)],
+    }
+    inputs, outputs = [], []
+    for image_id, dets in per_image.items():
+        inst = Instances((200, 200))
+        inst.pred_boxes = Boxes(torch.tensor([b for b, _ in dets], dtype=torch.float32))
+        inst.scores = torch.tensor([s for _, s in dets])
+        inst.pred_classes = torch.zeros(len(dets), dtype=torch.int64)
+        inputs.append({"image_id": image_id})
+        outputs.append({"instances": inst})
+    return inputs, outputs
+
+
+def test_extra_iou_area_and_ground_truth_slices_by_hand(tmp_path):
+    """Hand-computed APs (101-point interpolation; A's detection is a true positive up to IoU 0.80 only):
+    - APvis0_60 (A, C): B's detection is ignored (it matches B, outside the slice); at IoU <= 0.80 the
+      order FP, FP, TP, TP gives precision 0.5 at every recall -> 50; at 0.85..0.95 A's detection is a
+      FP: FP, FP, TP, FP -> 1/3 up to recall 0.5 (51 of 101 points) -> 16.83; mean (7 * 50 + 3 * 16.83) / 10.
+    - APvis90_100 (B): FP, TP first -> precision 0.5 at recall 1 at every IoU -> 50.
+    - APtiny (area <= 256, i.e. C): the tiny FP then C -> 50 (larger unmatched detections are not counted).
+    - AP90: from pycocotools' own precision array at IoU 0.9.
+    """
+    name, coco = _attribute_dataset(tmp_path)
+    ev = COCOEvaluator(
+        name,
+        extra_iou_thresholds=[0.9],
+        extra_area_ranges={"APtiny": [0, 256]},
+        gt_slices={"APvis0_60": ["visible", 0.0, 0.6], "APvis90_100": ["visible", 0.9, 1.01]},
+    )
+    ev.reset()
+    ev.process(*_attribute_predictions())
+    res = ev.evaluate()["bbox"]
+    assert res["APvis0_60"] == pytest.approx((7 * 50 + 3 * 100 * 51 / 101 / 3) / 10)
+    assert res["APvis90_100"] == pytest.approx(50.0)
+    assert res["APtiny"] == pytest.approx(50.0)
+
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    results = []
+    for inp, out in zip(*_attribute_predictions()):
+        for b, s in zip(out["instances"].pred_boxes.tensor.tolist(), out["instances"].scores.tolist()):
+            results.append(
+                {
+                    "image_id": inp["image_id"],
+                    "category_id": 1,
+                    "bbox": [b[0], b[1], b[2] - b[0], b[3] - b[1]],
+                    "score": s,
+                }
+            )
+    with contextlib.redirect_stdout(io.StringIO()):
+        gt = COCO()
+        gt.dataset = copy.deepcopy(coco)
+        gt.createIndex()
+        e = COCOeval(gt, gt.loadRes(results), "bbox")
+        e.evaluate()
+        e.accumulate()
+        e.summarize()
+    p = e.eval["precision"][np.isclose(e.params.iouThrs, 0.9)][..., 0, -1]
+    assert res["AP90"] == pytest.approx(100 * p[p > -1].mean())
+    np.testing.assert_allclose([res[k] for k in ("AP", "AP50", "AP75", "APs", "APm")], e.stats[:5] * 100)
+    assert math.isnan(res["APl"])  # no large object
+    assert res["AP90"] < res["AP50"]
+
+
+def test_extra_metric_options_are_checked(tmp_path):
+    name, _ = _attribute_dataset(tmp_path)
+    with pytest.raises(ValueError, match="0.93 is not one of COCO's IoU thresholds"):
+        COCOEvaluator(name, extra_iou_thresholds=[0.93])
+    with pytest.raises(ValueError, match="name 'AP-tiny' must be a new metric name"):
+        COCOEvaluator(name, extra_area_ranges={"AP-tiny": [0, 256]})
+    with pytest.raises(ValueError, match=r"gt_slices\['APv'\] = \['visible', 0.5\] is not of the form"):
+        COCOEvaluator(name, gt_slices={"APv": ["visible", 0.5]})
+    with pytest.raises(ValueError, match="low 0.9 >= high 0.1"):
+        COCOEvaluator(name, gt_slices={"APv": ["visible", 0.9, 0.1]})
+    ev = COCOEvaluator(name, gt_slices={"APocc": ["occluded", 0.0, 1.0]})
+    ev.process(*_attribute_predictions())
+    with pytest.raises(
+        ValueError, match="needs the annotation attribute 'occluded', which annotation id 1 does not have"
+    ):
+        ev.evaluate()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import copy
 import inspect
+import json
 import logging
 import os
 import sys
@@ -15,7 +16,7 @@ import torch
 from omegaconf import DictConfig
 from torch.nn.parallel import DistributedDataParallel
 
-from net_detr2.checkpoint import DetectionCheckpointer
+from net_detr2.checkpoint import DetectionCheckpointer, atomic_write
 from net_detr2.config import LazyConfig, instantiate, locate
 from net_detr2.solver import LRMultiplier, build_optimizer, freeze_parameters
 from net_detr2.utils import comm
@@ -26,7 +27,14 @@ from net_detr2.utils.logger import setup_logger
 from . import hooks
 from .train_loop import AMPTrainer, SimpleTrainer, TrainerBase
 
-__all__ = ["default_argument_parser", "default_setup", "default_writers", "create_ddp_model", "DefaultTrainer"]
+__all__ = [
+    "default_argument_parser",
+    "default_setup",
+    "default_writers",
+    "create_ddp_model",
+    "write_final_results",
+    "DefaultTrainer",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -178,6 +186,19 @@ def _warn_schedule_length(node: Any, max_iter: int) -> None:
                     "(e.g. multistep_with_warmup(max_iter, steps)) if that is not intended."
                 )
             stack.extend(v for k, v in cur.items() if k != "_target_")
+
+
+FINAL_RESULTS_FILE = "final_results.json"
+
+
+def write_final_results(output_dir: str, results: dict, max_iter: int, seed: int) -> str:
+    """Write a finished run's final evaluation to ``output_dir/final_results.json`` (atomically):
+    ``{"iteration": max_iter, "seed": seed, "results": {task: {metric: value}}}``. Its presence marks the
+    run as complete (the multi-seed comparison, ``tools/compare.py``, skips such runs)."""
+    path = os.path.join(output_dir, FINAL_RESULTS_FILE)
+    record = {"iteration": int(max_iter), "seed": int(seed), "results": results}
+    atomic_write(path, lambda f: json.dump(record, f, indent=1, default=float), mode="w")
+    return path
 
 
 class DefaultTrainer(TrainerBase):
@@ -358,9 +379,14 @@ class DefaultTrainer(TrainerBase):
             self.start_iter = 0
 
     def train(self) -> Any:
-        """Run training from ``start_iter``; returns the final evaluation results (or ``None``)."""
+        """Run training from ``start_iter``; returns the final evaluation results (or ``None``), which a
+        finished run also writes to ``output_dir/final_results.json``."""
         self._trainer.reset_data_loader(self.build_train_loader(self.cfg, self.start_iter))
         super().train(self.start_iter, self.max_iter)
+        if comm.is_main_process() and self.output_dir and self.iter >= self.max_iter and self.last_eval_results:
+            write_final_results(
+                self.output_dir, self.last_eval_results, self.max_iter, _get(self.cfg.train, "seed", -1)
+            )
         n_vis = int(_get(self.cfg.train, "num_vis_images", 0))
         if n_vis > 0 and comm.is_main_process() and self.iter >= self.max_iter:
             self.visualize(self.cfg, self.model, n_vis)

@@ -11,7 +11,7 @@ import logging
 import os
 import warnings
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -32,6 +32,7 @@ __all__ = [
     "load_coco_gt",
     "evaluate_predictions_on_coco",
     "bbox_ap_stats",
+    "ap_at",
     "COCO_BBOX_METRICS",
 ]
 
@@ -191,8 +192,15 @@ def evaluate_predictions_on_coco(
     iou_type: str = "bbox",
     img_ids: Sequence | None = None,
     max_dets_per_image: Sequence[int] | None = None,
+    extra_area_ranges: Mapping[str, Sequence[float]] | None = None,
+    gt_filter: Callable[[dict], bool] | None = None,
 ):
-    """Run pycocotools' COCOeval; returns it (evaluated, accumulated, summarized) or None if no results."""
+    """Run pycocotools' COCOeval; returns it (evaluated, accumulated, summarized) or None if no results.
+
+    ``extra_area_ranges`` (label -> ``[low, high]`` box area in px^2) are evaluated beside COCO's four.
+    ``gt_filter(annotation) -> bool``: ground truths it rejects are *ignored*, as crowd regions are: a
+    detection matching one counts neither as a true nor as a false positive (AP of a subset of objects).
+    """
     from pycocotools.cocoeval import COCOeval
 
     if len(coco_results) == 0:
@@ -202,7 +210,10 @@ def evaluate_predictions_on_coco(
     coco_results = copy.deepcopy(coco_results)
     with _quiet():
         coco_dt = coco_gt.loadRes(coco_results)
-        coco_eval = COCOeval(coco_gt, coco_dt, iou_type)
+        coco_eval = (COCOeval if gt_filter is None else _subset_cocoeval(gt_filter))(coco_gt, coco_dt, iou_type)
+        for label, (low, high) in (extra_area_ranges or {}).items():
+            coco_eval.params.areaRng.append([float(low), float(high)])
+            coco_eval.params.areaRngLbl.append(label)
         if max_dets_per_image is not None:
             # COCOeval sorts maxDets and truncates detections at the largest: keep them unique and sorted.
             coco_eval.params.maxDets = sorted({int(m) for m in max_dets_per_image})
@@ -210,14 +221,46 @@ def evaluate_predictions_on_coco(
             coco_eval.params.imgIds = list(img_ids)
         coco_eval.evaluate()
         coco_eval.accumulate()
-        if list(coco_eval.params.maxDets) == [1, 10, 100]:
+        if list(coco_eval.params.maxDets) == [1, 10, 100] and gt_filter is None:
             # pycocotools' summary hard-codes maxDets=100 for AP; other settings use bbox_ap_stats only.
             summary = io.StringIO()
             with contextlib.redirect_stdout(summary):
                 coco_eval.summarize()
-    if list(coco_eval.params.maxDets) == [1, 10, 100]:
+    if list(coco_eval.params.maxDets) == [1, 10, 100] and gt_filter is None:
         logger.info("COCOeval summary:\n%s", summary.getvalue().rstrip())
     return coco_eval
+
+
+def _subset_cocoeval(gt_filter: Callable[[dict], bool]):
+    """A COCOeval class that also ignores the ground truths ``gt_filter`` rejects."""
+    from pycocotools.cocoeval import COCOeval
+
+    class SubsetCOCOeval(COCOeval):
+        def _prepare(self):
+            super()._prepare()  # sets every ground truth's "ignore" from "iscrowd"
+            for gts in self._gts.values():
+                for g in gts:
+                    g["ignore"] = bool(g["ignore"]) or not gt_filter(g)
+
+    return SubsetCOCOeval
+
+
+def ap_at(coco_eval, iou: float | None = None, area: str = "all", max_dets: int | None = None) -> float:
+    """AP (fraction, -1 when undefined) from an accumulated COCOeval's precision array: at one IoU threshold
+    (``iou``, which must be one of ``params.iouThrs``) or averaged over all (``None``), for one area label."""
+    p = coco_eval.params
+    precision = coco_eval.eval["precision"]  # (iou, recall, class, area, maxDets)
+    m = list(p.maxDets).index(max(p.maxDets) if max_dets is None else int(max_dets))
+    s = precision[:, :, :, list(p.areaRngLbl).index(area), m]
+    if iou is not None:
+        t = np.where(np.isclose(p.iouThrs, iou))[0]
+        if t.size == 0:
+            raise ValueError(
+                f"IoU threshold {iou} is not one of the evaluated thresholds {np.round(p.iouThrs, 2).tolist()}"
+            )
+        s = s[t]
+    valid = s[s > -1]
+    return float(np.mean(valid)) if valid.size else -1.0
 
 
 def bbox_ap_stats(coco_eval, max_dets: int | None = None) -> np.ndarray:
@@ -227,18 +270,8 @@ def bbox_ap_stats(coco_eval, max_dets: int | None = None) -> np.ndarray:
     ``COCOeval.summarize()``'s ``stats[:6]`` for the default maxDets [1, 10, 100], and also valid for
     other ``max_dets_per_image`` (pycocotools' summary looks for exactly 100).
     """
-    p = coco_eval.params
-    precision = coco_eval.eval["precision"]  # (iou, recall, class, area, maxDets)
-    m = list(p.maxDets).index(max(p.maxDets) if max_dets is None else int(max_dets))
-    out = []
-    for iou, area in ((None, "all"), (0.5, "all"), (0.75, "all"), (None, "small"), (None, "medium"), (None, "large")):
-        a = list(p.areaRngLbl).index(area)
-        s = precision[:, :, :, a, m]
-        if iou is not None:
-            s = s[np.where(np.isclose(p.iouThrs, iou))[0]]
-        valid = s[s > -1]
-        out.append(float(np.mean(valid)) if valid.size else -1.0)
-    return np.asarray(out)
+    pairs = ((None, "all"), (0.5, "all"), (0.75, "all"), (None, "small"), (None, "medium"), (None, "large"))
+    return np.asarray([ap_at(coco_eval, iou, area, max_dets) for iou, area in pairs])
 
 
 # ---------------------------------------------------------------------------- evaluator
@@ -250,6 +283,13 @@ class COCOEvaluator(DatasetEvaluator):
     memory with :func:`convert_to_coco_dict` (written to
     ``output_dir/<dataset>_coco_format.json`` when ``output_dir`` is set and reused if
     ``allow_cached_coco``). Predicted contiguous class ids are mapped back to dataset category ids.
+
+    Extra metrics, each from the same COCOeval matching: ``AP<t>`` at extra IoU thresholds (e.g. ``AP90``),
+    AP over extra box-area ranges (e.g. ``APtiny``), and AP over a subset of the ground truth chosen by an
+    annotation attribute (e.g. ``APvis30_60``: objects 30-60% visible; the other ground truths are ignored,
+    as crowd regions are). Each option left at ``None`` takes the dataset metadata's entry of the same name
+    when it has one (the claim-shaped ``shapes`` variants declare theirs; ``datasets/README.md``); pass an
+    empty list/dict to switch it off.
     """
 
     def __init__(
@@ -262,6 +302,9 @@ class COCOEvaluator(DatasetEvaluator):
         max_dets_per_image: int | None = None,
         use_fast_impl: bool = False,
         allow_cached_coco: bool = True,
+        extra_iou_thresholds: Sequence[float] | None = None,
+        extra_area_ranges: Mapping[str, Sequence[float]] | None = None,
+        gt_slices: Mapping[str, Sequence] | None = None,
     ):
         """
         Args:
@@ -273,6 +316,13 @@ class COCOEvaluator(DatasetEvaluator):
             use_fast_impl: detectron2's C++ COCOeval is not available; True falls back to pycocotools
                 with a warning (the numbers are the same).
             allow_cached_coco: reuse an existing converted json in ``output_dir``.
+            extra_iou_thresholds: report ``AP<100 t>`` for each IoU threshold ``t`` (one of COCO's 0.50,
+                0.55, ..., 0.95), e.g. ``[0.9]`` -> ``AP90``.
+            extra_area_ranges: ``{name: [low, high]}`` box areas in px^2, e.g. ``{"APtiny": [0, 256]}``
+                (COCO's semantics: detections outside the range that match nothing are not counted).
+            gt_slices: ``{name: [attribute, low, high]}``: AP (IoU 0.50:0.95) over the ground truths whose
+                annotation ``attribute`` lies in ``[low, high)``; detections matching other ground truths are
+                ignored, detections matching nothing count as false positives.
         """
         self._logger = logger
         self._dataset_name = dataset_name
@@ -290,6 +340,12 @@ class COCOEvaluator(DatasetEvaluator):
         self._max_dets_per_image = [1, 10, 100] if max_dets_per_image is None else [1, 10, int(max_dets_per_image)]
 
         self._metadata = MetadataCatalog.get(dataset_name)
+        self._extra_iou_thresholds, self._extra_area_ranges, self._gt_slices = _check_extra_metrics(
+            dataset_name,
+            self._metadata.get("extra_iou_thresholds", []) if extra_iou_thresholds is None else extra_iou_thresholds,
+            self._metadata.get("extra_area_ranges", {}) if extra_area_ranges is None else extra_area_ranges,
+            self._metadata.get("gt_slices", {}) if gt_slices is None else gt_slices,
+        )
         json_file = self._metadata.get("json_file")
         if json_file:
             self._coco_api = load_coco_gt(json_file)
@@ -373,19 +429,62 @@ class COCOEvaluator(DatasetEvaluator):
             return
         for task in self._tasks:
             coco_eval = evaluate_predictions_on_coco(
-                self._coco_api, coco_results, task, img_ids=img_ids, max_dets_per_image=self._max_dets_per_image
+                self._coco_api,
+                coco_results,
+                task,
+                img_ids=img_ids,
+                max_dets_per_image=self._max_dets_per_image,
+                extra_area_ranges=self._extra_area_ranges,
             )
             self._results[task] = self._derive_coco_results(coco_eval, self._metadata.get("thing_classes"))
+            if self._gt_slices:
+                self._results[task].update(self._slice_results(coco_results, task, img_ids))
+
+    def _slice_results(self, coco_results: list[dict], task: str, img_ids) -> dict:
+        """AP (x100, NaN when undefined) over each ground-truth subset of ``gt_slices``."""
+        out = {}
+        for name, (attribute, low, high) in self._gt_slices.items():
+
+            def keep(g, name=name, attribute=attribute, low=low, high=high):
+                if attribute not in g:
+                    raise ValueError(
+                        f"COCOEvaluator({self._dataset_name!r}): gt_slices[{name!r}] needs the annotation attribute "
+                        f"{attribute!r}, which annotation id {g.get('id')} does not have"
+                    )
+                return low <= float(g[attribute]) < high
+
+            coco_eval = evaluate_predictions_on_coco(
+                self._coco_api,
+                coco_results,
+                task,
+                img_ids=img_ids,
+                max_dets_per_image=self._max_dets_per_image,
+                gt_filter=keep,
+            )
+            ap = ap_at(coco_eval, max_dets=self._max_dets_per_image[-1]) if coco_eval is not None else -1.0
+            out[name] = ap * 100 if ap >= 0 else float("nan")
+        if out:
+            self._logger.info("AP over ground-truth subsets:\n%s", _small_table(out))
+        return out
 
     def _derive_coco_results(self, coco_eval, class_names: Sequence[str] | None) -> dict:
         """COCOeval stats (x100) plus per-category AP (area 'all', the largest maxDets)."""
         metrics = COCO_BBOX_METRICS
         if coco_eval is None:
             self._logger.warning("No predictions from the model! Box metrics are NaN.")
-            return {m: float("nan") for m in metrics}
+            names = list(metrics) + [f"AP{round(100 * t)}" for t in self._extra_iou_thresholds]
+            return {m: float("nan") for m in names + list(self._extra_area_ranges)}
         stats = bbox_ap_stats(coco_eval, self._max_dets_per_image[-1])
         m = list(coco_eval.params.maxDets).index(self._max_dets_per_image[-1])
         results = {m: float(stats[i] * 100) if stats[i] >= 0 else float("nan") for i, m in enumerate(metrics)}
+        extra = {
+            f"AP{round(100 * t)}": ap_at(coco_eval, t, "all", self._max_dets_per_image[-1])
+            for t in self._extra_iou_thresholds
+        }
+        extra.update(
+            {name: ap_at(coco_eval, None, name, self._max_dets_per_image[-1]) for name in self._extra_area_ranges}
+        )
+        results.update({k: v * 100 if v >= 0 else float("nan") for k, v in extra.items()})
         self._logger.info("Evaluation results for bbox:\n%s", _small_table(results))
         if not np.isfinite(sum(results.values())):
             self._logger.info("Some metrics cannot be computed and are shown as NaN.")
@@ -417,6 +516,41 @@ class COCOEvaluator(DatasetEvaluator):
         self._logger.info("Per-category bbox AP:\n%s", table)
         results.update({"AP-" + name: ap for name, ap in per_category})
         return results
+
+
+_COCO_IOU_THRESHOLDS = np.linspace(0.5, 0.95, 10)
+
+
+def _check_extra_metrics(dataset_name: str, iou_thresholds, area_ranges, slices) -> tuple[list, dict, dict]:
+    """Validate the extra-metric options (names, thresholds, ranges); returns them as plain lists/dicts."""
+    where = f"COCOEvaluator({dataset_name!r})"
+    ious = [float(t) for t in iou_thresholds]
+    for t in ious:
+        if not np.isclose(_COCO_IOU_THRESHOLDS, t).any():
+            raise ValueError(
+                f"{where}: extra_iou_thresholds value {t} is not one of COCO's IoU thresholds "
+                f"{np.round(_COCO_IOU_THRESHOLDS, 2).tolist()}"
+            )
+    areas, subsets = {}, {}
+    for option, spec, size in (("extra_area_ranges", area_ranges, 2), ("gt_slices", slices, 3)):
+        for name, value in dict(spec).items():
+            value = list(value)
+            if not isinstance(name, str) or not name or "-" in name or "/" in name or name in COCO_BBOX_METRICS:
+                raise ValueError(
+                    f"{where}: {option} name {name!r} must be a new metric name without '-' or '/' "
+                    f"('-' marks per-category metrics)"
+                )
+            if len(value) != size:
+                form = "[low, high]" if size == 2 else "[attribute, low, high]"
+                raise ValueError(f"{where}: {option}[{name!r}] = {value!r} is not of the form {form}")
+            low, high = float(value[-2]), float(value[-1])
+            if not low < high:
+                raise ValueError(f"{where}: {option}[{name!r}] has low {low} >= high {high}")
+            if size == 2:
+                areas[name] = [low, high]
+            else:
+                subsets[name] = [str(value[0]), low, high]
+    return ious, areas, subsets
 
 
 def _small_table(d: dict) -> str:

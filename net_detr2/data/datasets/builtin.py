@@ -2,7 +2,8 @@
 
 Real datasets, the Aquarium photo set included, live under ``$NET_DETR2_DATASETS`` (default
 ``./datasets``; layouts in datasets/README.md); the synthetic ``shapes`` set is generated on first use
-into ``$NET_DETR2_CACHE``. No dataset is read at import (only Aquarium's small ``data.yaml``, for its
+into ``$NET_DETR2_CACHE``, and so are its claim-shaped variants (``shapes_small_clutter``,
+``shapes_occluded``, ``shapes_irregular``). No dataset is read at import (only Aquarium's small ``data.yaml``, for its
 class names): asking for a dataset whose files are missing raises naming the path that was looked for.
 """
 
@@ -16,6 +17,7 @@ from .builtin_meta import get_builtin_metadata
 from .coco import register_coco_instances
 from .pascal_voc import register_pascal_voc
 from .shapes import register_shapes
+from .shapes_variants import SHAPES_VARIANTS, register_shapes_variants
 from .tt100k import register_tt100k
 from .yolo import register_yolo_dataset
 
@@ -71,3 +73,5 @@ def register_all_builtin(root: str | None = None) -> None:
             register_yolo_dataset(name, os.path.join(root, "aquarium"), split)
     if "shapes_train" not in DatasetCatalog:
         register_shapes()
+    if not any(f"{name}_train" in DatasetCatalog for name in SHAPES_VARIANTS):
+        register_shapes_variants()

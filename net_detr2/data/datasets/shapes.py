@@ -24,6 +24,8 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
@@ -35,6 +37,8 @@ from .coco import load_coco_json
 from .pascal_voc import load_voc_instances
 
 __all__ = [
+    "PLAIN_SHAPES",
+    "ShapesVariant",
     "SHAPES_CLASSES",
     "SHAPES_VERSION",
     "shapes_root",
@@ -58,10 +62,11 @@ _HEIGHT_RANGE = (256, 400)
 _JPEG_QUALITY = 92
 
 
-def shapes_root() -> Path:
-    """Where the dataset lives: ``$NET_DETR2_CACHE/shapes_v1`` or ``~/.cache/net_detr2/shapes_v1``."""
+def shapes_root(variant: ShapesVariant | None = None) -> Path:
+    """Where a dataset of the family lives: ``$NET_DETR2_CACHE/<version>`` (default cache
+    ``~/.cache/net_detr2``; version ``shapes_v1`` for the plain dataset)."""
     base = os.environ.get("NET_DETR2_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "net_detr2")
-    return Path(base) / SHAPES_VERSION
+    return Path(base) / (variant.version if variant is not None else SHAPES_VERSION)
 
 
 # ----------------------------------------------------------------------------------------------- drawing
@@ -135,8 +140,8 @@ def _shape_mask(kind: str, size: float, rng: np.random.RandomState) -> np.ndarra
     return mask[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1]
 
 
-def _background(rng: np.random.RandomState, h: int, w: int) -> np.ndarray:
-    """Float32 HxWx3 cluttered background (before the final noise)."""
+def _background_base(rng: np.random.RandomState, h: int, w: int) -> np.ndarray:
+    """Float32 HxWx3 gradient plus low-frequency texture."""
     c0, c1 = rng.uniform(30, 225, size=(2, 3))
     ang = rng.uniform(0, 2 * np.pi)
     t = np.arange(w, dtype=np.float32)[None, :] * np.float32(np.cos(ang)) + np.arange(h, dtype=np.float32)[
@@ -148,6 +153,12 @@ def _background(rng: np.random.RandomState, h: int, w: int) -> np.ndarray:
     gh, gw = rng.randint(3, 10), rng.randint(3, 10)
     tex = rng.normal(0, rng.uniform(10, 35), size=(gh, gw, 3)).astype(np.float32)
     img += cv2.resize(tex, (w, h), interpolation=cv2.INTER_CUBIC)
+    return img
+
+
+def _background(rng: np.random.RandomState, h: int, w: int) -> np.ndarray:
+    """Float32 HxWx3 cluttered background (before the final noise)."""
+    img = _background_base(rng, h, w)
     # distractors: elongated blobs (aspect >= 3, never mistaken for a circle/ring) and random lines
     for _ in range(rng.randint(2, 9)):
         center = (int(rng.randint(0, w)), int(rng.randint(0, h)))
@@ -232,35 +243,76 @@ def render_shapes_image(seed: int) -> tuple[np.ndarray, list[dict]]:
     return np.clip(img + 0.5, 0, 255).astype(np.uint8), objects
 
 
+# ----------------------------------------------------------------------------------------------- variants
+@dataclass(frozen=True)
+class ShapesVariant:
+    """One generated dataset of the ``shapes`` family: how to draw an image and how to file it.
+
+    ``render(seed)`` returns ``(image BGR uint8, objects, image_extras)``: each object is
+    ``{"bbox": [x1, y1, x2, y2], "category_id": 0..K-1}`` plus the ``attributes`` this variant records
+    (written into the COCO annotations and the VOC objects); ``image_extras`` go into the COCO image entry.
+    ``evaluation`` is put in the val split's metadata, where ``COCOEvaluator`` takes its extra metrics from
+    (``extra_iou_thresholds``, ``extra_area_ranges``, ``gt_slices``).
+    """
+
+    name: str
+    version: str
+    classes: tuple[str, ...]
+    render: Callable[[int], tuple[np.ndarray, list[dict], dict]]
+    seed: int
+    attributes: tuple[str, ...] = ()
+    evaluation: dict = field(default_factory=dict)
+    description: str = ""
+
+
+def _render_plain(seed: int) -> tuple[np.ndarray, list[dict], dict]:
+    img, objects = render_shapes_image(seed)
+    return img, objects, {}
+
+
+PLAIN_SHAPES = ShapesVariant(
+    "shapes", SHAPES_VERSION, SHAPES_CLASSES, _render_plain, _SEED, description="net_detr2 synthetic shapes"
+)
+
+
 # ----------------------------------------------------------------------------------------------- writing
-def _voc_xml(fileid: str, h: int, w: int, objects: list[dict]) -> str:
+def _voc_xml(fileid: str, h: int, w: int, objects: list[dict], variant: ShapesVariant = PLAIN_SHAPES) -> str:
     """VOC annotation: 1-based inclusive pixel indices, i.e. xmin = x1 + 1, xmax = x2 for a [x1, x2) box."""
     objs = "".join(
-        f"<object><name>{SHAPES_CLASSES[o['category_id']]}</name><pose>Unspecified</pose><truncated>0</truncated>"
-        f"<difficult>0</difficult><bndbox><xmin>{o['bbox'][0] + 1}</xmin><ymin>{o['bbox'][1] + 1}</ymin>"
+        f"<object><name>{variant.classes[o['category_id']]}</name><pose>Unspecified</pose><truncated>0</truncated>"
+        f"<difficult>0</difficult>" + "".join(f"<{a}>{o[a]}</{a}>" for a in variant.attributes) + "<bndbox>"
+        f"<xmin>{o['bbox'][0] + 1}</xmin><ymin>{o['bbox'][1] + 1}</ymin>"
         f"<xmax>{o['bbox'][2]}</xmax><ymax>{o['bbox'][3]}</ymax></bndbox></object>"
         for o in objects
     )
     return (
-        f"<annotation><folder>shapes</folder><filename>{fileid}.jpg</filename><size><width>{w}</width>"
+        f"<annotation><folder>{variant.name}</folder><filename>{fileid}.jpg</filename><size><width>{w}</width>"
         f"<height>{h}</height><depth>3</depth></size><segmented>0</segmented>{objs}</annotation>\n"
     )
 
 
-def _write_split(out: Path, split: str, num: int, image_dir: Path, seed: int, voc_dir: Path | None) -> dict:
+def _write_split(
+    out: Path,
+    split: str,
+    num: int,
+    image_dir: Path,
+    seed: int,
+    voc_dir: Path | None,
+    variant: ShapesVariant = PLAIN_SHAPES,
+) -> dict:
     image_dir.mkdir(parents=True, exist_ok=True)
     images, anns = [], []
     fileids = []
     for i in range(num):
-        img, objects = render_shapes_image(seed + _SPLIT_SEED_OFFSET[split] + i)
+        img, objects, extras = variant.render(seed + _SPLIT_SEED_OFFSET[split] + i)
         fileid = f"{split}_{i:06d}"
         h, w = img.shape[:2]
         ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, _JPEG_QUALITY])
         if not ok:
-            raise RuntimeError(f"shapes: cannot encode image {fileid}")
+            raise RuntimeError(f"{variant.name}: cannot encode image {fileid}")
         (image_dir / f"{fileid}.jpg").write_bytes(buf.tobytes())
         image_id = i + 1
-        images.append({"id": image_id, "file_name": f"{fileid}.jpg", "height": h, "width": w})
+        images.append({"id": image_id, "file_name": f"{fileid}.jpg", "height": h, "width": w, **extras})
         for o in objects:
             x1, y1, x2, y2 = o["bbox"]
             anns.append(
@@ -271,18 +323,19 @@ def _write_split(out: Path, split: str, num: int, image_dir: Path, seed: int, vo
                     "bbox": [x1, y1, x2 - x1, y2 - y1],
                     "area": (x2 - x1) * (y2 - y1),
                     "iscrowd": 0,
+                    **{a: o[a] for a in variant.attributes},
                 }
             )
         if voc_dir is not None:
-            (voc_dir / "Annotations" / f"{fileid}.xml").write_text(_voc_xml(fileid, h, w, objects))
+            (voc_dir / "Annotations" / f"{fileid}.xml").write_text(_voc_xml(fileid, h, w, objects, variant))
             fileids.append(fileid)
     if voc_dir is not None:
         (voc_dir / "ImageSets" / "Main" / f"{split}.txt").write_text("".join(f + "\n" for f in fileids))
     coco = {
-        "info": {"description": f"net_detr2 synthetic shapes ({SHAPES_VERSION}), split {split}"},
+        "info": {"description": f"{variant.description} ({variant.version}), split {split}"},
         "images": images,
         "annotations": anns,
-        "categories": [{"id": i + 1, "name": c, "supercategory": "shape"} for i, c in enumerate(SHAPES_CLASSES)],
+        "categories": [{"id": i + 1, "name": c, "supercategory": "shape"} for i, c in enumerate(variant.classes)],
     }
     (out / "annotations").mkdir(exist_ok=True)
     (out / "annotations" / f"instances_{split}.json").write_text(json.dumps(coco))
@@ -290,13 +343,18 @@ def _write_split(out: Path, split: str, num: int, image_dir: Path, seed: int, vo
 
 
 def generate_shapes_dataset(
-    out_dir: str | os.PathLike, num_train: int = NUM_TRAIN, num_val: int = NUM_VAL, seed: int = _SEED
+    out_dir: str | os.PathLike,
+    num_train: int = NUM_TRAIN,
+    num_val: int = NUM_VAL,
+    seed: int | None = None,
+    variant: ShapesVariant = PLAIN_SHAPES,
 ) -> Path:
-    """Write the dataset to ``out_dir`` (which must not exist yet) atomically.
+    """Write the dataset (``variant``, default the plain ``shapes``) to ``out_dir`` (which must not exist
+    yet) atomically. ``seed`` defaults to the variant's own.
 
     Layout::
 
-        out_dir/annotations/instances_{train,val}.json   (COCO, category ids 1..6)
+        out_dir/annotations/instances_{train,val}.json   (COCO, category ids 1..K)
         out_dir/train/train_000000.jpg ...
         out_dir/VOC/JPEGImages/val_000000.jpg ...        (the val images, shared by both val datasets)
         out_dir/VOC/Annotations/val_000000.xml ...
@@ -304,6 +362,7 @@ def generate_shapes_dataset(
 
     If another process finished first, its copy is kept and this one is discarded.
     """
+    seed = variant.seed if seed is None else seed
     out = Path(out_dir)
     if out.exists():
         return out
@@ -314,8 +373,8 @@ def generate_shapes_dataset(
         voc = tmp / "VOC"
         (voc / "Annotations").mkdir(parents=True)
         (voc / "ImageSets" / "Main").mkdir(parents=True)
-        _write_split(tmp, "train", num_train, tmp / "train", seed, None)
-        _write_split(tmp, "val", num_val, voc / "JPEGImages", seed, voc)
+        _write_split(tmp, "train", num_train, tmp / "train", seed, None, variant)
+        _write_split(tmp, "val", num_val, voc / "JPEGImages", seed, voc, variant)
         try:
             os.rename(tmp, out)
         except OSError:
@@ -326,7 +385,8 @@ def generate_shapes_dataset(
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     logger.info(
-        "Generated the shapes dataset (%d train, %d val images) in %s in %.1fs",
+        "Generated the %s dataset (%d train, %d val images) in %s in %.1fs",
+        variant.name,
         num_train,
         num_val,
         out,
@@ -335,45 +395,48 @@ def generate_shapes_dataset(
     return out
 
 
-def ensure_shapes_dataset(root: str | os.PathLike | None = None) -> Path:
+def ensure_shapes_dataset(root: str | os.PathLike | None = None, variant: ShapesVariant = PLAIN_SHAPES) -> Path:
     """Return the dataset directory, generating it first if needed."""
-    root = Path(root) if root is not None else shapes_root()
+    root = Path(root) if root is not None else shapes_root(variant)
     if not (root / "annotations" / "instances_val.json").exists():
-        generate_shapes_dataset(root)
+        generate_shapes_dataset(root, variant=variant)
     return root
 
 
-def register_shapes(root: str | os.PathLike | None = None) -> None:
-    """Register ``shapes_train``, ``shapes_val`` and ``shapes_voc_val`` (files generated on first ``get``)."""
-    root = Path(root) if root is not None else shapes_root()
+def register_shapes(root: str | os.PathLike | None = None, variant: ShapesVariant = PLAIN_SHAPES) -> None:
+    """Register ``<name>_train``, ``<name>_val`` and ``<name>_voc_val`` of ``variant`` (default: ``shapes_*``);
+    the files are generated on first ``get``."""
+    root = Path(root) if root is not None else shapes_root(variant)
     splits = {
-        "shapes_train": (root / "annotations" / "instances_train.json", root / "train"),
-        "shapes_val": (root / "annotations" / "instances_val.json", root / "VOC" / "JPEGImages"),
+        f"{variant.name}_train": (root / "annotations" / "instances_train.json", root / "train"),
+        f"{variant.name}_val": (root / "annotations" / "instances_val.json", root / "VOC" / "JPEGImages"),
     }
     for name, (json_file, image_root) in splits.items():
 
         def _load(name=name, json_file=json_file, image_root=image_root):
-            ensure_shapes_dataset(root)
+            ensure_shapes_dataset(root, variant)
             # json_file is only announced once the file exists: an evaluator built before the first load
             # then converts the dataset dicts instead of failing on a missing file
             MetadataCatalog.get(name).set(json_file=str(json_file))
-            return load_coco_json(str(json_file), str(image_root), name)
+            return load_coco_json(str(json_file), str(image_root), name, extra_annotation_keys=variant.attributes)
 
         DatasetCatalog.register(name, _load)
         meta = MetadataCatalog.get(name).set(
-            thing_classes=list(SHAPES_CLASSES), evaluator_type="coco", image_root=str(image_root)
+            thing_classes=list(variant.classes), evaluator_type="coco", image_root=str(image_root)
         )
+        if name.endswith("_val") and variant.evaluation:
+            meta.set(**variant.evaluation)
         if json_file.exists():
             meta.json_file = str(json_file)
 
     def _load_voc():
-        ensure_shapes_dataset(root)
-        return load_voc_instances(str(root / "VOC"), "val", SHAPES_CLASSES)
+        ensure_shapes_dataset(root, variant)
+        return load_voc_instances(str(root / "VOC"), "val", variant.classes)
 
-    DatasetCatalog.register("shapes_voc_val", _load_voc)
+    DatasetCatalog.register(f"{variant.name}_voc_val", _load_voc)
     # year 2012: the VOC evaluator then uses the exact area under the PR curve, not the 11-point metric
-    MetadataCatalog.get("shapes_voc_val").set(
-        thing_classes=list(SHAPES_CLASSES),
+    MetadataCatalog.get(f"{variant.name}_voc_val").set(
+        thing_classes=list(variant.classes),
         dirname=str(root / "VOC"),
         split="val",
         year=2012,
