@@ -16,6 +16,7 @@ from net_detr2.modeling.meta_arch.retinanet import sigmoid_focal_loss
 from net_detr2.modeling.roi_heads import fast_rcnn_inference
 from net_detr2.structures import Boxes, Instances
 from net_detr2_projects.DCRetinaNet.dc_retinanet import (
+    DC_DEFAULTS,
     CLBalancedNMS,
     DCRetinaNet,
     dynamic_coefficient,
@@ -301,7 +302,7 @@ def test_full_size_configs_load(name):
 def test_coco_baseline_matches_the_heads_retinanet_recipe():
     ours = LazyConfig.to_plain(_load(CONFIGS / "COCO" / "retinanet_R50_FPN_1x_baseline.py"))
     theirs = LazyConfig.to_plain(_load(REPO / "configs" / "COCO-Detection" / "retinanet_R_50_FPN_1x.py"))
-    for key in ("iac_assignment", "dc_loss", "cl_nms", "iac_alpha", "iac_score_threshold", "dc_eps", "cl_nms_beta"):
+    for key in ("iac_assignment", "dc_loss", "cl_nms", *DC_DEFAULTS):
         ours["model"].pop(key)
     ours["model"].pop("_target_"), theirs["model"].pop("_target_")
     ours["train"].pop("output_dir"), theirs["train"].pop("output_dir")

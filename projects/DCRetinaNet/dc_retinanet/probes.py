@@ -1,0 +1,90 @@
+"""Training-time statistics of the IAC assignment and the DC coefficient (what each reading does over training).
+
+Pure tensor functions; `DCRetinaNet` sums them over a batch and puts them into the event storage once per
+iteration (one host copy for all of them). For the assignment, every reading of Eq. 5 is evaluated on the
+same predictions, so a run shows what the rules it does *not* use would have promoted (no feedback: the
+classifier is the one trained by the run's own rule).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from net_detr2.structures import Boxes, Instances, pairwise_intersection
+
+from .assignment import CASE_ORDERS, OVERLAPS, promote_by_score
+
+__all__ = ["ASSIGNMENT_STATISTICS", "READINGS", "assignment_statistics", "coefficient_statistics"]
+
+#: every (case_order, overlap) reading of Eq. 4-5
+READINGS: tuple[tuple[str, str], ...] = tuple((order, overlap) for order in CASE_ORDERS for overlap in OVERLAPS)
+#: the columns of `assignment_statistics`
+ASSIGNMENT_STATISTICS = ("promoted", "size_ratio_sum", "smaller_half", "larger_double", "p_hat_sum", "iou_sum")
+
+
+def assignment_statistics(
+    anchors: Boxes,
+    gt_instances: Instances,
+    pred_logits: list[torch.Tensor],
+    iou_labels: tuple[torch.Tensor, torch.Tensor],
+    alpha: float,
+    score_threshold: float,
+    readings: tuple[tuple[str, str], ...] = READINGS,
+) -> torch.Tensor:
+    """Anchors each reading promotes in one image, beyond the IoU rule's positives.
+
+    Args:
+        anchors: R anchors; gt_instances: the image's G ground truths; pred_logits: per level [Ri, K].
+        iou_labels: (matched_idxs [R], labels [R]) of the IoU matcher for this image.
+        readings: (case_order, overlap) pairs.
+    Returns:
+        [len(readings), 6] sums over the promoted anchors (columns `ASSIGNMENT_STATISTICS`): their number,
+        the sum of their size ratios sqrt(area(anchor) / area(gt)), how many have a ratio < 0.5 and > 2, the
+        sum of p^ (probability of the gt's class) and of their IoU with the ground truth they are promoted for.
+    """
+    out = torch.zeros(len(readings), len(ASSIGNMENT_STATISTICS))
+    if len(gt_instances) == 0:
+        return out
+    matched_idxs, labels = iou_labels
+    gt_boxes = gt_instances.gt_boxes
+    prob = torch.cat(pred_logits)[:, gt_instances.gt_classes].T.detach().float().sigmoid()  # [G, R]
+    inter = pairwise_intersection(gt_boxes, anchors)
+    gt_area, anchor_area = gt_boxes.area(), anchors.area()
+    iou = inter / (gt_area[:, None] + anchor_area[None, :] - inter).clamp(min=1e-6)
+    geometric = {"iou": iou, "min_area": inter / torch.minimum(gt_area[:, None], anchor_area[None, :]).clamp(min=1e-6)}
+    arange = torch.arange(len(anchors), device=prob.device)
+    rows = []
+    for case_order, overlap in readings:
+        scores = alpha * prob + (1.0 - alpha) * geometric[overlap]  # Eq. 4 (as `iou_classification_aware_score`)
+        new_idxs, new_labels = promote_by_score(matched_idxs, labels, scores, score_threshold, case_order)
+        promoted = ((new_labels == 1) & (labels != 1)).float()
+        ratio = (anchor_area / gt_area[new_idxs].clamp(min=1e-6)).sqrt()
+        rows.append(
+            torch.stack(
+                [
+                    promoted.sum(),
+                    (promoted * ratio).sum(),
+                    (promoted * (ratio < 0.5)).sum(),
+                    (promoted * (ratio > 2.0)).sum(),
+                    (promoted * prob[new_idxs, arange]).sum(),
+                    (promoted * iou[new_idxs, arange]).sum(),
+                ]
+            )
+        )
+    return torch.stack(rows).float().cpu()
+
+
+def coefficient_statistics(coefficient: torch.Tensor, normalized: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Summary of lambda (Eq. 1) and lambda' (Eq. 2) over a batch's positives ([N] each; N may be 0)."""
+    if coefficient.numel() == 0:
+        return {}
+    lam, lam_n = coefficient.detach().float(), normalized.detach().float()
+    return {
+        "lambda_mean": lam.mean(),
+        "lambda_min": lam.min(),
+        "lambda_max": lam.max(),
+        "lambda_norm_mean": lam_n.mean(),
+        "lambda_norm_min": lam_n.min(),
+        "lambda_norm_max": lam_n.max(),
+        "lambda_norm_std": lam_n.std(unbiased=False),
+    }
