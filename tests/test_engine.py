@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 from pathlib import Path
@@ -68,30 +69,42 @@ class ToyModel(nn.Module):
         ]
 
 
-def toy_loader(batch_size: int = 2, seed: int = 0, in_dim: int = 6, start_iter: int = 0):
-    """Infinite batches; batch ``i`` depends only on (seed, i), so ``start_iter`` skips cheaply."""
+class ToyLoader:
+    """Infinite batches; batch ``i`` depends only on (seed, i). Its place in the stream is saved and restored
+    like `TrainingDataLoader`'s (``state_dict``: seed and next batch)."""
 
-    def gen():
-        i = start_iter
+    def __init__(self, batch_size: int = 2, seed: int = 0, in_dim: int = 6):
+        self.batch_size, self.seed, self.in_dim = batch_size, seed, in_dim
+        self.next_batch = 0
+
+    def __iter__(self):
         while True:
-            g = torch.Generator().manual_seed(seed * 1_000_003 + i)
+            g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.next_batch)
+            self.next_batch += 1
             yield [
                 {
-                    "image": torch.randn(in_dim, generator=g),
+                    "image": torch.randn(self.in_dim, generator=g),
                     "label": int(torch.randint(3, (1,), generator=g)),
                     "box": torch.rand(4, generator=g),
                 }
-                for _ in range(batch_size)
+                for _ in range(self.batch_size)
             ]
-            i += 1
 
-    return gen()
+    def state_dict(self):
+        return {"seed": self.seed, "next_batch": self.next_batch}
+
+    def load_state_dict(self, state):
+        self.seed, self.next_batch = state["seed"], state["next_batch"]
+
+
+def toy_loader(batch_size: int = 2, seed: int = 0, in_dim: int = 6):
+    return iter(ToyLoader(batch_size, seed, in_dim))
 
 
 def make_cfg(output_dir, max_iter: int = 6, **train_overrides) -> DictConfig:
     cfg = DictConfig({}, flags={"allow_objects": True})
     cfg.model = L(ToyModel)(in_dim=6)
-    cfg.dataloader = {"train": L(toy_loader)(batch_size=2, seed=0)}
+    cfg.dataloader = {"train": L(ToyLoader)(batch_size=2, seed=0)}
     cfg.optimizer = LazyConfig.load(str(REPO / "configs/common/optim.py"), "SGD")
     cfg.optimizer.lr = 0.1
     cfg.lr_multiplier = multistep_with_warmup(max_iter, steps=(max_iter // 2,), warmup_iters=2, warmup_factor=0.1)
@@ -240,13 +253,54 @@ def test_nonfinite_loss_raises_with_iteration():
     assert all(torch.equal(a, p) for a, p in zip(before, model.parameters()))
 
 
-def test_amp_trainer_falls_back_on_cpu(ncaplog):
-    caplog = ncaplog
+def test_bf16_training_step_on_cpu(monkeypatch):
+    """CPU bf16 through AMPTrainer (detectron2's interface): linear layers compute in bf16, the loss is fp32, no
+    gradient scaler, fp32 master weights, and training reduces the loss."""
+    from net_detr2.utils import amp
+
+    monkeypatch.setattr(amp, "cpu_supports_bf16", lambda: True)  # autocast runs bf16 (emulated) on any CPU
+    torch.manual_seed(0)
     model = ToyModel()
-    trainer = AMPTrainer(model, toy_loader(), torch.optim.SGD(model.parameters(), lr=0.1))
-    assert not trainer.enabled and "mixed precision is disabled" in caplog.text
-    trainer.train(0, 2)
-    assert "grad_scaler" in trainer.state_dict()
+    batch = next(toy_loader(batch_size=8))
+    trainer = AMPTrainer(
+        model, itertools.repeat(batch), torch.optim.SGD(model.parameters(), lr=0.5), precision=torch.bfloat16
+    )
+    assert trainer.amp_dtype is torch.bfloat16 and not trainer.grad_scaler.is_enabled()
+    seen = {}
+    model.cls_head.register_forward_hook(lambda m, i, o: seen.update(logits=o.dtype))
+    model.register_forward_hook(lambda m, i, o: seen.update(loss=o["loss_cls"].dtype))
+    trainer.train(0, 30)
+    assert seen == {"logits": torch.bfloat16, "loss": torch.float32}
+    assert all(p.dtype is torch.float32 for p in model.parameters())
+    losses = [v for v, _ in trainer.storage.history("loss_cls").values()]
+    assert losses[-1] < 0.5 * losses[0]  # it learns the batch
+
+
+def test_amp_on_cpu_without_bf16_warns_once_and_runs_fp32(monkeypatch, caplog):
+    from net_detr2.utils import amp
+
+    monkeypatch.setattr(amp, "cpu_supports_bf16", lambda: False)
+    amp._warn_once.cache_clear()
+    model = ToyModel()
+    with caplog.at_level(logging.WARNING):
+        trainer = AMPTrainer(model, toy_loader(), torch.optim.SGD(model.parameters(), lr=0.1), precision=torch.bfloat16)
+        seen = []
+        model.cls_head.register_forward_hook(lambda m, i, o: seen.append(o.dtype) and None)
+        trainer.train(0, 2)
+    assert trainer.amp_dtype is None and seen == [torch.float32, torch.float32]
+    assert sum("no native bfloat16" in r.getMessage() for r in caplog.records) == 1
+    with pytest.raises(ValueError, match="CUDA-only"):  # fp16 autocast on a CPU is refused, not silently fp32
+        AMPTrainer(model, toy_loader(), torch.optim.SGD(model.parameters(), lr=0.1), precision=torch.float16)
+
+
+def test_train_amp_config_reaches_the_step(tmp_path, monkeypatch):
+    from net_detr2.utils import amp
+
+    monkeypatch.setattr(amp, "cpu_supports_bf16", lambda: True)
+    trainer = DefaultTrainer(make_cfg(tmp_path, max_iter=4, amp=dict(enabled=True, dtype="bfloat16")))
+    assert trainer.amp_dtype is torch.bfloat16 and not trainer.grad_scaler.is_enabled()
+    with pytest.raises(ValueError, match=r"train\.amp\.dtype.*'half'"):
+        DefaultTrainer(make_cfg(tmp_path, max_iter=4, amp=dict(enabled=True, dtype="half")))
 
 
 def test_default_trainer_is_deterministic(tmp_path):
@@ -300,8 +354,9 @@ def test_resume_matches_uninterrupted_run(tmp_path):
     assert (tmp_path / "resumed" / "last_checkpoint").read_text() == "model_0000003.pth"
 
     second = DefaultTrainer(make_cfg(tmp_path / "resumed", max_iter=8, checkpointer=dict(period=2, max_to_keep=2)))
+    assert second.data_loader.next_batch == 0
     second.resume_or_load(resume=True)
-    assert second.start_iter == 4
+    assert second.start_iter == 4 and second.data_loader.next_batch == 4  # the loader continues where it was
     second.train()
     got = final_state(second)
     # max_to_keep=2 counts the files of the interrupted run as well.
@@ -342,17 +397,6 @@ def test_trainable_params_freezes_others(tmp_path, ncaplog):
     changed = sorted(k for k in before if not torch.equal(before[k], after[k]))
     assert changed == ["cls_head.bias", "cls_head.weight"]
     assert [n for n, p in model.named_parameters() if p.requires_grad] == ["cls_head.weight", "cls_head.bias"]
-
-
-def test_start_iter_passed_to_loader_only_when_resuming(tmp_path):
-    cfg = make_cfg(tmp_path)
-    first = next(DefaultTrainer.build_train_loader(cfg, 0))
-    skipped = next(DefaultTrainer.build_train_loader(cfg, 3))
-    direct = toy_loader(batch_size=2, seed=0)
-    batches = [next(direct) for _ in range(4)]
-    assert torch.equal(first[0]["image"], batches[0][0]["image"])
-    assert torch.equal(skipped[0]["image"], batches[3][0]["image"])
-    assert "start_iter" not in cfg.dataloader.train  # the config itself is not modified
 
 
 def test_eval_hook_and_best_checkpointer(tmp_path):
@@ -423,13 +467,20 @@ def test_plot_curves(tmp_path):
         assert image.size == (900, 960)
 
 
-def test_argument_parser():
-    args = default_argument_parser().parse_args(
-        ["--config-file", "c.py", "--num-gpus", "2", "--resume", "train.max_iter=10", "model.x=[1,2]"]
-    )
+def test_argument_parser_takes_flags_anywhere():
+    parse = default_argument_parser().parse_args
+    args = parse(["--config-file", "c.py", "--num-gpus", "2", "--resume", "train.max_iter=10", "model.x=[1,2]"])
     assert args.config_file == "c.py" and args.num_gpus == 2 and args.resume and not args.eval_only
     assert args.opts == ["train.max_iter=10", "model.x=[1,2]"]
-    assert args.num_machines == 1 and args.machine_rank == 0
+    assert args.num_machines == 1 and args.machine_rank == 0 and not args.overwrite
+    # the README's resume command: overrides before the flag
+    args = parse(["--config-file", "c.py", "train.output_dir=out", "--resume"])
+    assert args.resume and args.opts == ["train.output_dir=out"]
+    args = parse(["train.seed=3", "--eval-only", "--config-file", "c.py", "train.output_dir=o", "--num-gpus", "2"])
+    assert args.eval_only and args.config_file == "c.py" and args.num_gpus == 2
+    assert args.opts == ["train.seed=3", "train.output_dir=o"]
+    with pytest.raises(SystemExit):  # a mistyped flag is an error, not an override
+        parse(["--config-file", "c.py", "--resmue"])
 
 
 # ------------------------------------------------------------------------------------------------
@@ -458,12 +509,12 @@ class ToyAccuracy:
 CONFIG_FILE = """
 from net_detr2.config import LazyCall as L
 from net_detr2.solver import multistep_with_warmup
-from test_engine import ToyModel, ToyAccuracy, toy_loader, toy_test_loader
+from test_engine import ToyModel, ToyAccuracy, ToyLoader, toy_test_loader
 from ..common.optim import SGD as optimizer
 from ..common.train import train
 
 model = L(ToyModel)(in_dim=6)
-dataloader = dict(train=L(toy_loader)(batch_size=2), test=L(toy_test_loader)(), evaluator=L(ToyAccuracy)())
+dataloader = dict(train=L(ToyLoader)(batch_size=2), test=L(toy_test_loader)(), evaluator=L(ToyAccuracy)())
 optimizer.lr = 0.1
 lr_multiplier = multistep_with_warmup(6, steps=(4,), warmup_iters=1)
 train.update(max_iter=6, eval_period=3, log_period=2, device="cpu", seed=3, tensorboard=False,
@@ -554,3 +605,28 @@ def test_tensorboard_writer(tmp_path):
     acc.Reload()
     events = acc.Scalars("total_loss")
     assert [(e.step, round(e.value, 4)) for e in events] == [(0, 1.0), (1, 0.5), (2, 0.3333)]
+
+
+def test_progress_lines_come_early_then_every_log_period(tmp_path, ncaplog):
+    """Console lines (iteration, losses, ETA) after iterations 1, 2, 5, 10, 20 of the run, then every log_period."""
+    trainer = DefaultTrainer(
+        make_cfg(tmp_path, max_iter=70, log_period=30, checkpointer=dict(period=100, max_to_keep=None))
+    )
+    trainer.resume_or_load(resume=False)
+    trainer.train()
+    # (each record reaches caplog twice: through propagation and through ncaplog's handler)
+    lines = list(dict.fromkeys(r.getMessage() for r in ncaplog.records if r.name == "net_detr2.utils.events"))
+    assert [int(m.split("iter: ")[1].split()[0]) for m in lines] == [0, 1, 4, 9, 19, 29, 59, 69]
+    assert all("eta: " in m and "loss_cls: " in m for m in lines[:-1])
+    assert [m["iteration"] for m in read_metrics(tmp_path) if "loss_cls" in m] == [0, 1, 4, 9, 19, 29, 59, 69]
+
+
+def test_evaluation_logs_progress_with_an_eta(ncaplog):
+    from net_detr2.evaluation import inference_on_dataset
+
+    model = ToyModel().eval()
+    results = inference_on_dataset(model, toy_test_loader(num_batches=8), ToyAccuracy(), log_period_s=3600)
+    assert results["toy"]["n"] == 16
+    progress = list(dict.fromkeys(r.getMessage() for r in ncaplog.records if "Inference done" in r.getMessage()))
+    # right after the 5 warm-up batches, whatever the log period
+    assert len(progress) == 1 and progress[0].startswith("Inference done 6/8.") and "ETA=0:00:00" in progress[0]

@@ -1,5 +1,6 @@
 """Common training settings (``cfg.train``) and LR schedules (``cfg.lr_multiplier``).
 
+Every key ``DefaultTrainer`` reads is here, with its default: the trainer has no hidden defaults of its own.
 Use ``from ..common.train import train`` and one of the schedules, e.g.
 ``from ..common.train import lr_multiplier_1x as lr_multiplier``. The schedules are in iterations
 of a 90k-iteration (COCO "1x", batch 16) run; for other lengths build one with
@@ -8,28 +9,47 @@ of a 90k-iteration (COCO "1x", batch 16) run; for other lengths build one with
 
 import torch
 
+from net_detr2.config import default_output_dir
 from net_detr2.solver import cosine_with_warmup, multistep_with_warmup
 
 train = dict(
-    output_dir="./output",
-    init_checkpoint="",
+    # Checkpoints, logs, metrics.json, curves and predictions. The default is a folder of each config's own:
+    # output/<path of the config file given to train_net.py, without .py>, relative to the current folder,
+    # e.g. --config-file configs/shapes/faster_rcnn_R18_FPN.py -> output/configs/shapes/faster_rcnn_R18_FPN
+    # (net_detr2.config.default_output_dir). A fresh run refuses a folder that already holds a run: continue it
+    # with --resume, choose another train.output_dir, or replace it with --overwrite.
+    output_dir=default_output_dir(),
+    init_checkpoint="",  # weights loaded before training (not on --resume when output_dir has a checkpoint)
     max_iter=90000,
-    amp=dict(enabled=False, precision="float16"),  # automatic mixed precision (CUDA only; or "bfloat16")
-    ddp=dict(  # DistributedDataParallel options
-        broadcast_buffers=False,
+    # Mixed precision for training and evaluation: dtype "bfloat16" (CUDA, or a CPU with bf16 units; a CPU
+    # without them warns once and runs fp32) or "float16" (CUDA only, with a gradient scaler).
+    amp=dict(enabled=False, dtype="bfloat16"),
+    ddp=dict(  # DistributedDataParallel options (several processes only)
+        # after every step all ranks take rank 0's buffers (BatchNorm statistics), so every rank evaluates
+        # and saves the same model; False leaves each rank its own (then use norm="SyncBN" for training BN)
+        broadcast_buffers=True,
         find_unused_parameters=False,
         fp16_compression=False,
     ),
-    checkpointer=dict(period=5000, max_to_keep=100),  # PeriodicCheckpointer options
-    eval_period=5000,
+    # Seconds a collective operation (gradient all-reduce, metric gather, barrier) may wait for the other
+    # processes before the run stops with an error naming the rank and the operation.
+    dist_timeout_s=600,
+    checkpointer=dict(period=5000, max_to_keep=100),  # a checkpoint every `period` iterations; keep the newest
+    eval_period=5000,  # evaluate on dataloader.test every eval_period iterations (0: only after training)
+    # console / metrics.json / TensorBoard every log_period iterations, and early on at iterations 1, 2, 5, 10,
+    # 20, 50, ... below it, so that the first progress line (losses, ETA) comes after the first iteration
     log_period=20,
     device="cuda" if torch.cuda.is_available() else "cpu",
-    seed=-1,  # < 0: random; otherwise seed + rank for every process
+    # < 0: a random seed (logged). Otherwise every process seeds python, numpy and torch with seed + rank before
+    # building the model, and the data order and augmentation follow it too: the same seed repeats a run
+    # exactly, another seed changes weights init, data order, augmentation and RoI/anchor sampling.
+    seed=-1,
     clip_grad=None,  # or dict(max_norm=..., norm_type=2.0)
     trainable_params=None,  # or a list of regexes (re.match on parameter names): only those train
     num_vis_images=0,  # after training, draw predictions on this many test images
-    best_checkpointer=None,  # or dict(val_metric="bbox/AP", mode="max")
+    best_checkpointer=None,  # or dict(val_metric="bbox/AP", mode="max"): model_best.pth at every better eval
     val_period=0,  # > 0 with cfg.dataloader.val: record validation losses every val_period iterations
+    val_batches=10,  # batches of cfg.dataloader.val averaged for each validation loss
     tensorboard=True,
     plot_curves=True,  # after training: output_dir/curves.png from metrics.json
     cudnn_benchmark=False,

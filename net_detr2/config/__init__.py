@@ -4,8 +4,17 @@
 from __future__ import annotations
 
 from .instantiate import ConfigKeyError, InstantiationError, instantiate, locate
-from .lazy import LazyCall, LazyConfig
+from .lazy import LazyCall, LazyConfig, default_output_dir
 
 L = LazyCall
 
-__all__ = ["LazyCall", "L", "LazyConfig", "instantiate", "locate", "ConfigKeyError", "InstantiationError"]
+__all__ = [
+    "LazyCall",
+    "L",
+    "LazyConfig",
+    "default_output_dir",
+    "instantiate",
+    "locate",
+    "ConfigKeyError",
+    "InstantiationError",
+]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import ast
 import builtins
 import contextlib
+import contextvars
 import dataclasses
 import inspect
 import logging
@@ -29,13 +30,33 @@ from net_detr2.model_zoo import CONFIGS_MODULE, configs_root
 
 from .instantiate import ConfigKeyError, callable_name, did_you_mean
 
-__all__ = ["LazyCall", "LazyConfig"]
+__all__ = ["LazyCall", "LazyConfig", "default_output_dir"]
 
 logger = logging.getLogger(__name__)
 
 _FLAGS = {"allow_objects": True}
 # Package name given to executed config files; the import hook recognises their relative imports by it.
 _CFG_PACKAGE = "net_detr2._lazy_config_files"
+# The file given to the outermost LazyConfig.load while it executes (what default_output_dir derives from).
+_LOADING_FILE: contextvars.ContextVar[str | None] = contextvars.ContextVar("net_detr2_loading_config", default=None)
+
+
+def default_output_dir() -> str:
+    """``output/<path of the config file being loaded, without .py>``: a folder of its own for every config.
+
+    Called from a config file while ``LazyConfig.load`` executes it (``configs/common/train.py`` uses it for
+    ``train.output_dir``); the path is that of the file given to ``LazyConfig.load`` (``train_net.py
+    --config-file``), not of the file that calls this, and is taken relative to the current folder
+    (an absolute path outside it is used whole, without its leading ``/``). E.g. loading
+    ``configs/shapes/faster_rcnn_R18_FPN.py`` gives ``output/configs/shapes/faster_rcnn_R18_FPN``.
+    """
+    filename = _LOADING_FILE.get()
+    if filename is None:
+        raise RuntimeError("default_output_dir() is meant to be called from a config file that LazyConfig.load runs")
+    rel = os.path.relpath(os.path.abspath(filename))
+    if rel == ".." or rel.startswith(".." + os.sep):
+        rel = os.path.abspath(filename).lstrip(os.sep)
+    return os.path.join("output", os.path.splitext(rel)[0])
 
 
 class LazyCall:
@@ -172,8 +193,12 @@ class LazyConfig:
             raise FileNotFoundError(f"Config file {filename} does not exist")
         ext = os.path.splitext(filename)[1]
         if ext == ".py":
-            with _patch_import():
-                namespace = _exec_config_file(os.path.abspath(filename))
+            token = _LOADING_FILE.set(_LOADING_FILE.get() or filename)
+            try:
+                with _patch_import():
+                    namespace = _exec_config_file(os.path.abspath(filename))
+            finally:
+                _LOADING_FILE.reset(token)
             content = {k: v for k, v in namespace.items() if not k.startswith("_") and _is_config_value(v)}
             cfg = DictConfig({}, flags=_FLAGS)
             for k, v in content.items():
@@ -209,6 +234,11 @@ class LazyConfig:
         YAML's ``true``/``false``/``null`` accepted too, falling back to the raw string
         (``train.output_dir=./out``). Every key must already exist; ``+a.b=value`` adds a new
         key. A missing key fails with the existing keys closest to it.
+
+        A new value must fit the type of the value it replaces: an integer key takes an integer only
+        (``train.max_iter=2.7`` or ``=abc`` is refused, never truncated), a float key an integer or a float,
+        a boolean key ``True``/``False``; a string key keeps the text as written (``train.output_dir=2024``
+        is the string ``"2024"``). ``None``, containers and ``${...}`` interpolations are not checked.
         """
         for item in overrides:
             if "=" not in item:
@@ -229,7 +259,7 @@ class LazyConfig:
                     raise ConfigKeyError(
                         f"Override '{item}': index '{last}' out of range for list '{'.'.join(parts[:-1])}'"
                     )
-                node[int(last)] = value
+                node[int(last)] = _checked_value(item, key, _raw(node, int(last)), value, value_str)
                 continue
             if not isinstance(node, DictConfig):
                 raise ConfigKeyError(f"Override '{item}': '{'.'.join(parts[:-1])}' is {node!r}, not a config node")
@@ -241,7 +271,7 @@ class LazyConfig:
                         f"Override '{item}': key '{key}' does not exist"
                         f"{LazyConfig._hint('.'.join(parts[:-1]), last, dict.fromkeys(list(node.keys()) + accepted))}"
                     )
-            node[last] = value
+            node[last] = _checked_value(item, key, _raw(node, last), value, value_str) if last in node else value
         return cfg
 
     @staticmethod
@@ -352,6 +382,36 @@ def _parse_value(text: str) -> Any:
     if stripped.lower() in _YAML_WORDS:
         return _YAML_WORDS[stripped.lower()]
     return text
+
+
+def _raw(node: DictConfig | ListConfig, key: str | int) -> Any:
+    """The value stored at ``key`` without resolving it (an interpolation stays its ``${...}`` text)."""
+    child = node._get_node(key)
+    return child._value() if child is not None else None
+
+
+def _checked_value(item: str, key: str, old: Any, new: Any, text: str) -> Any:
+    """``new`` if it may replace ``old`` (see `LazyConfig.apply_overrides`), else a ``ValueError`` naming the key."""
+    if new is None or any(isinstance(v, str) and "${" in v for v in (old, new)):
+        return new
+    if isinstance(old, bool):
+        expected, ok = "a boolean (True or False)", isinstance(new, bool)
+    elif isinstance(old, int):
+        expected, ok = "an integer", isinstance(new, int) and not isinstance(new, bool)
+    elif isinstance(old, float):
+        expected, ok = "a number", isinstance(new, (int, float)) and not isinstance(new, bool)
+        new = float(new) if ok else new
+    elif isinstance(old, str):
+        # the text as written: `train.output_dir=2024` means the folder "2024", not the number
+        return text.strip() if isinstance(new, (bool, int, float)) else new
+    else:
+        return new
+    if not ok:
+        raise ValueError(
+            f"Override '{item}': {key} expects {expected} (the config has {old!r}), got {new!r}"
+            + (" (a fraction is refused, not truncated)" if isinstance(old, int) and isinstance(new, float) else "")
+        )
+    return new
 
 
 def _target_parameters(node: DictConfig) -> list[str]:

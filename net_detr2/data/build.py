@@ -11,11 +11,11 @@ import torch
 import torch.utils.data as torchdata
 
 from net_detr2.structures import BoxMode
+from net_detr2.utils.comm import get_rank, get_world_size, shared_random_seed
 
 from .catalog import DatasetCatalog, MetadataCatalog
 from .common import DatasetFromList, MapDataset
 from .samplers import GroupedBatchSampler, InferenceSampler, TrainingSampler, aspect_ratio_group_ids
-from .samplers.distributed_sampler import get_rank, get_world_size, shared_random_seed
 
 __all__ = [
     "get_detection_dataset_dicts",
@@ -25,6 +25,7 @@ __all__ = [
     "build_detection_test_loader",
     "trivial_batch_collator",
     "SeededBatchSampler",
+    "TrainingDataLoader",
 ]
 
 logger = logging.getLogger(__name__)
@@ -160,20 +161,72 @@ def _sample_seed(seed: int, rank: int, iteration: int, slot: int) -> int:
 class SeededBatchSampler:
     """Wraps a batch sampler: yields, for iteration ``it`` (from ``start_iter``), the list of
     ``(index, sample_seed)`` pairs. The first ``start_iter`` batches are skipped by advancing the index
-    stream only — no image is read."""
+    stream only — no image is read.
+
+    ``seed`` seeds the per-sample augmentation and, when the wrapped stream exposes a settable ``seed``
+    (`TrainingSampler`), its order too: setting it here sets both.
+    """
 
     def __init__(self, batch_sampler, seed: int, rank: int = 0, start_iter: int = 0):
         if start_iter < 0:
             raise ValueError(f"start_iter must be >= 0, got {start_iter}")
         self.batch_sampler = batch_sampler
-        self.seed = int(seed)
+        self._seed = int(seed)
         self.rank = int(rank)
         self.start_iter = int(start_iter)
+
+    @property
+    def seed(self) -> int:
+        return self._seed
+
+    @seed.setter
+    def seed(self, value: int) -> None:
+        index_sampler = getattr(self.batch_sampler, "sampler", None)
+        if int(value) != self._seed and index_sampler is not None:
+            try:
+                index_sampler.seed = int(value)
+            except AttributeError as e:
+                raise ValueError(f"the index sampler {type(index_sampler).__name__} has no settable 'seed'") from e
+        self._seed = int(value)
 
     def __iter__(self):
         batches = itertools.islice(iter(self.batch_sampler), self.start_iter, None)
         for it, batch in enumerate(batches, start=self.start_iter):
-            yield [(int(idx), _sample_seed(self.seed, self.rank, it, j)) for j, idx in enumerate(batch)]
+            yield [(int(idx), _sample_seed(self._seed, self.rank, it, j)) for j, idx in enumerate(batch)]
+
+
+class TrainingDataLoader(torchdata.DataLoader):
+    """The infinite training loader of `build_detection_train_loader`, whose place in its batch stream can be
+    saved and restored: ``state_dict()`` is ``{"seed", "next_batch"}`` (the stream's seed and the number of batches
+    handed out so far); ``load_state_dict`` before iterating makes the loader continue with exactly the batches
+    (order and augmentation) an uninterrupted run would have seen, whatever ``num_workers`` is. The trainer
+    saves it in every checkpoint."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._next_batch = self.batch_sampler.start_iter
+        self._started = False
+
+    def __iter__(self):
+        self._started = True
+        for batch in super().__iter__():
+            self._next_batch += 1
+            yield batch
+
+    def state_dict(self) -> dict[str, int]:
+        return {"seed": self.batch_sampler.seed, "next_batch": self._next_batch}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        if self._started:
+            raise RuntimeError("TrainingDataLoader.load_state_dict must be called before iterating the loader")
+        seed, next_batch = state["seed"], state["next_batch"]
+        for key, value in (("seed", seed), ("next_batch", next_batch)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ValueError(f"TrainingDataLoader state: '{key}' must be an integer >= 0, got {value!r}")
+        self.batch_sampler.seed = seed
+        self.batch_sampler.start_iter = next_batch
+        self._next_batch = next_batch
+        self.generator.manual_seed(seed)
 
 
 def _worker_init_reset_seed(worker_id: int) -> None:
@@ -204,7 +257,8 @@ def build_detection_train_loader(
         sampler: an index sampler; default ``TrainingSampler(len(dataset), seed=seed)``.
         aspect_ratio_grouping: batch only images of the same orientation (from the dicts' height/width).
         num_workers: loader processes; the batch order and content do not depend on it.
-        seed: seeds the default sampler and the per-sample augmentation; None = a seed shared by all ranks.
+        seed: seeds the default sampler and the per-sample augmentation; None = a seed shared by all ranks,
+            drawn from numpy's global generator (so it follows ``train.seed``, which seeds that generator).
         start_iter: skip the batches of iterations ``0..start_iter-1`` (without loading them), so a resumed
             run sees the same data as an uninterrupted one.
         skip_unreadable: replace unreadable images by the next one (counted, logged) instead of raising.
@@ -225,13 +279,16 @@ def build_detection_train_loader(
     group_ids = aspect_ratio_group_ids(dataset) if aspect_ratio_grouping else None
     batch_sampler = SeededBatchSampler(GroupedBatchSampler(sampler, group_ids, batch_size), seed, rank, start_iter)
     ds = MapDataset(DatasetFromList(dataset, copy=False, serialize=serialize), mapper, skip_unreadable=skip_unreadable)
-    return torchdata.DataLoader(
+    return TrainingDataLoader(
         ds,
         batch_sampler=batch_sampler,
         num_workers=num_workers,
         collate_fn=trivial_batch_collator if collate_fn is None else collate_fn,
         worker_init_fn=_worker_init_reset_seed if num_workers > 0 else None,
         persistent_workers=num_workers > 0,
+        # the workers' base seed comes from the data seed, not from the global torch generator, which
+        # belongs to the model (RoI sampling): creating the iterator must not move it
+        generator=torch.Generator().manual_seed(seed),
     )
 
 

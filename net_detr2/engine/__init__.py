@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from .defaults import DefaultTrainer, create_ddp_model, default_argument_parser, default_setup, default_writers
+from .defaults import (
+    DefaultTrainer,
+    check_train_config,
+    create_ddp_model,
+    default_argument_parser,
+    default_setup,
+    default_writers,
+)
 from .hooks import (
     BestCheckpointer,
     CallbackHook,
@@ -19,6 +26,7 @@ from .train_loop import AMPTrainer, HookBase, SimpleTrainer, TrainerBase
 
 __all__ = [
     "DefaultTrainer",
+    "check_train_config",
     "create_ddp_model",
     "default_argument_parser",
     "default_setup",

@@ -1,31 +1,37 @@
 """The standard training set-up around a LazyConfig: argument parser, ``default_setup``,
-``create_ddp_model``, ``default_writers`` and ``DefaultTrainer``."""
+``create_ddp_model``, ``default_writers`` and ``DefaultTrainer``.
+
+Every setting comes from ``cfg.train`` (all keys and their defaults: ``configs/common/train.py``); nothing
+here has a default of its own or changes the config.
+"""
 
 from __future__ import annotations
 
 import argparse
-import copy
 import inspect
 import json
 import logging
 import os
+import re
 import sys
 from typing import Any
 
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, ListConfig
 from torch.nn.parallel import DistributedDataParallel
 
-from net_detr2.checkpoint import DetectionCheckpointer, atomic_write
-from net_detr2.config import LazyConfig, instantiate, locate
+from net_detr2.checkpoint import DetectionCheckpointer, atomic_write, remove_stale_temp_files
+from net_detr2.config import LazyConfig, instantiate
+from net_detr2.evaluation import inference_on_dataset, print_csv_format
 from net_detr2.solver import LRMultiplier, build_optimizer, freeze_parameters
 from net_detr2.utils import comm
+from net_detr2.utils.amp import resolve_amp_dtype
 from net_detr2.utils.env import collect_env_info, seed_all_rng
 from net_detr2.utils.events import CommonMetricPrinter, JSONWriter, TensorboardXWriter
 from net_detr2.utils.logger import setup_logger
 
 from . import hooks
-from .train_loop import AMPTrainer, SimpleTrainer, TrainerBase
+from .train_loop import SimpleTrainer
 
 __all__ = [
     "default_argument_parser",
@@ -33,20 +39,58 @@ __all__ = [
     "default_writers",
     "create_ddp_model",
     "write_final_results",
+    "check_train_config",
     "DefaultTrainer",
 ]
 
 logger = logging.getLogger(__name__)
 
+# The keys of cfg.train that the trainer reads (configs/common/train.py defines each one, with its default),
+# with the type each must have.
+TRAIN_KEYS: dict[str, tuple[type, ...]] = {
+    "output_dir": (str,),
+    "init_checkpoint": (str,),
+    "max_iter": (int,),
+    "amp": (dict,),
+    "ddp": (dict,),
+    "dist_timeout_s": (int, float),
+    "checkpointer": (dict,),
+    "eval_period": (int,),
+    "log_period": (int,),
+    "device": (str,),
+    "seed": (int,),
+    "clip_grad": (dict, type(None)),
+    "trainable_params": (list, str, type(None)),
+    "num_vis_images": (int,),
+    "best_checkpointer": (dict, type(None)),
+    "val_period": (int,),
+    "val_batches": (int,),
+    "tensorboard": (bool,),
+    "plot_curves": (bool,),
+    "cudnn_benchmark": (bool,),
+}
+_TRAIN_SUBKEYS = {"amp": ("enabled", "dtype"), "ddp": ("broadcast_buffers",), "checkpointer": ("period", "max_to_keep")}
+# with a non-empty metrics.json, what makes a folder hold a run (and what --overwrite deletes)
+_RUN_FILE = re.compile(r"^(model_(\d{7}|final|best)\.pth|last_checkpoint|events\.out\.tfevents\..*)$")
+
+
+class _ArgumentParser(argparse.ArgumentParser):
+    """Flags and ``key=value`` overrides in any order (``... train.output_dir=D --resume`` works)."""
+
+    def parse_args(self, args=None, namespace=None):  # type: ignore[override]
+        return self.parse_intermixed_args(args, namespace)
+
 
 def default_argument_parser(epilog: str | None = None) -> argparse.ArgumentParser:
-    """Arguments of ``train_net.py``; trailing ``key=value`` words are config overrides (``args.opts``)."""
-    parser = argparse.ArgumentParser(
+    """Arguments of ``train_net.py``; the ``key=value`` words (anywhere among the flags) are config overrides
+    (``args.opts``)."""
+    parser = _ArgumentParser(
         epilog=epilog
         or (
             "Examples:\n"
             f"  {sys.argv[0]} --config-file cfg.py train.max_iter=100\n"
             f"  {sys.argv[0]} --config-file cfg.py --num-gpus 2\n"
+            f"  {sys.argv[0]} --config-file cfg.py train.output_dir=out --resume\n"
             f"  {sys.argv[0]} --config-file cfg.py --eval-only train.init_checkpoint=model.pth\n"
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -55,9 +99,24 @@ def default_argument_parser(epilog: str | None = None) -> argparse.ArgumentParse
     parser.add_argument(
         "--resume",
         action="store_true",
-        help="resume from the last checkpoint in train.output_dir (else load train.init_checkpoint)",
+        help="continue the run in train.output_dir from its last checkpoint (else start from train.init_checkpoint)",
     )
-    parser.add_argument("--eval-only", action="store_true", help="only evaluate train.init_checkpoint")
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="start a fresh run in a train.output_dir that holds one: its checkpoints (model_*.pth, "
+        "last_checkpoint), metrics.json and TensorBoard events are deleted first",
+    )
+    parser.add_argument(
+        "--eval-only",
+        action="store_true",
+        help="only evaluate train.init_checkpoint (with --resume: the last checkpoint of train.output_dir)",
+    )
+    parser.add_argument(
+        "--random-weights",
+        action="store_true",
+        help="allow --eval-only without weights, i.e. evaluate a randomly initialised model on purpose",
+    )
     parser.add_argument(
         "--num-gpus", type=int, default=1, help="processes per machine (GPUs; CPU processes when CUDA is unavailable)"
     )
@@ -71,35 +130,123 @@ def default_argument_parser(epilog: str | None = None) -> argparse.ArgumentParse
     )
     parser.add_argument(
         "opts",
-        default=None,
-        nargs=argparse.REMAINDER,
+        default=[],
+        nargs="*",
+        metavar="KEY=VALUE",
         help="config overrides 'path.key=value', e.g. train.max_iter=100 model.num_classes=5",
     )
     return parser
 
 
-def _get(node: Any, key: str, default: Any = None) -> Any:
-    """``node.key`` for DictConfig/dict nodes, ``default`` when absent or ``None``."""
-    if node is None:
-        return default
-    try:
-        value = node.get(key, default)
-    except AttributeError:
-        value = getattr(node, key, default)
-    return default if value is None else value
+def check_train_config(train: Any) -> None:
+    """Every key the trainer reads is in ``cfg.train`` with the right type; else a ``ValueError`` naming it."""
+    missing = [k for k in TRAIN_KEYS if k not in train]
+    missing += [f"{k}.{sub}" for k, subs in _TRAIN_SUBKEYS.items() if k in train for sub in subs if sub not in train[k]]
+    if missing:
+        raise ValueError(
+            f"cfg.train lacks {missing}: start from configs/common/train.py (`from ..common.train import train`), "
+            "which defines every key the trainer reads"
+        )
+    for key, types in TRAIN_KEYS.items():
+        if not _has_type(train[key], types):
+            names = " or ".join("None" if t is type(None) else t.__name__ for t in types)
+            raise ValueError(f"train.{key} must be {names}, got {train[key]!r}")
+    if train.max_iter < 0:
+        raise ValueError(f"train.max_iter must be >= 0, got {train.max_iter}")
+    if not train.output_dir:
+        raise ValueError("train.output_dir is empty: give the folder for checkpoints and logs")
+    if train.log_period <= 0:
+        raise ValueError(f"train.log_period must be a positive integer, got {train.log_period}")
+    period, keep = train.checkpointer.period, train.checkpointer.max_to_keep
+    if not _has_type(period, (int,)) or period <= 0:
+        raise ValueError(f"train.checkpointer.period must be a positive integer, got {period!r}")
+    if not (keep is None or (_has_type(keep, (int,)) and keep >= 1)):
+        raise ValueError(f"train.checkpointer.max_to_keep must be a positive integer or None, got {keep!r}")
+    if not _has_type(train.amp.enabled, (bool,)):
+        raise ValueError(f"train.amp.enabled must be True or False, got {train.amp.enabled!r}")
+
+
+def _has_type(value: Any, types: tuple[type, ...]) -> bool:
+    if isinstance(value, bool) and bool not in types:
+        return False  # True is an int to Python, not to a config
+    if dict in types and isinstance(value, DictConfig):
+        return True
+    if list in types and isinstance(value, (tuple, ListConfig)):
+        return True
+    return isinstance(value, types)
+
+
+def holds_run(output_dir: str) -> list[str]:
+    """The files of a training run in ``output_dir``: the trainer's checkpoints (``model_0000999.pth``,
+    ``model_final.pth``, ``model_best.pth``), ``last_checkpoint``, a non-empty ``metrics.json``."""
+    if not os.path.isdir(output_dir):
+        return []
+    found = []
+    for name in sorted(os.listdir(output_dir)):
+        if not os.path.isfile(os.path.join(output_dir, name)):
+            continue
+        if _RUN_FILE.match(name) or (name == "metrics.json" and os.path.getsize(os.path.join(output_dir, name))):
+            found.append(name)
+    return found
+
+
+def refuse_existing_run(output_dir: str) -> None:
+    """A ``FileExistsError`` naming ``output_dir`` and the ways out, when it already holds a run."""
+    found = holds_run(output_dir)
+    if found:
+        shown = [f for f in found if not f.startswith("events.out.tfevents.")]
+        shown += ["TensorBoard events"] if len(shown) < len(found) else []
+        raise FileExistsError(
+            f"{output_dir} already holds a training run ({', '.join(shown)}); a fresh run would overwrite it. "
+            f"Continue that run with --resume, or write this one elsewhere with train.output_dir=<another folder> "
+            f"(or pass --overwrite to delete the earlier run's checkpoints, metrics and TensorBoard events and "
+            f"start afresh)"
+        )
+
+
+def _remove_run(output_dir: str, keep: str) -> None:
+    """Delete the run files `holds_run` finds (but ``keep``, e.g. an init checkpoint stored there)."""
+    for name in holds_run(output_dir):
+        path = os.path.join(output_dir, name)
+        if keep and os.path.abspath(path) == os.path.abspath(keep):
+            continue
+        os.remove(path)
+        logger.info(f"--overwrite: removed {path}")
 
 
 def default_setup(cfg: DictConfig, args: argparse.Namespace | None) -> None:
-    """Output directory, loggers (console on rank 0, ``log.txt[.rankN]`` for every rank), environment
-    info, the config saved as ``output_dir/config.yaml``, and seeding (``train.seed + rank``; a
-    negative or missing seed draws a random one)."""
-    output_dir = _get(cfg.train, "output_dir", "")
+    """Check the invocation, then prepare the run: output folder, loggers (console on rank 0, ``log.txt[.rankN]``
+    for every rank), environment info, the config saved as ``output_dir/config.yaml``, the collective timeout.
+
+    Refused before anything is written: a fresh run (no ``--resume``) in a folder that holds a run, unless
+    ``--overwrite``; ``--eval-only`` without weights, unless ``--random-weights``. Stale temporary files of
+    interrupted saves are removed. Seeding is the trainer's (`DefaultTrainer`).
+    """
+    check_train_config(cfg.train)
+    train = cfg.train
+    output_dir = train.output_dir
+    resume, overwrite, eval_only, random_weights = (
+        bool(getattr(args, k, False)) for k in ("resume", "overwrite", "eval_only", "random_weights")
+    )
+    if eval_only:
+        has_last = resume and os.path.isfile(os.path.join(output_dir, "last_checkpoint"))
+        if not (train.init_checkpoint or has_last or random_weights):
+            raise ValueError(
+                "--eval-only needs weights: set train.init_checkpoint=<model.pth>, or add --resume to evaluate the "
+                f"last checkpoint of train.output_dir ({output_dir}); pass --random-weights to evaluate an "
+                "untrained model on purpose"
+            )
+    elif not resume and not overwrite:
+        refuse_existing_run(output_dir)
     rank = comm.get_rank()
-    if output_dir and comm.is_main_process():
+    if comm.is_main_process():
         os.makedirs(output_dir, exist_ok=True)
+        remove_stale_temp_files(output_dir)
+        if overwrite and not resume and not eval_only:
+            _remove_run(output_dir, keep=train.init_checkpoint)
     comm.synchronize()
-    setup_logger(output_dir or None, distributed_rank=rank, name="fvcore")
-    log = setup_logger(output_dir or None, distributed_rank=rank)
+    setup_logger(output_dir, distributed_rank=rank, name="fvcore")
+    log = setup_logger(output_dir, distributed_rank=rank)
     log.info(f"Rank of current process: {rank}. World size: {comm.get_world_size()}")
     log.info("Environment info:\n" + collect_env_info())
     if args is not None:
@@ -108,15 +255,13 @@ def default_setup(cfg: DictConfig, args: argparse.Namespace | None) -> None:
         if config_file:
             with open(config_file, encoding="utf-8") as f:
                 log.info(f"Contents of args.config_file={config_file}:\n{f.read()}")
-    if output_dir and comm.is_main_process():
+    if comm.is_main_process():
         path = os.path.join(output_dir, "config.yaml")
         LazyConfig.save(cfg, path)
         log.info(f"Full config saved to {path}")
-    seed = _get(cfg.train, "seed", -1)
-    used = seed_all_rng(None if seed < 0 else seed + rank)
-    log.info(f"Using seed {used}")
-    if not (args is not None and getattr(args, "eval_only", False)):
-        torch.backends.cudnn.benchmark = bool(_get(cfg.train, "cudnn_benchmark", False))
+    comm.set_timeout(train.dist_timeout_s)
+    if not eval_only:
+        torch.backends.cudnn.benchmark = train.cudnn_benchmark
 
 
 def default_writers(output_dir: str, max_iter: int | None = None, tensorboard: bool = True) -> list:
@@ -127,10 +272,13 @@ def default_writers(output_dir: str, max_iter: int | None = None, tensorboard: b
     return writers
 
 
-def create_ddp_model(model: torch.nn.Module, *, fp16_compression: bool = False, **kwargs: Any) -> torch.nn.Module:
+def create_ddp_model(
+    model: torch.nn.Module, *, fp16_compression: bool = False, broadcast_buffers: bool = True, **kwargs: Any
+) -> torch.nn.Module:
     """Wrap ``model`` in ``DistributedDataParallel`` when running with more than one process.
 
-    ``kwargs`` go to DDP (e.g. ``broadcast_buffers=False``, ``find_unused_parameters=True``); on
+    ``broadcast_buffers``: copy rank 0's buffers to every rank at the start of each forward (given to torch under
+    the name the installed version takes). ``kwargs`` go to DDP (e.g. ``find_unused_parameters=True``); on
     CUDA ``device_ids`` defaults to this process' local GPU.
     """
     if comm.get_world_size() == 1:
@@ -142,7 +290,12 @@ def create_ddp_model(model: torch.nn.Module, *, fp16_compression: bool = False, 
             is_cuda = False
         if is_cuda:
             kwargs["device_ids"] = [comm.get_local_rank()]
-    ddp = DistributedDataParallel(model, **kwargs)
+    if "forward_sync_buffers" in inspect.signature(DistributedDataParallel).parameters:
+        kwargs["forward_sync_buffers"] = broadcast_buffers  # torch >= 2.14 deprecates broadcast_buffers
+    else:
+        kwargs["broadcast_buffers"] = broadcast_buffers
+    with comm.collective("DistributedDataParallel set-up (rank 0's weights to every rank)"):
+        ddp = DistributedDataParallel(model, **kwargs)
     if fp16_compression:
         from torch.distributed.algorithms.ddp_comm_hooks import default as comm_hooks
 
@@ -152,19 +305,6 @@ def create_ddp_model(model: torch.nn.Module, *, fp16_compression: bool = False, 
 
 def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
     return model.module if isinstance(model, DistributedDataParallel) else model
-
-
-def _target_accepts(node: Any, arg: str) -> bool:
-    """Whether the ``_target_`` of a LazyCall node has an explicit parameter named ``arg``."""
-    if not isinstance(node, (DictConfig, dict)) or "_target_" not in node:
-        return False
-    target = node["_target_"]
-    if isinstance(target, str):
-        target = locate(target)
-    try:
-        return arg in inspect.signature(target).parameters
-    except (TypeError, ValueError):
-        return False
 
 
 def _warn_schedule_length(node: Any, max_iter: int) -> None:
@@ -201,107 +341,103 @@ def write_final_results(output_dir: str, results: dict, max_iter: int, seed: int
     return path
 
 
-class DefaultTrainer(TrainerBase):
-    """Training driven by a LazyConfig (see ``DEVELOPERS.md`` for the keys).
+class DefaultTrainer(SimpleTrainer):
+    """Training driven by a LazyConfig: one trainer, every setting read from ``cfg.train`` (keys and defaults
+    in ``configs/common/train.py``; see also ``DEVELOPERS.md``).
 
-    ``__init__`` builds the model (+ ``train.trainable_params`` freezing), optimizer, LR
-    scheduler, DDP wrapper, checkpointer and hooks. ``resume_or_load`` loads weights (and on resume
-    the optimizer/scheduler/grad-scaler state and iteration). ``train`` then builds the training
-    data loader — *after* resuming, passing ``start_iter`` to loaders that accept it so a resumed
-    run sees the same data order — and runs the loop. After training: the final evaluation (when
-    ``cfg.dataloader.evaluator`` exists), ``curves.png`` and ``train.num_vis_images`` prediction
-    images (``predictions/*.png``, tiled in ``predictions_grid.png``).
+    ``__init__`` seeds every random generator once (``train.seed`` + rank, or a random seed), then builds the
+    model (+ ``train.trainable_params`` freezing), optimizer, training data loader, DDP wrapper, LR scheduler,
+    checkpointer and hooks. ``resume_or_load`` loads weights: on resume also the optimizer, scheduler, gradient
+    scaler, iteration, every rank's random generators and the data loader's place, so the resumed run goes on
+    exactly as the uninterrupted one would have. ``train`` runs the loop; after a training that finished
+    (not after an error): the final evaluation (when ``cfg.dataloader.evaluator`` exists), ``curves.png`` and
+    ``train.num_vis_images`` prediction images (``predictions/*.png``, tiled in ``predictions_grid.png``).
     """
 
     def __init__(self, cfg: DictConfig):
-        super().__init__()
-        self.cfg = cfg
-        train_cfg = cfg.train
+        check_train_config(cfg.train)
+        train = cfg.train
         if not logging.getLogger("net_detr2").handlers:
             setup_logger(distributed_rank=comm.get_rank())
-        seed = _get(train_cfg, "seed", -1)
-        if seed >= 0:
-            # Same seed as default_setup; repeated here so DefaultTrainer(cfg) alone is reproducible.
-            seed_all_rng(seed + comm.get_rank())
+        rank = comm.get_rank()
+        self.seed = seed_all_rng(None if train.seed < 0 else train.seed + rank)
+        logger.info(
+            f"Seeded python, numpy and torch with {self.seed}"
+            + (f" (train.seed={train.seed} + rank {rank})" if train.seed >= 0 else " (random: train.seed < 0)")
+        )
+        model = self.build_model(cfg)
+        optimizer = self.build_optimizer(cfg, model)
+        data_loader = self.build_train_loader(cfg)
+        ddp_options = dict(train.ddp)
+        sync_buffers = ddp_options.pop("broadcast_buffers")
+        # the trainer copies rank 0's buffers after every step itself (SimpleTrainer.sync_buffers)
+        ddp_model = create_ddp_model(model, broadcast_buffers=False, **ddp_options)
+        super().__init__(
+            ddp_model,
+            data_loader,
+            optimizer,
+            amp_dtype=resolve_amp_dtype(train.amp.enabled, train.amp.dtype, train.device),
+            clip_grad=train.clip_grad,
+            sync_buffers=sync_buffers,
+        )
+        self.cfg = cfg
+        self.max_iter = train.max_iter
+        self.scheduler = self.build_lr_scheduler(cfg, optimizer)
+        checkpointables: dict[str, Any] = {"optimizer": optimizer, "scheduler": self.scheduler}
+        if self.grad_scaler.is_enabled():
+            checkpointables["grad_scaler"] = self.grad_scaler
+        self.checkpointer = DetectionCheckpointer(model, train.output_dir, **checkpointables)
+        self.last_eval_results: Any = None
+        self.register_hooks(self.build_hooks())
 
+    # -- building blocks (override in a subclass to change one) -------------------------------------
+    @classmethod
+    def build_model(cls, cfg: DictConfig) -> torch.nn.Module:
+        """``cfg.model`` on ``train.device``, with ``train.trainable_params`` applied."""
         model = instantiate(cfg.model)
-        device = _get(train_cfg, "device", None)
-        if device:
-            model.to(device)
-        n_train, n_frozen = freeze_parameters(model, _get(train_cfg, "trainable_params", None))
+        model.to(cfg.train.device)
+        n_train, n_frozen = freeze_parameters(model, cfg.train.trainable_params)
         n_train_el = sum(p.numel() for p in model.parameters() if p.requires_grad)
         n_frozen_el = sum(p.numel() for p in model.parameters() if not p.requires_grad)
         logger.info(
             f"Trainable parameters: {n_train} tensors ({n_train_el:,} values); "
             f"frozen: {n_frozen} tensors ({n_frozen_el:,} values)"
         )
-        optimizer = build_optimizer(cfg.optimizer, model)
-        ddp_kwargs = dict(_get(train_cfg, "ddp", {}) or {})
-        ddp_model = create_ddp_model(model, **ddp_kwargs)
+        return model
 
-        amp_cfg = _get(train_cfg, "amp", {})
-        amp = bool(_get(amp_cfg, "enabled", False))
-        clip_grad = _get(train_cfg, "clip_grad", None)
-        clip_grad = dict(clip_grad) if clip_grad else None
-        if amp:
-            precision = _get(amp_cfg, "precision", "float16")
-            if precision not in ("float16", "bfloat16"):
-                raise ValueError(f"train.amp.precision must be 'float16' or 'bfloat16', got {precision!r}")
-            self._trainer = AMPTrainer(
-                ddp_model, None, optimizer, clip_grad=clip_grad, precision=getattr(torch, precision)
-            )
-        else:
-            self._trainer = SimpleTrainer(ddp_model, None, optimizer, clip_grad=clip_grad)
-        # Hooks registered on this trainer also see the inner trainer's after_backward.
-        self._trainer._hooks = self._hooks
+    @classmethod
+    def build_optimizer(cls, cfg: DictConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
+        return build_optimizer(cfg.optimizer, model)
 
-        self.max_iter = int(train_cfg.max_iter)
-        _warn_schedule_length(cfg.lr_multiplier, self.max_iter)
-        self.scheduler = LRMultiplier(optimizer, instantiate(cfg.lr_multiplier), self.max_iter)
-        checkpointables: dict[str, Any] = {"optimizer": optimizer, "scheduler": self.scheduler}
-        if amp:
-            checkpointables["grad_scaler"] = self._trainer.grad_scaler
-        self.output_dir = _get(train_cfg, "output_dir", "")
-        self.checkpointer = DetectionCheckpointer(model, self.output_dir, **checkpointables)
-        self.start_iter = 0
-        self.last_eval_results: Any = None
-        self.register_hooks(self.build_hooks())
+    @classmethod
+    def build_lr_scheduler(cls, cfg: DictConfig, optimizer: torch.optim.Optimizer) -> LRMultiplier:
+        _warn_schedule_length(cfg.lr_multiplier, cfg.train.max_iter)
+        return LRMultiplier(optimizer, instantiate(cfg.lr_multiplier), cfg.train.max_iter)
 
-    # -- convenient accessors -------------------------------------------------------------------
-    @property
-    def model(self) -> torch.nn.Module:
-        return self._trainer.model
+    @classmethod
+    def build_train_loader(cls, cfg: DictConfig):
+        """``cfg.dataloader.train``, instantiated as it is (its seed, when not given, follows ``train.seed``
+        through numpy's generator, which the trainer has seeded)."""
+        return instantiate(cfg.dataloader.train)
 
-    @property
-    def optimizer(self) -> torch.optim.Optimizer:
-        return self._trainer.optimizer
-
-    @property
-    def data_loader(self):
-        return self._trainer.data_loader
-
-    # -- set-up ---------------------------------------------------------------------------------
     def build_hooks(self) -> list[hooks.HookBase]:
-        cfg, train_cfg = self.cfg, self.cfg.train
-        ret: list = [hooks.IterationTimer(), hooks.LRScheduler(optimizer=self.optimizer, scheduler=self.scheduler)]
-        ckpt_cfg = _get(train_cfg, "checkpointer", {})
-        if comm.is_main_process() and self.output_dir:
-            ret.append(
-                hooks.PeriodicCheckpointer(
-                    self.checkpointer,
-                    period=int(_get(ckpt_cfg, "period", self.max_iter)),
-                    max_iter=self.max_iter,
-                    max_to_keep=_get(ckpt_cfg, "max_to_keep", None),
-                )
-            )
-        val_period = int(_get(train_cfg, "val_period", 0))
-        if val_period > 0 and "val" in _get(cfg, "dataloader", {}):
+        cfg, train = self.cfg, self.cfg.train
+        main = comm.is_main_process()
+        ret: list = [
+            hooks.IterationTimer(),
+            hooks.LRScheduler(optimizer=self.optimizer, scheduler=self.scheduler),
+            # on every rank: the trainer's state (random generators) is gathered from all of them
+            hooks.PeriodicCheckpointer(
+                self.checkpointer,
+                period=train.checkpointer.period,
+                max_iter=self.max_iter,
+                max_to_keep=train.checkpointer.max_to_keep,
+            ),
+        ]
+        if train.val_period > 0 and "val" in cfg.dataloader:
             ret.append(
                 hooks.ValidationLoss(
-                    self.model,
-                    instantiate(cfg.dataloader.val),
-                    val_period,
-                    num_batches=int(_get(train_cfg, "val_batches", 10)),
+                    self.model, instantiate(cfg.dataloader.val), train.val_period, num_batches=train.val_batches
                 )
             )
         if self._has_evaluator():
@@ -310,142 +446,106 @@ class DefaultTrainer(TrainerBase):
                 self.last_eval_results = self.test(self.cfg, self.model)
                 return self.last_eval_results
 
-            ret.append(hooks.EvalHook(int(_get(train_cfg, "eval_period", 0)), eval_fn))
-            best = _get(train_cfg, "best_checkpointer", None)
-            if best and comm.is_main_process() and self.output_dir:
+            ret.append(hooks.EvalHook(train.eval_period, eval_fn))
+            best = train.best_checkpointer
+            if best:
                 ret.append(
                     hooks.BestCheckpointer(
-                        int(_get(train_cfg, "eval_period", 0)),
+                        train.eval_period,
                         self.checkpointer,
                         val_metric=best["val_metric"],
-                        mode=_get(best, "mode", "max"),
+                        mode=best.get("mode", "max"),
                     )
                 )
-        if comm.is_main_process() and self.output_dir:
+        if main:
             ret.append(
                 hooks.PeriodicWriter(
-                    default_writers(
-                        self.output_dir, self.max_iter, tensorboard=bool(_get(train_cfg, "tensorboard", True))
-                    ),
-                    period=int(_get(train_cfg, "log_period", 20)),
+                    default_writers(train.output_dir, self.max_iter, tensorboard=train.tensorboard),
+                    period=train.log_period,
                 )
             )
-        if comm.is_main_process() and self.output_dir and bool(_get(train_cfg, "plot_curves", True)):
+        if main and train.plot_curves:
             ret.append(
                 hooks.PlotCurves(
-                    os.path.join(self.output_dir, "metrics.json"), os.path.join(self.output_dir, "curves.png")
+                    os.path.join(train.output_dir, "metrics.json"), os.path.join(train.output_dir, "curves.png")
                 )
             )
         return ret
 
     def _has_evaluator(self) -> bool:
-        dl = _get(self.cfg, "dataloader", None)
-        return dl is not None and _get(dl, "evaluator", None) is not None and _get(dl, "test", None) is not None
-
-    @staticmethod
-    def build_train_loader(cfg: DictConfig, start_iter: int = 0):
-        """Instantiate ``cfg.dataloader.train``; with ``start_iter > 0`` it is passed to loaders that
-        take it (they skip the first ``start_iter`` batches), else a warning says the order differs."""
-        node = copy.deepcopy(cfg.dataloader.train)
-        seed = int(_get(cfg.train, "seed", -1))
-        # the loader's shuffling follows train.seed, so a resumed run replays the same order
-        if seed >= 0 and _target_accepts(node, "seed") and _get(node, "seed", None) is None:
-            node.seed = seed
-        if start_iter > 0:
-            if _target_accepts(node, "start_iter"):
-                node.start_iter = int(start_iter)
-            else:
-                logger.warning(
-                    "cfg.dataloader.train does not accept start_iter: the resumed run will not see "
-                    "the same data order as an uninterrupted one"
-                )
-        return instantiate(node)
+        dl = self.cfg.get("dataloader")
+        return dl is not None and dl.get("evaluator") is not None and dl.get("test") is not None
 
     # -- running --------------------------------------------------------------------------------
     def resume_or_load(self, resume: bool = True) -> None:
-        """``resume`` and a checkpoint in ``output_dir``: load it all and continue after its iteration.
-        Otherwise load only the model weights of ``train.init_checkpoint`` (if set) and start at 0."""
-        init = _get(self.cfg.train, "init_checkpoint", "")
-        has_ckpt = resume and self.checkpointer.has_checkpoint()
-        extra = self.checkpointer.resume_or_load(init, resume=resume)
-        if has_ckpt:
-            self.start_iter = int(extra.get("iteration", -1)) + 1
-            # The optimizer's saved LRs are those the schedule gave at save time; re-derive them from
-            # the restored schedule position so that a changed schedule/max_iter applies at once.
-            for group, lr in zip(self.optimizer.param_groups, self.scheduler.get_lr()):
-                group["lr"] = lr
-            logger.info(f"Resuming at iteration {self.start_iter}")
-        else:
+        """``resume`` and a checkpoint in ``train.output_dir``: load it all and continue after its iteration.
+        Otherwise load only the model weights of ``train.init_checkpoint`` (if set) and start at 0; without
+        ``resume`` a folder that already holds a run is refused (``FileExistsError``)."""
+        output_dir = self.cfg.train.output_dir
+        if comm.is_main_process():
+            remove_stale_temp_files(output_dir)
+        resuming = resume and self.checkpointer.has_checkpoint()
+        if not resume:
+            refuse_existing_run(output_dir)
+        path = self.checkpointer.get_checkpoint_file() if resuming else self.cfg.train.init_checkpoint
+        # on resume: the model strictly, the optimizer, scheduler and gradient scaler; else the weights only
+        extra = self.checkpointer.resume_or_load(self.cfg.train.init_checkpoint, resume=resume)
+        if not resuming:
             self.start_iter = 0
+            return
+        iteration = extra.get("iteration")
+        if not isinstance(iteration, int) or isinstance(iteration, bool) or not 0 <= iteration < self.max_iter:
+            raise ValueError(
+                f"Cannot resume from {path}: its iteration is {iteration!r}, expected an integer in "
+                f"[0, train.max_iter={self.max_iter}) (the index of the last completed iteration). To train "
+                "longer, raise train.max_iter; to start afresh, use another train.output_dir"
+            )
+        self.start_iter = iteration + 1
+        if "trainer" in extra:
+            self.load_state_dict({**extra["trainer"], "iteration": iteration})
+        else:
+            self.iter = iteration
+            self.load_rng_and_data_state({})  # warns: an older checkpoint without the trainer's state
+        # The optimizer's saved LRs are those the schedule gave at save time; re-derive them from
+        # the restored schedule position so that a changed schedule/max_iter applies at once.
+        for group, lr in zip(self.optimizer.param_groups, self.scheduler.get_lr()):
+            group["lr"] = lr
+        if comm.is_main_process():
+            _drop_metrics_after(os.path.join(output_dir, "metrics.json"), iteration)
+        logger.info(f"Resuming from {path} at iteration {self.start_iter}")
 
     def train(self) -> Any:
         """Run training from ``start_iter``; returns the final evaluation results (or ``None``), which a
         finished run also writes to ``output_dir/final_results.json``."""
-        self._trainer.reset_data_loader(self.build_train_loader(self.cfg, self.start_iter))
         super().train(self.start_iter, self.max_iter)
-        if comm.is_main_process() and self.output_dir and self.iter >= self.max_iter and self.last_eval_results:
-            write_final_results(
-                self.output_dir, self.last_eval_results, self.max_iter, _get(self.cfg.train, "seed", -1)
-            )
-        n_vis = int(_get(self.cfg.train, "num_vis_images", 0))
-        if n_vis > 0 and comm.is_main_process() and self.iter >= self.max_iter:
-            self.visualize(self.cfg, self.model, n_vis)
+        output_dir = self.cfg.train.output_dir
+        if comm.is_main_process() and output_dir and self.iter >= self.max_iter and self.last_eval_results:
+            write_final_results(output_dir, self.last_eval_results, self.max_iter, self.cfg.train.seed)
+        if self.cfg.train.num_vis_images > 0 and comm.is_main_process():
+            self.visualize(self.cfg, self.model, self.cfg.train.num_vis_images)
         return self.last_eval_results
 
-    def run_step(self) -> None:
-        self._trainer.iter = self.iter
-        self._trainer.run_step()
-
     def state_dict(self) -> dict:
+        """The loop's state (see `SimpleTrainer.state_dict`); the optimizer, scheduler and gradient scaler are
+        saved by the checkpointer beside it."""
         ret = super().state_dict()
-        ret["_trainer"] = self._trainer.state_dict()
+        ret.pop("optimizer")
+        ret.pop("grad_scaler")
         return ret
-
-    def load_state_dict(self, state_dict: dict) -> None:
-        super().load_state_dict(state_dict)
-        self._trainer.load_state_dict(state_dict["_trainer"])
 
     # -- evaluation / visualisation -------------------------------------------------------------
     @classmethod
     def test(cls, cfg: DictConfig, model: torch.nn.Module) -> dict:
         """Evaluate ``model`` on ``cfg.dataloader.test`` with ``cfg.dataloader.evaluator``; prints
         the results (``print_csv_format``) and returns them."""
-        try:
-            from net_detr2.evaluation import inference_on_dataset, print_csv_format
-        except ImportError as e:
-            raise ImportError(
-                f"DefaultTrainer.test needs net_detr2.evaluation (inference_on_dataset, print_csv_format): {e}"
-            ) from e
-        if _get(_get(cfg, "dataloader", {}), "evaluator", None) is None:
+        if cfg.dataloader.get("evaluator") is None:
             logger.warning("cfg.dataloader.evaluator is not set: skipping evaluation")
             return {}
-        results = inference_on_dataset(
-            model, instantiate(cfg.dataloader.test), instantiate(cls._evaluator_writing_to_output_dir(cfg))
-        )
+        # TODO(lead): pass the config's mixed precision (train.amp) once inference_on_dataset takes it (SPEED).
+        results = inference_on_dataset(model, instantiate(cfg.dataloader.test), instantiate(cfg.dataloader.evaluator))
         if comm.is_main_process() and results:
             print_csv_format(results)
         return results
-
-    @staticmethod
-    def _evaluator_writing_to_output_dir(cfg: DictConfig):
-        """``cfg.dataloader.evaluator``, with ``output_dir=train.output_dir`` when the evaluator takes an
-        ``output_dir`` the config leaves unset (so the predictions, e.g. ``coco_instances_results.json``,
-        are kept next to the checkpoints)."""
-        node = cfg.dataloader.evaluator
-        output_dir = _get(cfg.train, "output_dir", "")
-        target = _get(node, "_target_", None)
-        if not output_dir or target is None or "output_dir" in node:
-            return node
-        target = locate(target) if isinstance(target, str) else target
-        try:
-            takes_output_dir = "output_dir" in inspect.signature(target).parameters
-        except (TypeError, ValueError):
-            return node
-        if not takes_output_dir:
-            return node
-        node = copy.deepcopy(node)
-        node.output_dir = output_dir
-        return node
 
     @staticmethod
     def _dataset_name(cfg: DictConfig) -> str | None:
@@ -462,37 +562,39 @@ class DefaultTrainer(TrainerBase):
     @classmethod
     def visualize(cls, cfg: DictConfig, model: torch.nn.Module, max_images: int) -> list[str]:
         """Draw the predictions on the first ``max_images`` test images into ``output_dir/predictions``."""
-        try:
-            from net_detr2.utils.visualizer import save_image_grid, save_prediction_images
-        except ImportError as e:
-            raise ImportError(
-                "train.num_vis_images > 0 needs net_detr2.utils.visualizer.save_prediction_images, "
-                f"which is not available: {e}"
-            ) from e
-        if _get(_get(cfg, "dataloader", {}), "test", None) is None:
+        from net_detr2.data import MetadataCatalog
+        from net_detr2.utils.visualizer import save_image_grid, save_prediction_images
+
+        if cfg.dataloader.get("test") is None:
             logger.warning("train.num_vis_images > 0 but cfg.dataloader.test is not set: no images drawn")
             return []
-        metadata = None
         name = cls._dataset_name(cfg)
-        if name is not None:
-            try:
-                from net_detr2.data import MetadataCatalog
-
-                metadata = MetadataCatalog.get(name)
-            except ImportError:
-                pass
-        out_dir = os.path.join(_get(cfg.train, "output_dir", "."), "predictions")
+        metadata = MetadataCatalog.get(name) if name is not None else None
+        out_dir = os.path.join(cfg.train.output_dir, "predictions")
         os.makedirs(out_dir, exist_ok=True)
-        model = _unwrap(model)
-        was_training = model.training
-        model.eval()
-        try:
-            paths = save_prediction_images(
-                model, instantiate(cfg.dataloader.test), metadata, out_dir, max_images, score_threshold=0.3
-            )
-        finally:
-            model.train(was_training)
+        paths = save_prediction_images(
+            _unwrap(model), instantiate(cfg.dataloader.test), metadata, out_dir, max_images, score_threshold=0.3
+        )
         if paths:
-            grid = save_image_grid(paths, os.path.join(_get(cfg.train, "output_dir", "."), "predictions_grid.png"))
+            grid = save_image_grid(paths, os.path.join(cfg.train.output_dir, "predictions_grid.png"))
             logger.info(f"Saved {len(paths)} prediction images to {out_dir} and tiled them in {grid}")
         return paths
+
+
+def _drop_metrics_after(path: str, iteration: int) -> None:
+    """Remove from ``metrics.json`` the records of iterations after ``iteration`` (a run that went on past its last
+    checkpoint before it stopped), so the resumed run's records do not repeat them."""
+    if not os.path.isfile(path):
+        return
+    with open(path, encoding="utf-8") as f:
+        lines = f.readlines()
+    kept = []
+    for line in lines:
+        try:
+            record_iter = json.loads(line).get("iteration")
+        except (json.JSONDecodeError, AttributeError):
+            continue  # a half-written last line of the interrupted run
+        if isinstance(record_iter, int) and record_iter <= iteration:
+            kept.append(line if line.endswith("\n") else line + "\n")
+    if len(kept) != len(lines):
+        atomic_write(path, lambda f: f.writelines(kept), mode="w")

@@ -17,7 +17,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from net_detr2.evaluation.testing import flatten_results_dict
 from net_detr2.utils import comm
+from net_detr2.utils.env import preserve_rng_state
 from net_detr2.utils.events import EventWriter
 
 from .train_loop import HookBase
@@ -32,7 +34,6 @@ __all__ = [
     "EvalHook",
     "ValidationLoss",
     "PlotCurves",
-    "flatten_results_dict",
 ]
 
 logger = logging.getLogger(__name__)
@@ -103,17 +104,37 @@ class IterationTimer(HookBase):
 
 
 class PeriodicWriter(HookBase):
-    """Call ``writer.write()`` every ``period`` iterations, at the last iteration and after training."""
+    """Call ``writer.write()`` every ``period`` iterations, at the last iteration and after training.
+
+    Early in a run it also writes after iterations 1, 2, 5, 10, 20, 50, ... (counted from the start of this
+    run; those below ``period``), so the first progress line with losses and an ETA comes after the first
+    iteration rather than after ``period`` of them.
+    """
 
     def __init__(self, writers: Iterable[EventWriter], period: int = 20):
         self._writers = list(writers)
         for w in self._writers:
             if not isinstance(w, EventWriter):
                 raise TypeError(f"PeriodicWriter: {w!r} is not an EventWriter")
+        if not isinstance(period, int) or period <= 0:
+            raise ValueError(f"PeriodicWriter: period (train.log_period) must be a positive integer, got {period!r}")
         self._period = period
 
+    def _early(self, done: int) -> bool:
+        """``done`` is one of 1, 2, 5, 10, 20, 50, ... below the period."""
+        if done >= self._period:
+            return False
+        while done % 10 == 0:
+            done //= 10
+        return done in (1, 2, 5)
+
     def after_step(self):
-        if (self.trainer.iter + 1) % self._period == 0 or self.trainer.iter == self.trainer.max_iter - 1:
+        done = self.trainer.iter + 1 - self.trainer.start_iter
+        if (
+            (self.trainer.iter + 1) % self._period == 0
+            or self.trainer.iter == self.trainer.max_iter - 1
+            or self._early(done)
+        ):
             for w in self._writers:
                 w.write()
 
@@ -129,7 +150,11 @@ class PeriodicCheckpointer(HookBase):
     at the end; keep at most ``max_to_keep`` periodic files (``None``: all).
 
     The saved ``iteration`` is the index of the iteration just completed, so a resumed run starts
-    at ``iteration + 1``.
+    at ``iteration + 1``; ``trainer`` holds the trainer's state (random generators of every rank, the data
+    loader's place, hooks' state). Register it on every process (the trainer's state is gathered from all
+    ranks); only the main process writes. A save the checkpointer refuses because the weights are not finite
+    stops training with a ``FloatingPointError`` naming the iteration; ``last_checkpoint`` keeps naming the
+    last good checkpoint.
     """
 
     def __init__(
@@ -163,18 +188,31 @@ class PeriodicCheckpointer(HookBase):
 
     def step(self, iteration: int, **kwargs: Any) -> None:
         """Save if ``iteration`` (0-based, just completed) is at a period boundary or the last one."""
-        additional = {"iteration": iteration, **kwargs}
-        if (iteration + 1) % self.period == 0:
+        periodic = (iteration + 1) % self.period == 0
+        final = self.max_iter is not None and iteration >= self.max_iter - 1
+        if not (periodic or final):
+            return
+        additional = {"iteration": iteration, "trainer": self.trainer.state_dict(), **kwargs}
+        if periodic:
             name = f"{self.file_prefix}_{iteration:07d}"
-            self.checkpointer.save(name, **additional)
+            self._save(name, additional)
             if self.max_to_keep is not None and self.checkpointer.save_to_disk:
                 self.recent.append(os.path.join(self.checkpointer.save_dir, name + ".pth"))
                 while len(self.recent) > self.max_to_keep:
                     old = self.recent.pop(0)
                     if os.path.exists(old) and not old.endswith(f"{self.file_prefix}_final.pth"):
                         os.remove(old)
-        if self.max_iter is not None and iteration >= self.max_iter - 1:
-            self.checkpointer.save(f"{self.file_prefix}_final", **additional)
+        if final:
+            self._save(f"{self.file_prefix}_final", additional)
+
+    def _save(self, name: str, additional: dict) -> None:
+        try:
+            self.checkpointer.save(name, **additional)
+        except FloatingPointError as e:
+            raise FloatingPointError(
+                f"Training diverged: after iteration {additional['iteration']} the model holds non-finite values, "
+                f"so {name}.pth was not written ({e}); last_checkpoint still names the last finite checkpoint"
+            ) from e
 
     def after_step(self):
         self.step(self.trainer.iter)
@@ -221,23 +259,13 @@ class LRScheduler(HookBase):
         self.scheduler.load_state_dict(state_dict)
 
 
-def flatten_results_dict(results: Mapping) -> dict[str, float]:
-    """``{"bbox": {"AP": 1}}`` -> ``{"bbox/AP": 1}``."""
-    out: dict[str, Any] = {}
-    for k, v in results.items():
-        if isinstance(v, Mapping):
-            for kk, vv in flatten_results_dict(v).items():
-                out[f"{k}/{kk}"] = vv
-        else:
-            out[k] = v
-    return out
-
-
 class EvalHook(HookBase):
     """Run ``eval_function()`` every ``eval_period`` iterations and after training.
 
     ``eval_function`` returns a (nested) dict of numbers or ``None``; the numbers are put in the
-    event storage as ``"task/metric"`` scalars (so writers and ``BestCheckpointer`` see them).
+    event storage as ``"task/metric"`` scalars (so writers and ``BestCheckpointer`` see them). It runs with the
+    random generators' states preserved, so evaluating does not change the training that follows. No
+    evaluation after a training that stopped on an error.
     """
 
     def __init__(self, eval_period: int, eval_function: Callable[[], Any], eval_after_train: bool = True):
@@ -246,7 +274,8 @@ class EvalHook(HookBase):
         self._eval_after_train = eval_after_train
 
     def _do_eval(self):
-        results = self._func()
+        with preserve_rng_state():
+            results = self._func()
         if results:
             if not isinstance(results, Mapping):
                 raise TypeError(f"EvalHook: eval_function returned {type(results).__name__}, expected a dict")
@@ -267,8 +296,7 @@ class EvalHook(HookBase):
             self._do_eval()
 
     def after_train(self):
-        # Only after a finished training (iter == max_iter), not after a crash.
-        if self._eval_after_train and self.trainer.iter + 1 >= self.trainer.max_iter:
+        if self._eval_after_train and self.trainer.finished:
             self._do_eval()
         del self._func  # may hold references to big objects (data loaders)
 
@@ -276,7 +304,9 @@ class EvalHook(HookBase):
 class BestCheckpointer(HookBase):
     """Save ``{file_prefix}.pth`` whenever ``val_metric`` (as put by ``EvalHook``) improves.
 
-    Register it after the ``EvalHook``; it checks every ``eval_period`` iterations and after training.
+    Register it after the ``EvalHook``, on every process (the main process decides, the trainer's state is
+    gathered from all); it checks every ``eval_period`` iterations and after a finished training. The best
+    value so far is part of the trainer's state, so a resumed run keeps it.
     """
 
     def __init__(
@@ -293,17 +323,27 @@ class BestCheckpointer(HookBase):
         self.best_iter: int | None = None
 
     def _best_checking(self):
-        latest = self.trainer.storage.latest().get(self._val_metric)
-        if latest is None:
+        latest = self.trainer.storage.latest().get(self._val_metric) if comm.is_main_process() else None
+        if comm.is_main_process() and latest is None:
             logger.warning(f"BestCheckpointer: metric '{self._val_metric}' was not computed; no best checkpoint")
+        better = latest is not None and math.isfinite(latest[0])
+        better = better and (self.best_metric is None or self._compare(latest[0], self.best_metric))
+        decision = comm.all_gather((better, latest), what="best-checkpoint decision")[0]
+        if not decision[0]:
             return
-        value, metric_iter = latest
-        if not math.isfinite(value):
-            return
-        if self.best_metric is None or self._compare(value, self.best_metric):
-            self.best_metric, self.best_iter = value, metric_iter
-            self._checkpointer.save(self._file_prefix, iteration=metric_iter, best_metric=value)
-            logger.info(f"Saved best model: {self._val_metric} = {value:.5f} at iteration {metric_iter}")
+        value, metric_iter = decision[1]
+        self.best_metric, self.best_iter = value, metric_iter
+        # after training the storage is at max_iter; the model is that of the last iteration, max_iter - 1
+        iteration = min(metric_iter, self.trainer.max_iter - 1)
+        trainer_state = self.trainer.state_dict()
+        self._checkpointer.save(self._file_prefix, iteration=iteration, best_metric=value, trainer=trainer_state)
+        logger.info(f"Saved best model: {self._val_metric} = {value:.5f} at iteration {metric_iter}")
+
+    def state_dict(self) -> dict:
+        return {"best_metric": self.best_metric, "best_iter": self.best_iter}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.best_metric, self.best_iter = state["best_metric"], state["best_iter"]
 
     def after_step(self):
         next_iter = self.trainer.iter + 1
@@ -311,13 +351,15 @@ class BestCheckpointer(HookBase):
             self._best_checking()
 
     def after_train(self):
-        if self.trainer.iter + 1 >= self.trainer.max_iter:
+        if self.trainer.finished:
             self._best_checking()
 
 
 class ValidationLoss(HookBase):
     """Every ``period`` iterations, average the model's losses over ``num_batches`` batches of a
-    validation loader (training mode, no gradients) and record them as ``val_<loss>`` scalars."""
+    validation loader (training mode, no gradients) and record them as ``val_<loss>`` scalars.
+
+    The random generators' states are preserved around it, so that validating does not change training."""
 
     def __init__(self, model: nn.Module, data_loader: Iterable, period: int, num_batches: int = 10):
         self._model = model
@@ -337,7 +379,7 @@ class ValidationLoss(HookBase):
 
     def _compute(self):
         totals: dict[str, torch.Tensor] = {}
-        with torch.no_grad():
+        with torch.no_grad(), preserve_rng_state():
             for _ in range(self._num_batches):
                 loss_dict = self._model(self._next())
                 for k, v in loss_dict.items():
@@ -356,7 +398,7 @@ class ValidationLoss(HookBase):
 
 
 class PlotCurves(HookBase):
-    """After training, plot the scalars of ``metrics.json`` into ``curves.png`` (main process only).
+    """After a finished training, plot the scalars of ``metrics.json`` into ``curves.png`` (main process only).
 
     One panel for the losses (training and ``val_``), one for the LR, one for the evaluation
     metrics (any other scalar put at few iterations, e.g. ``bbox/AP``).
@@ -369,7 +411,7 @@ class PlotCurves(HookBase):
         self.output_file = output_file
 
     def after_train(self):
-        if not comm.is_main_process():
+        if not comm.is_main_process() or not self.trainer.finished:
             return
         try:
             plot_metrics(self.metrics_file, self.output_file)

@@ -8,6 +8,7 @@ import tempfile
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
+from urllib.parse import urlparse
 
 import torch
 import torch.distributed as dist
@@ -77,6 +78,16 @@ def launch(
             shutil.rmtree(rendezvous_dir, ignore_errors=True)
 
 
+def _rendezvous_store(url: str, world_size: int, rank: int, timeout: timedelta) -> dist.Store | None:
+    """The key-value store the ranks meet in, for ``file://`` and ``tcp://`` URLs (None for others, e.g. env://)."""
+    parsed = urlparse(url)
+    if parsed.scheme == "file":
+        return dist.FileStore(parsed.path, world_size)
+    if parsed.scheme == "tcp":
+        return dist.TCPStore(parsed.hostname, parsed.port, world_size, is_master=rank == 0, timeout=timeout)
+    return None
+
+
 def _distributed_worker(
     local_rank: int,
     main_func: Callable,
@@ -92,12 +103,20 @@ def _distributed_worker(
     if backend == "nccl":
         torch.cuda.set_device(local_rank)
     try:
-        dist.init_process_group(
-            backend=backend, init_method=dist_url, world_size=world_size, rank=global_rank, timeout=timeout
-        )
+        store = _rendezvous_store(dist_url, world_size, global_rank, timeout)
+        if store is None:
+            dist.init_process_group(
+                backend=backend, init_method=dist_url, world_size=world_size, rank=global_rank, timeout=timeout
+            )
+        else:
+            dist.init_process_group(
+                backend=backend, store=store, world_size=world_size, rank=global_rank, timeout=timeout
+            )
     except Exception as e:
         logging.getLogger(__name__).error(f"Process group URL: {dist_url}")
         raise RuntimeError(f"launch: rank {global_rank} could not join the process group at {dist_url}: {e}") from e
+    # the ranks note the collective they enter in the store, so a timed-out rank can name the ranks missing
+    comm.set_progress_store(store)
     comm.create_local_process_group(num_gpus_per_machine)
     comm.synchronize()
     try:

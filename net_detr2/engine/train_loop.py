@@ -1,5 +1,5 @@
-"""The training loop: ``TrainerBase`` runs hooks around ``run_step``; ``SimpleTrainer`` and
-``AMPTrainer`` implement one optimisation step."""
+"""The training loop: ``TrainerBase`` runs hooks around ``run_step``; ``SimpleTrainer`` implements the one
+optimisation step (fp32, or mixed precision with an autocast dtype and, for CUDA float16, a gradient scaler)."""
 
 from __future__ import annotations
 
@@ -12,11 +12,14 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
 from net_detr2.utils import comm
+from net_detr2.utils.amp import AMP_DTYPES, autocast, needs_grad_scaler, resolve_amp_dtype
+from net_detr2.utils.env import get_rng_state, set_rng_state
 from net_detr2.utils.events import EventStorage, get_event_storage
 
-__all__ = ["HookBase", "TrainerBase", "SimpleTrainer", "AMPTrainer"]
+__all__ = ["HookBase", "TrainerBase", "SimpleTrainer", "AMPTrainer", "write_metrics"]
 
 logger = logging.getLogger(__name__)
 
@@ -26,7 +29,9 @@ class HookBase:
 
     Order per iteration: ``before_step``, (the step, with ``after_backward`` inside it),
     ``after_step``; ``before_train``/``after_train`` once. ``after_train`` also runs when training
-    stops with an exception.
+    stops with an exception: hooks with side effects (evaluation, pictures) check ``trainer.finished``.
+    A hook with state to keep across a resume returns it from ``state_dict`` (saved in every checkpoint,
+    keyed by the hook's class name) and takes it back in ``load_state_dict``.
     """
 
     trainer: TrainerBase = None
@@ -51,13 +56,15 @@ class HookBase:
 
 
 class TrainerBase:
-    """Iteration loop with hooks. Attributes: ``iter``, ``start_iter``, ``max_iter``, ``storage``."""
+    """Iteration loop with hooks. Attributes: ``iter``, ``start_iter``, ``max_iter``, ``storage``, and
+    ``finished``: True only once all iterations up to ``max_iter`` ran without an exception."""
 
     def __init__(self) -> None:
         self._hooks: list[HookBase] = []
         self.iter: int = 0
         self.start_iter: int = 0
         self.max_iter: int = 0
+        self.finished: bool = False
         self.storage: EventStorage | None = None
 
     def register_hooks(self, hooks: Iterable[HookBase | None]) -> None:
@@ -75,6 +82,7 @@ class TrainerBase:
         logger.info(f"Starting training from iteration {start_iter}")
         self.iter = self.start_iter = start_iter
         self.max_iter = max_iter
+        self.finished = False
         with EventStorage(start_iter) as self.storage:
             try:
                 self.before_train()
@@ -82,8 +90,9 @@ class TrainerBase:
                     self.before_step()
                     self.run_step()
                     self.after_step()
-                # iter == max_iter tells after_train hooks that training finished normally.
-                self.iter += 1
+                # iter == max_iter and finished tell after_train hooks that training ended normally.
+                self.iter = max_iter
+                self.finished = True
             except Exception:
                 logger.exception(f"Exception during training at iteration {self.iter}:")
                 raise
@@ -142,17 +151,25 @@ class TrainerBase:
 
 
 class SimpleTrainer(TrainerBase):
-    """One step = next batch -> model(batch) loss dict -> sum -> backward -> (clip) -> optimizer step.
+    """One step = next batch -> ``model(batch)`` loss dict (under autocast when ``amp_dtype`` is set) -> sum
+    -> backward (scaled by ``grad_scaler``) -> (clip) -> optimizer step -> (several processes) rank 0's
+    buffers to every rank.
 
     Args:
         model: returns ``dict[str, Tensor]`` of scalar losses in training mode.
-        data_loader: an iterable of batches (may be set later via the ``data_loader`` attribute,
-            before ``train()``; ``DefaultTrainer`` builds it after resuming).
+        data_loader: an iterable of batches (may be set later via ``reset_data_loader``, before ``train()``).
+            With ``state_dict``/``load_state_dict`` (`TrainingDataLoader`) its place in the stream is
+            checkpointed, so a resumed run sees the same batches.
         optimizer: a torch optimizer.
         gather_metric_period: write metrics every this many iterations (the non-finite check runs
             on every step).
         zero_grad_before_forward: call ``zero_grad`` before the forward (else after it).
+        amp_dtype: autocast dtype of the forward pass (``torch.bfloat16``/``torch.float16``), ``None`` for fp32;
+            see `net_detr2.utils.amp.resolve_amp_dtype`.
+        grad_scaler: a ``torch.amp.GradScaler``; default: one enabled only for CUDA float16.
         clip_grad: ``None`` or kwargs of ``torch.nn.utils.clip_grad_norm_`` (e.g. ``{"max_norm": 1.0}``).
+        sync_buffers: with several processes, copy rank 0's buffers (BatchNorm statistics) to every rank after
+            each step, so that all ranks evaluate and save the same model.
     """
 
     def __init__(
@@ -162,7 +179,11 @@ class SimpleTrainer(TrainerBase):
         optimizer: torch.optim.Optimizer,
         gather_metric_period: int = 1,
         zero_grad_before_forward: bool = False,
+        *,
+        amp_dtype: torch.dtype | None = None,
+        grad_scaler: torch.amp.GradScaler | None = None,
         clip_grad: Mapping[str, Any] | None = None,
+        sync_buffers: bool = True,
     ):
         super().__init__()
         model.train()
@@ -173,10 +194,16 @@ class SimpleTrainer(TrainerBase):
         self.gather_metric_period = gather_metric_period
         self.zero_grad_before_forward = zero_grad_before_forward
         self.clip_grad = dict(clip_grad) if clip_grad else None
+        self.device = _model_device(model)
+        self.amp_dtype = amp_dtype
+        if grad_scaler is None:
+            grad_scaler = torch.amp.GradScaler("cuda", enabled=needs_grad_scaler(amp_dtype, self.device))
+        self.grad_scaler = grad_scaler
+        self.sync_buffers = sync_buffers
 
     @property
     def _data_loader_iter(self):
-        # Created lazily so the data loader can be (re)assigned before training starts.
+        # Created lazily so the data loader can be (re)assigned or restored before training starts.
         if self._data_loader_iter_obj is None:
             if self.data_loader is None:
                 raise RuntimeError("SimpleTrainer has no data_loader: assign one before train()")
@@ -191,24 +218,31 @@ class SimpleTrainer(TrainerBase):
         return [p for g in self.optimizer.param_groups for p in g["params"] if p.grad is not None]
 
     def run_step(self) -> None:
-        assert self.model.training, "[SimpleTrainer] model was changed to eval mode!"
+        assert self.model.training, f"[{type(self).__name__}] model was changed to eval mode!"
         start = time.perf_counter()
         data = next(self._data_loader_iter)
         data_time = time.perf_counter() - start
         if self.zero_grad_before_forward:
             self.optimizer.zero_grad()
-        loss_dict = self.model(data)
+        with autocast(self.device, self.amp_dtype):
+            loss_dict = self.model(data)
         if isinstance(loss_dict, torch.Tensor):
             loss_dict = {"total_loss": loss_dict}
         losses = sum(loss_dict.values())
         if not self.zero_grad_before_forward:
             self.optimizer.zero_grad()
-        losses.backward()
+        # a disabled scaler (fp32, bf16) passes the loss and the step through unchanged
+        with comm.collective(f"backward with the gradient all-reduce, iteration {self.iter}"):
+            self.grad_scaler.scale(losses).backward()
         self.after_backward()
         if self.clip_grad:
+            self.grad_scaler.unscale_(self.optimizer)
             torch.nn.utils.clip_grad_norm_(self._params_to_clip(), **self.clip_grad)
         self._write_metrics(loss_dict, data_time)
-        self.optimizer.step()
+        self.grad_scaler.step(self.optimizer)
+        self.grad_scaler.update()
+        if self.sync_buffers:
+            broadcast_buffers(self.model)
 
     def _write_metrics(self, loss_dict: Mapping[str, torch.Tensor], data_time: float, prefix: str = "") -> None:
         """Check losses are finite (raises ``FloatingPointError``) and record them.
@@ -220,13 +254,99 @@ class SimpleTrainer(TrainerBase):
         )
 
     def state_dict(self) -> dict:
+        """Iteration, hooks' state, the optimizer, the gradient scaler, the random generators of every rank and
+        the data loader's place in its stream. Collective with several processes (every rank must call it)."""
         ret = super().state_dict()
         ret["optimizer"] = self.optimizer.state_dict()
+        ret["grad_scaler"] = self.grad_scaler.state_dict()
+        ret["rng"] = comm.all_gather(get_rng_state(), what="gather of the random generators' states for a checkpoint")
+        if hasattr(self.data_loader, "state_dict"):
+            ret["data_loader"] = self.data_loader.state_dict()
         return ret
 
     def load_state_dict(self, state_dict: dict) -> None:
         super().load_state_dict(state_dict)
-        self.optimizer.load_state_dict(state_dict["optimizer"])
+        if "optimizer" in state_dict:
+            self.optimizer.load_state_dict(state_dict["optimizer"])
+        if state_dict.get("grad_scaler"):
+            self.grad_scaler.load_state_dict(state_dict["grad_scaler"])
+        self.load_rng_and_data_state(state_dict)
+
+    def load_rng_and_data_state(self, state_dict: dict) -> None:
+        """Take back this rank's random generators and the data loader's place (when saved), warning about
+        what cannot be restored, after which a resumed run differs from an uninterrupted one."""
+        rng, rank = state_dict.get("rng"), comm.get_rank()
+        if rng is not None and rank < len(rng):
+            set_rng_state(rng[rank])
+        else:
+            logger.warning(
+                f"The checkpoint has no random-generator state for rank {rank}: the resumed run draws other "
+                "random numbers (RoI sampling, ...) than an uninterrupted one"
+            )
+        if "data_loader" in state_dict and hasattr(self.data_loader, "load_state_dict"):
+            self.data_loader.load_state_dict(state_dict["data_loader"])
+        else:
+            logger.warning(
+                f"The data loader ({type(self.data_loader).__name__}) cannot be restored to its place: the resumed "
+                "run does not see the batches an uninterrupted one would (use build_detection_train_loader)"
+            )
+
+
+class AMPTrainer(SimpleTrainer):
+    """`SimpleTrainer` with mixed precision given as a dtype (detectron2's interface): ``precision`` float16 or
+    bfloat16 on CUDA (a gradient scaler for float16), bfloat16 on a CPU with bf16 units; otherwise fp32 with
+    one warning (see `net_detr2.utils.amp.resolve_amp_dtype`). The step is `SimpleTrainer`'s."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        data_loader: Iterable | None,
+        optimizer: torch.optim.Optimizer,
+        gather_metric_period: int = 1,
+        zero_grad_before_forward: bool = False,
+        grad_scaler: torch.amp.GradScaler | None = None,
+        precision: torch.dtype = torch.float16,
+        **kwargs: Any,
+    ):
+        names = {v: k for k, v in AMP_DTYPES.items()}
+        if precision not in names:
+            raise ValueError(f"AMPTrainer: precision must be torch.float16 or torch.bfloat16, got {precision}")
+        amp_dtype = resolve_amp_dtype(True, names[precision], _model_device(model))
+        super().__init__(
+            model,
+            data_loader,
+            optimizer,
+            gather_metric_period,
+            zero_grad_before_forward,
+            amp_dtype=amp_dtype,
+            grad_scaler=grad_scaler,
+            **kwargs,
+        )
+        self.precision = precision
+
+
+def _model_device(model: nn.Module) -> torch.device:
+    try:
+        return next(model.parameters()).device
+    except StopIteration:
+        return torch.device("cpu")
+
+
+def broadcast_buffers(model: nn.Module) -> None:
+    """Copy rank 0's buffers into every rank's model (one broadcast per dtype; nothing with one process)."""
+    if comm.get_world_size() == 1:
+        return
+    module = model.module if isinstance(model, DistributedDataParallel) else model
+    by_dtype: dict[torch.dtype, list[torch.Tensor]] = {}
+    for buf in module.buffers():
+        by_dtype.setdefault(buf.dtype, []).append(buf)
+    for bufs in by_dtype.values():
+        flat = torch.cat([b.detach().reshape(-1) for b in bufs])
+        comm.broadcast(flat, src=0, what="broadcast of rank 0's buffers (BatchNorm statistics)")
+        offset = 0
+        for b in bufs:
+            b.data.copy_(flat[offset : offset + b.numel()].view_as(b))
+            offset += b.numel()
 
 
 def write_metrics(
@@ -240,7 +360,7 @@ def write_metrics(
     names = list(loss_dict.keys())
     values = torch.stack([v.detach().float().reshape(()) for v in loss_dict.values()]).cpu().numpy()
     local = {"data_time": data_time, "values": values}
-    all_metrics = comm.all_gather(local) if comm.get_world_size() > 1 else [local]
+    all_metrics = comm.all_gather(local, what=f"gather of the losses, iteration {iteration}")
     stacked = np.stack([m["values"] for m in all_metrics])  # (world, num_losses)
     total = stacked.sum(axis=1)
     if not np.isfinite(total).all():
@@ -258,72 +378,3 @@ def write_metrics(
     storage.put_scalar(f"{prefix}total_loss", float(mean.sum()))
     if len(names) > 1 or names[0] != "total_loss":
         storage.put_scalars(**{f"{prefix}{n}": float(v) for n, v in zip(names, mean)})
-
-
-class AMPTrainer(SimpleTrainer):
-    """``SimpleTrainer`` with CUDA automatic mixed precision (autocast + ``GradScaler``).
-
-    On a CPU-only model it warns once and trains in full precision.
-    """
-
-    def __init__(
-        self,
-        model: nn.Module,
-        data_loader: Iterable | None,
-        optimizer: torch.optim.Optimizer,
-        gather_metric_period: int = 1,
-        zero_grad_before_forward: bool = False,
-        grad_scaler: torch.amp.GradScaler | None = None,
-        precision: torch.dtype = torch.float16,
-        clip_grad: Mapping[str, Any] | None = None,
-    ):
-        super().__init__(model, data_loader, optimizer, gather_metric_period, zero_grad_before_forward, clip_grad)
-        try:
-            device = next(model.parameters()).device
-        except StopIteration:
-            device = torch.device("cpu")
-        self.enabled = device.type == "cuda" and torch.cuda.is_available()
-        if not self.enabled:
-            logger.warning(
-                "AMPTrainer: the model is not on a CUDA device; mixed precision is disabled, "
-                "training in full precision."
-            )
-        if grad_scaler is None:
-            grad_scaler = torch.amp.GradScaler("cuda", enabled=self.enabled)
-        self.grad_scaler = grad_scaler
-        self.precision = precision
-
-    def run_step(self) -> None:
-        if not self.enabled:
-            return super().run_step()
-        assert self.model.training, "[AMPTrainer] model was changed to eval mode!"
-        start = time.perf_counter()
-        data = next(self._data_loader_iter)
-        data_time = time.perf_counter() - start
-        if self.zero_grad_before_forward:
-            self.optimizer.zero_grad()
-        with torch.autocast("cuda", dtype=self.precision):
-            loss_dict = self.model(data)
-            if isinstance(loss_dict, torch.Tensor):
-                loss_dict = {"total_loss": loss_dict}
-            losses = sum(loss_dict.values())
-        if not self.zero_grad_before_forward:
-            self.optimizer.zero_grad()
-        self.grad_scaler.scale(losses).backward()
-        self.after_backward()
-        if self.clip_grad:
-            self.grad_scaler.unscale_(self.optimizer)
-            torch.nn.utils.clip_grad_norm_(self._params_to_clip(), **self.clip_grad)
-        self._write_metrics(loss_dict, data_time)
-        self.grad_scaler.step(self.optimizer)
-        self.grad_scaler.update()
-
-    def state_dict(self) -> dict:
-        ret = super().state_dict()
-        ret["grad_scaler"] = self.grad_scaler.state_dict()
-        return ret
-
-    def load_state_dict(self, state_dict: dict) -> None:
-        super().load_state_dict(state_dict)
-        if "grad_scaler" in state_dict:
-            self.grad_scaler.load_state_dict(state_dict["grad_scaler"])

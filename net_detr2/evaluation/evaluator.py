@@ -7,12 +7,13 @@ import logging
 import time
 from collections import OrderedDict, abc
 from collections.abc import Callable
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 
 import torch
 from torch import nn
 
 from net_detr2.utils import comm
+from net_detr2.utils.eval_mode import eval_mode
 
 __all__ = [
     "DatasetEvaluator",
@@ -105,15 +106,8 @@ class DatasetEvaluators(DatasetEvaluator):
         return results
 
 
-@contextmanager
-def inference_context(model: nn.Module):
-    """Put ``model`` in eval mode for the block and restore its training flag afterwards."""
-    was_training = model.training
-    model.eval()
-    try:
-        yield
-    finally:
-        model.train(was_training)
+# detectron2's name for it: the model in eval mode for the block, its training flags restored afterwards
+inference_context = eval_mode
 
 
 def _fmt_eta(seconds: float) -> str:
@@ -129,9 +123,9 @@ def inference_on_dataset(
 ) -> dict:
     """Run ``model`` over every batch of ``data_loader`` and evaluate with ``evaluator``.
 
-    The model runs in eval mode (restored afterwards) under ``torch.no_grad``. Progress is logged
-    at most every ``log_period_s`` seconds with per-image times and an ETA; the first
-    ``min(5, len-1)`` batches are a warm-up excluded from the timing.
+    The model runs in eval mode (restored afterwards) under ``torch.no_grad``. The first
+    ``min(5, len-1)`` batches are a warm-up excluded from the timing; progress (batches done, per-image
+    times, ETA) is logged right after it and then at most every ``log_period_s`` seconds.
 
     Args:
         model: an ``nn.Module`` (or any callable) taking a list of input dicts.
@@ -202,7 +196,7 @@ def inference_on_dataset(
                 timed_images += len(inputs) if hasattr(inputs, "__len__") else 1
             iters_after_start = idx + 1 - num_warmup * int(idx >= num_warmup)
             now = time.perf_counter()
-            if idx >= num_warmup and now - last_log >= log_period_s:
+            if idx >= num_warmup and (idx == num_warmup or now - last_log >= log_period_s):
                 last_log = now
                 per_iter = (now - start_time) / max(iters_after_start, 1)
                 per_img = (now - start_time) / max(timed_images, 1)

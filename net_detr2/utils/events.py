@@ -160,12 +160,15 @@ class JSONWriter(EventWriter):
     """
 
     def __init__(self, json_file: str, window_size: int = 20):
-        os.makedirs(os.path.dirname(os.path.abspath(json_file)), exist_ok=True)
-        self._file_handle = open(json_file, "a", encoding="utf-8")
+        self._json_file = json_file
+        self._file_handle = None  # opened at the first write: building the writer touches no file
         self._window_size = window_size
         self._last_write = -1
 
     def write(self) -> None:
+        if self._file_handle is None:
+            os.makedirs(os.path.dirname(os.path.abspath(self._json_file)), exist_ok=True)
+            self._file_handle = open(self._json_file, "a", encoding="utf-8")
         storage = get_event_storage()
         to_save: dict[int, dict[str, float]] = defaultdict(dict)
         for k, (v, itr) in storage.latest_with_smoothing_hint(self._window_size).items():
@@ -184,20 +187,24 @@ class JSONWriter(EventWriter):
             pass
 
     def close(self) -> None:
-        self._file_handle.close()
+        if self._file_handle is not None:
+            self._file_handle.close()
 
 
 class TensorboardXWriter(EventWriter):
     """Write scalars (and queued images/histograms) to TensorBoard event files in ``log_dir``."""
 
     def __init__(self, log_dir: str, window_size: int = 20, **kwargs: Any):
-        from torch.utils.tensorboard import SummaryWriter
-
+        self._log_dir, self._kwargs = log_dir, kwargs
         self._window_size = window_size
-        self._writer = SummaryWriter(log_dir, **kwargs)
+        self._writer = None  # the event file is created at the first write
         self._last_write = -1
 
     def write(self) -> None:
+        if self._writer is None:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self._writer = SummaryWriter(self._log_dir, **self._kwargs)
         storage = get_event_storage()
         new_last_write = self._last_write
         for k, (v, itr) in storage.latest_with_smoothing_hint(self._window_size).items():
@@ -220,7 +227,7 @@ class TensorboardXWriter(EventWriter):
             storage.clear_histograms()
 
     def close(self) -> None:
-        if hasattr(self, "_writer"):
+        if self._writer is not None:
             self._writer.close()
 
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Iterable, Sequence
-from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ import torch
 
 from net_detr2.structures import BoxMode
 from net_detr2.utils.colormap import PALETTE_SIZE, colormap
+from net_detr2.utils.eval_mode import eval_mode
 
 __all__ = ["ColorMode", "VisImage", "Visualizer", "save_prediction_images"]
 
@@ -367,17 +367,6 @@ def _create_text_labels(
 
 
 # ---------------------------------------------------------------------------- prediction images
-@contextmanager
-def _eval_mode(model: torch.nn.Module):
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            yield
-    finally:
-        model.train(was_training)
-
-
 def _read_rgb(path: str) -> np.ndarray:
     """Read an image file as HxWx3 uint8 RGB exactly as the data loader does (EXIF orientation, 16-bit)."""
     from net_detr2.data.detection_utils import read_image
@@ -428,7 +417,7 @@ def save_prediction_images(
     used_stems: dict[str, int] = {}
     if max_images <= 0:
         return written
-    with _eval_mode(model):
+    with torch.no_grad(), eval_mode(model):
         for inputs in data_loader:
             outputs = model(inputs)
             for inp, out in zip(inputs, outputs):

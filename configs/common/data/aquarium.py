@@ -17,3 +17,5 @@ dataloader = detection_dataloader(
     num_workers=1,
     test_num_workers=0,
 )
+# the evaluator writes its predictions (e.g. coco_instances_results.json) beside the checkpoints
+dataloader.evaluator.output_dir = "${train.output_dir}"

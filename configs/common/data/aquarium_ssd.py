@@ -16,3 +16,5 @@ dataloader = detection_dataloader(
     test_num_workers=0,
     aspect_ratio_grouping=False,
 )
+# the evaluator writes its predictions (e.g. coco_instances_results.json) beside the checkpoints
+dataloader.evaluator.output_dir = "${train.output_dir}"

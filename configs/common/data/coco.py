@@ -13,3 +13,5 @@ dataloader = detection_dataloader(
     evaluator=COCOEvaluator,
     batch_size=16,
 )
+# the evaluator writes its predictions (e.g. coco_instances_results.json) beside the checkpoints
+dataloader.evaluator.output_dir = "${train.output_dir}"

@@ -15,3 +15,5 @@ dataloader = detection_dataloader(
     batch_size=32,
     aspect_ratio_grouping=False,  # every image is square after the fixed resize
 )
+# the evaluator writes its predictions (e.g. coco_instances_results.json) beside the checkpoints
+dataloader.evaluator.output_dir = "${train.output_dir}"

@@ -16,3 +16,5 @@ dataloader = detection_dataloader(
     # step; workers would only compete with the model for the CPU cores
     num_workers=0,
 )
+# the evaluator writes its predictions (e.g. coco_instances_results.json) beside the checkpoints
+dataloader.evaluator.output_dir = "${train.output_dir}"

@@ -14,3 +14,5 @@ dataloader = detection_dataloader(
     evaluator=TT100KEvaluator,
     batch_size=8,
 )
+# the evaluator writes its predictions beside the checkpoints
+dataloader.evaluator.output_dir = "${train.output_dir}"

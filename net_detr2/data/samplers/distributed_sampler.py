@@ -12,59 +12,14 @@ import math
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 
-import numpy as np
 import torch
 from torch.utils.data.sampler import Sampler
 
-__all__ = [
-    "TrainingSampler",
-    "RepeatFactorTrainingSampler",
-    "InferenceSampler",
-    "get_rank",
-    "get_world_size",
-    "shared_random_seed",
-]
+from net_detr2.utils import comm
+
+__all__ = ["TrainingSampler", "RepeatFactorTrainingSampler", "InferenceSampler"]
 
 logger = logging.getLogger(__name__)
-
-
-def get_rank() -> int:
-    try:
-        from net_detr2.utils import comm
-
-        return comm.get_rank()
-    except ImportError:
-        import torch.distributed as dist
-
-        return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
-
-
-def get_world_size() -> int:
-    try:
-        from net_detr2.utils import comm
-
-        return comm.get_world_size()
-    except ImportError:
-        import torch.distributed as dist
-
-        return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
-
-
-def shared_random_seed() -> int:
-    """A random seed that is the same on all ranks (rank 0's, broadcast)."""
-    try:
-        from net_detr2.utils import comm
-
-        return comm.shared_random_seed()
-    except (ImportError, AttributeError):
-        seed = int(np.random.randint(2**31))
-        import torch.distributed as dist
-
-        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-            t = torch.tensor([seed], dtype=torch.int64)
-            dist.broadcast(t, 0)
-            seed = int(t.item())
-        return seed
 
 
 class TrainingSampler(Sampler):
@@ -87,15 +42,20 @@ class TrainingSampler(Sampler):
             raise ValueError(f"TrainingSampler(size=...) must be a positive int, got {size!r}")
         self._size = size
         self._shuffle = shuffle
-        self._seed = int(shared_random_seed() if seed is None else seed)
-        self._rank = get_rank() if rank is None else rank
-        self._world_size = get_world_size() if world_size is None else world_size
+        self._seed = int(comm.shared_random_seed() if seed is None else seed)
+        self._rank = comm.get_rank() if rank is None else rank
+        self._world_size = comm.get_world_size() if world_size is None else world_size
         if not 0 <= self._rank < self._world_size:
             raise ValueError(f"TrainingSampler: rank {self._rank} not in [0, {self._world_size})")
 
     @property
     def seed(self) -> int:
+        """Seed of the index stream; setting it (before iterating) restarts the stream from another seed."""
         return self._seed
+
+    @seed.setter
+    def seed(self, value: int) -> None:
+        self._seed = int(value)
 
     def __iter__(self) -> Iterator[int]:
         return itertools.islice(self._infinite_indices(), self._rank, None, self._world_size)
@@ -175,8 +135,8 @@ class InferenceSampler(Sampler):
         if not isinstance(size, int) or size < 0:
             raise ValueError(f"InferenceSampler(size=...) must be an int >= 0, got {size!r}")
         self._size = size
-        self._rank = get_rank() if rank is None else rank
-        self._world_size = get_world_size() if world_size is None else world_size
+        self._rank = comm.get_rank() if rank is None else rank
+        self._world_size = comm.get_world_size() if world_size is None else world_size
         self._local_indices = self._get_local_indices(size, self._world_size, self._rank)
 
     @staticmethod

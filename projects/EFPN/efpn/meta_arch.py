@@ -13,8 +13,7 @@ Inference is `GeneralizedRCNN.inference` (the ROI heads merge the P2' and base d
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -23,22 +22,11 @@ from torch.nn import functional as F
 from net_detr2.modeling.meta_arch.rcnn import GeneralizedRCNN
 from net_detr2.modeling.registry import META_ARCH_REGISTRY
 from net_detr2.structures import ImageList, Instances
+from net_detr2.utils.eval_mode import eval_mode
 
 from .distillation import boxes_to_feature_mask, fbb_loss
 
 __all__ = ["EFPNRCNN", "eval_mode"]
-
-
-@contextlib.contextmanager
-def eval_mode(module: nn.Module) -> Iterator[nn.Module]:
-    """Put every submodule in eval mode for the block, then restore each one's own training flag."""
-    flags = [(m, m.training) for m in module.modules()]
-    module.eval()
-    try:
-        yield module
-    finally:
-        for m, flag in flags:
-            m.training = flag
 
 
 @META_ARCH_REGISTRY.register()

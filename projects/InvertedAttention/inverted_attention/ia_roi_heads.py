@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 import torch
 from torch import nn
 
 from net_detr2.modeling import ROI_HEADS_REGISTRY, StandardROIHeads
 from net_detr2.structures import Instances
+from net_detr2.utils.eval_mode import eval_mode
 
 from .attention import (
     INVERSION_STRATEGIES,
@@ -23,23 +21,6 @@ from .attention import (
 )
 
 __all__ = ["IAROIHeads", "eval_mode", "ground_truth_logit_gradient"]
-
-
-@contextmanager
-def eval_mode(*modules: nn.Module) -> Iterator[None]:
-    """Put ``modules`` (and all their children) in eval mode, restoring every child's own flag after.
-
-    Restoring per child, rather than calling ``train(True)``, keeps deliberately frozen
-    sub-modules (e.g. BatchNorm kept in eval) as they were.
-    """
-    flags = [(m, m.training) for module in modules for m in module.modules()]
-    for module in modules:
-        module.train(False)
-    try:
-        yield
-    finally:
-        for m, flag in flags:
-            m.training = flag
 
 
 def ground_truth_logit_gradient(
