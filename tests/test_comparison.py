@@ -1,6 +1,7 @@
 """The multi-seed comparison protocol: statistics against hand-computed values, the bootstrap over images
 against pycocotools and a known answer, seeds that make runs differ and reproduce, and a real sweep of two
 tiny configs x 2 seeds that is killed after its first run and resumed (``tools/compare.py``)."""
+
 from __future__ import annotations
 
 import contextlib

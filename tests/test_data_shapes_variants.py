@@ -1,5 +1,6 @@
 """The claim-shaped variants of `shapes`: determinism, boxes against pixels, recorded attributes against
 pixels, registration, and the extra metrics their metadata asks of the COCO evaluator."""
+
 from __future__ import annotations
 
 import dataclasses
