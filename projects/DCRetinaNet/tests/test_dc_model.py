@@ -290,6 +290,7 @@ def test_every_switch_combination_trains_and_infers(switches):
 SHAPES_ROWS = {
     "retinanet_R18_FPN_baseline.py": (False, False, False),
     "dc_retinanet_R18_FPN_iac.py": (True, False, False),
+    "dc_retinanet_R18_FPN_dc.py": (False, True, False),
     "dc_retinanet_R18_FPN_iac_dc.py": (True, True, False),
     "dc_retinanet_R18_FPN_iac_dc_cl.py": (True, True, True),
 }
