@@ -136,23 +136,27 @@ class DCRetinaNet(RetinaNet):
 
     def _log_assignment(self, anchors: Boxes, gt_instances: list[Instances], pred_logits: list[torch.Tensor]) -> None:
         iou_matcher = self.iac_matcher.iou_matcher
-        sums = sum(
-            assignment_statistics(
-                anchors,
-                inst,
-                [x[i] for x in pred_logits],
-                iou_matcher.match_anchors(anchors, inst),
-                self.iac_alpha,
-                self.iac_score_threshold,
-            )
-            for i, inst in enumerate(gt_instances)
-        )
+        per_image = torch.stack(
+            [
+                assignment_statistics(
+                    anchors,
+                    inst,
+                    [x[i] for x in pred_logits],
+                    iou_matcher.match_anchors(anchors, inst),
+                    self.iac_alpha,
+                    self.iac_score_threshold,
+                )
+                for i, inst in enumerate(gt_instances)
+            ]
+        )  # [images, readings, columns]
+        sums = torch.cat([per_image[:, :, :-1].sum(dim=0), per_image[:, :, -1:].amax(dim=0)], dim=1)
         num_gt = max(sum(len(inst) for inst in gt_instances), 1)
         table = sums.tolist()  # one host copy
         storage = get_event_storage()
-        for (case_order, overlap), (promoted, size_ratio, smaller, larger, p_hat, iou) in zip(READINGS, table):
+        for (case_order, overlap), (promoted, size_ratio, smaller, larger, p_hat, iou, most) in zip(READINGS, table):
             prefix = f"iac.{case_order}.{overlap}/"
             storage.put_scalar(prefix + "promoted_per_gt", promoted / num_gt)
+            storage.put_scalar(prefix + "most_for_one_gt", most)
             if promoted > 0:  # means over the promoted anchors
                 storage.put_scalars(
                     **{

@@ -19,7 +19,15 @@ __all__ = ["ASSIGNMENT_STATISTICS", "READINGS", "assignment_statistics", "coeffi
 #: every (case_order, overlap) reading of Eq. 4-5
 READINGS: tuple[tuple[str, str], ...] = tuple((order, overlap) for order in CASE_ORDERS for overlap in OVERLAPS)
 #: the columns of `assignment_statistics`
-ASSIGNMENT_STATISTICS = ("promoted", "size_ratio_sum", "smaller_half", "larger_double", "p_hat_sum", "iou_sum")
+ASSIGNMENT_STATISTICS = (
+    "promoted",
+    "size_ratio_sum",
+    "smaller_half",
+    "larger_double",
+    "p_hat_sum",
+    "iou_sum",
+    "most_for_one_gt",
+)
 
 
 def assignment_statistics(
@@ -38,9 +46,10 @@ def assignment_statistics(
         iou_labels: (matched_idxs [R], labels [R]) of the IoU matcher for this image.
         readings: (case_order, overlap) pairs.
     Returns:
-        [len(readings), 6] sums over the promoted anchors (columns `ASSIGNMENT_STATISTICS`): their number,
+        [len(readings), 7] sums over the promoted anchors (columns `ASSIGNMENT_STATISTICS`): their number,
         the sum of their size ratios sqrt(area(anchor) / area(gt)), how many have a ratio < 0.5 and > 2, the
-        sum of p^ (probability of the gt's class) and of their IoU with the ground truth they are promoted for.
+        sum of p^ (probability of the gt's class) and of their IoU with the ground truth they are promoted for;
+        last, the most anchors promoted for one ground truth.
     """
     out = torch.zeros(len(readings), len(ASSIGNMENT_STATISTICS))
     if len(gt_instances) == 0:
@@ -57,7 +66,8 @@ def assignment_statistics(
     for case_order, overlap in readings:
         scores = alpha * prob + (1.0 - alpha) * geometric[overlap]  # Eq. 4 (as `iou_classification_aware_score`)
         new_idxs, new_labels = promote_by_score(matched_idxs, labels, scores, score_threshold, case_order)
-        promoted = ((new_labels == 1) & (labels != 1)).float()
+        is_promoted = (new_labels == 1) & (labels != 1)
+        promoted = is_promoted.float()
         ratio = (anchor_area / gt_area[new_idxs].clamp(min=1e-6)).sqrt()
         rows.append(
             torch.stack(
@@ -68,6 +78,7 @@ def assignment_statistics(
                     (promoted * (ratio > 2.0)).sum(),
                     (promoted * prob[new_idxs, arange]).sum(),
                     (promoted * iou[new_idxs, arange]).sum(),
+                    torch.bincount(new_idxs[is_promoted], minlength=len(gt_boxes)).max(),
                 ]
             )
         )

@@ -215,7 +215,10 @@ def test_log_statistics_records_every_reading_and_lambda_without_changing_traini
             assert torch.equal(losses[k], reference[k]), k
         names = set(storage.histories())
         expected = {
-            f"iac.{o}.{v}/promoted_per_gt" for o in ("positive_first", "negative_first") for v in ("min_area", "iou")
+            f"iac.{o}.{v}/{stat}"
+            for o in ("positive_first", "negative_first")
+            for v in ("min_area", "iou")
+            for stat in ("promoted_per_gt", "most_for_one_gt")
         }
         expected |= {"dc/lambda_mean", "dc/lambda_min", "dc/lambda_max", "dc/lambda_norm_mean", "dc/lambda_norm_std"}
         assert expected <= names if logged else not names

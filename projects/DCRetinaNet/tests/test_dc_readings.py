@@ -101,13 +101,13 @@ def test_assignment_statistics_by_hand():
         ("negative_first", "iou"),
     ]
     iou3 = 100**2 / 220**2
-    # columns: promoted, sum sqrt(area ratio), ratio < 0.5, ratio > 2, sum p^, sum IoU
+    # columns: promoted, sum sqrt(area ratio), ratio < 0.5, ratio > 2, sum p^, sum IoU, most for one gt
     expected = torch.tensor(
         [
-            [3, math.sqrt(0.45) + 0.2 + 2.2, 1, 1, 0.9 + 0.9 + 1.0, 0.45 + 0.04 + iou3],
-            [2, math.sqrt(0.45) + 2.2, 0, 1, 0.9 + 1.0, 0.45 + iou3],
-            [1, math.sqrt(0.45), 0, 0, 0.9, 0.45],
-            [1, math.sqrt(0.45), 0, 0, 0.9, 0.45],
+            [3, math.sqrt(0.45) + 0.2 + 2.2, 1, 1, 0.9 + 0.9 + 1.0, 0.45 + 0.04 + iou3, 3],
+            [2, math.sqrt(0.45) + 2.2, 0, 1, 0.9 + 1.0, 0.45 + iou3, 2],
+            [1, math.sqrt(0.45), 0, 0, 0.9, 0.45, 1],
+            [1, math.sqrt(0.45), 0, 0, 0.9, 0.45, 1],
         ]
     )
     torch.testing.assert_close(stats, expected, rtol=1e-5, atol=1e-5)
