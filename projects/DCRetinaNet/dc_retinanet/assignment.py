@@ -9,7 +9,9 @@ The summary paper leaves three things open; each is a setting (README, "Our read
 
 * ``case_order`` -- Eq. 5's cases overlap (an anchor with IoU <= bg_threshold can have s >= score_threshold):
   ``"positive_first"`` lets the positive case win, so any non-positive anchor can be promoted;
-  ``"negative_first"`` applies the 0 case first, so only the IoU-ignored band (bg < IoU < fg) can be.
+  ``"negative_first"`` applies the 0 case first, so only the IoU-ignored band (bg <= IoU < fg) can be.
+  Eq. 5 reads IoU_i and s_i of the same anchor-ground truth pair: under ``"negative_first"`` an anchor is
+  promoted for a ground truth only if its IoU *with that ground truth* lies in the ignored band.
 * ``overlap`` -- Eq. 4's geometric term: ``"min_area"`` = area(anchor ∩ gt) / min(area(anchor), area(gt))
   (1 for any anchor wholly inside the ground truth, or holding it, whatever its size); ``"iou"`` = IoU.
 * ``warmup_iters`` -- no promotion before this training iteration (p^ of an untrained head means nothing).
@@ -21,13 +23,14 @@ import torch
 
 from net_detr2.layers import cat
 from net_detr2.modeling.matcher import Matcher
-from net_detr2.structures import Boxes, Instances, pairwise_intersection
+from net_detr2.structures import Boxes, Instances, pairwise_intersection, pairwise_iou
 from net_detr2.utils.events import get_event_storage, has_event_storage
 
 __all__ = [
     "CASE_ORDERS",
     "OVERLAPS",
     "IoUClassificationAwareMatcher",
+    "ignored_pairs",
     "iou_classification_aware_score",
     "overlap_term",
     "promote_by_score",
@@ -69,12 +72,22 @@ def iou_classification_aware_score(
     return alpha * gt_class_prob + (1.0 - alpha) * overlap_term(gt_boxes, anchors, overlap)
 
 
+def ignored_pairs(iou: torch.Tensor, iou_matcher: Matcher) -> torch.Tensor:
+    """[G, A] True where a (ground truth, anchor) pair's IoU lies in a band the IoU matcher labels -1
+    (RetinaNet: 0.4 <= IoU < 0.5)."""
+    band = torch.zeros_like(iou, dtype=torch.bool)
+    for label, low, high in zip(iou_matcher.labels, iou_matcher.thresholds[:-1], iou_matcher.thresholds[1:]):
+        if label == -1:
+            band |= (iou >= low) & (iou < high)
+    return band
+
+
 def promote_by_score(
     matched_idxs: torch.Tensor,
     labels: torch.Tensor,
     scores: torch.Tensor,
     score_threshold: float,
-    case_order: str = "positive_first",
+    promotable: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Eq. 5 on top of the IoU matcher's result.
 
@@ -82,19 +95,18 @@ def promote_by_score(
         matched_idxs: [A] ground-truth index per anchor from the IoU matcher.
         labels: [A] its labels: 1 positive (IoU >= fg threshold), 0 negative (IoU < bg threshold), -1 ignored.
         scores: [G, A] IoU-classification-aware scores.
-        case_order: which anchors Eq. 5 may promote: ``"positive_first"`` every anchor that is not positive
-            yet, ``"negative_first"`` only the ignored ones (label -1).
+        promotable: [G, A] the (ground truth, anchor) pairs Eq. 5 may promote (None: all).
     Returns:
-        (matched_idxs, labels) where every promotable anchor with ``s >= score_threshold`` for some ground truth
-        becomes positive, matched to the ground truth of its highest score. With ``score_threshold > 1``
-        nothing changes: the plain IoU assignment.
+        (matched_idxs, labels) where every anchor that is not positive yet and has ``s >= score_threshold`` for
+        some promotable ground truth becomes positive, matched to the one of its highest score. With
+        ``score_threshold > 1`` nothing changes: the plain IoU assignment.
     """
-    _check_choice("case_order", case_order, CASE_ORDERS)
     if scores.numel() == 0:
         return matched_idxs, labels
+    if promotable is not None:
+        scores = scores.masked_fill(~promotable, -1.0)  # scores lie in [0, 1]
     best_score, best_gt = scores.max(dim=0)
-    promotable = labels != 1 if case_order == "positive_first" else labels == -1
-    promote = (best_score >= score_threshold) & promotable
+    promote = (best_score >= score_threshold) & (labels != 1)
     return torch.where(promote, best_gt, matched_idxs), torch.where(promote, torch.ones_like(labels), labels)
 
 
@@ -108,7 +120,7 @@ class IoUClassificationAwareMatcher:
         iou_matcher: the IoU rule it extends (RetinaNet's `Matcher`).
         alpha: weight of the predicted probability of the ground truth's class in Eq. 4.
         score_threshold: Eq. 5's threshold (above 1: never fires, the plain IoU assignment).
-        case_order: ``"positive_first"`` or ``"negative_first"`` (`promote_by_score`).
+        case_order: ``"positive_first"`` or ``"negative_first"`` (module docstring; `ignored_pairs`).
         overlap: ``"min_area"`` or ``"iou"`` (`overlap_term`).
         warmup_iters: no promotion while the training iteration (the event storage's) is below this.
     """
@@ -144,10 +156,25 @@ class IoUClassificationAwareMatcher:
             )
         return get_event_storage().iter >= self.warmup_iters
 
-    def scores(self, anchors: Boxes, gt_instances: Instances, pred_logits: list[torch.Tensor]) -> torch.Tensor:
-        """Eq. 4 for one image: [G, R] from its per level [Ri, K] logits."""
-        gt_class_prob = cat(pred_logits)[:, gt_instances.gt_classes].T.detach().sigmoid()  # [G, R]
-        return iou_classification_aware_score(gt_instances.gt_boxes, anchors, gt_class_prob, self.alpha, self.overlap)
+    def promote(
+        self,
+        anchors: Boxes,
+        gt_instances: Instances,
+        gt_class_prob: torch.Tensor,
+        matched_idxs: torch.Tensor,
+        labels: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Eq. 4-5 for one image on top of the IoU rule's (matched_idxs [R], labels [R]), whatever the warm-up.
+
+        Args:
+            gt_class_prob: [G, R] detached probability of each ground truth's class at each anchor.
+        """
+        gt_boxes = gt_instances.gt_boxes
+        iou = pairwise_iou(gt_boxes, anchors)
+        geometric = iou if self.overlap == "iou" else overlap_term(gt_boxes, anchors, self.overlap)
+        scores = self.alpha * gt_class_prob + (1.0 - self.alpha) * geometric
+        promotable = ignored_pairs(iou, self.iou_matcher) if self.case_order == "negative_first" else None
+        return promote_by_score(matched_idxs, labels, scores, self.score_threshold, promotable)
 
     def match_anchors(
         self, anchors: Boxes, gt_instances: Instances, pred_logits: list[torch.Tensor] | None = None
@@ -157,5 +184,5 @@ class IoUClassificationAwareMatcher:
         matched_idxs, labels = self.iou_matcher.match_anchors(anchors, gt_instances)
         if pred_logits is None or len(gt_instances) == 0 or not self.promoting():
             return matched_idxs, labels
-        scores = self.scores(anchors, gt_instances, pred_logits)
-        return promote_by_score(matched_idxs, labels, scores, self.score_threshold, self.case_order)
+        gt_class_prob = cat(pred_logits)[:, gt_instances.gt_classes].T.detach().sigmoid()  # [G, R]
+        return self.promote(anchors, gt_instances, gt_class_prob, matched_idxs, labels)

@@ -142,7 +142,7 @@ class DCRetinaNet(RetinaNet):
                     anchors,
                     inst,
                     [x[i] for x in pred_logits],
-                    iou_matcher.match_anchors(anchors, inst),
+                    iou_matcher,
                     self.iac_alpha,
                     self.iac_score_threshold,
                 )

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import torch
 
-from net_detr2.structures import Boxes, Instances, pairwise_intersection
+from net_detr2.modeling.matcher import Matcher
+from net_detr2.structures import Boxes, Instances, pairwise_iou
 
-from .assignment import CASE_ORDERS, OVERLAPS, promote_by_score
+from .assignment import CASE_ORDERS, OVERLAPS, IoUClassificationAwareMatcher
 
 __all__ = ["ASSIGNMENT_STATISTICS", "READINGS", "assignment_statistics", "coefficient_statistics"]
 
@@ -34,7 +35,7 @@ def assignment_statistics(
     anchors: Boxes,
     gt_instances: Instances,
     pred_logits: list[torch.Tensor],
-    iou_labels: tuple[torch.Tensor, torch.Tensor],
+    iou_matcher: Matcher,
     alpha: float,
     score_threshold: float,
     readings: tuple[tuple[str, str], ...] = READINGS,
@@ -43,8 +44,8 @@ def assignment_statistics(
 
     Args:
         anchors: R anchors; gt_instances: the image's G ground truths; pred_logits: per level [Ri, K].
-        iou_labels: (matched_idxs [R], labels [R]) of the IoU matcher for this image.
-        readings: (case_order, overlap) pairs.
+        iou_matcher: the IoU rule the readings extend.
+        readings: (case_order, overlap) pairs, each applied as `IoUClassificationAwareMatcher.promote`.
     Returns:
         [len(readings), 7] sums over the promoted anchors (columns `ASSIGNMENT_STATISTICS`): their number,
         the sum of their size ratios sqrt(area(anchor) / area(gt)), how many have a ratio < 0.5 and > 2, the
@@ -54,18 +55,16 @@ def assignment_statistics(
     out = torch.zeros(len(readings), len(ASSIGNMENT_STATISTICS))
     if len(gt_instances) == 0:
         return out
-    matched_idxs, labels = iou_labels
+    matched_idxs, labels = iou_matcher.match_anchors(anchors, gt_instances)
     gt_boxes = gt_instances.gt_boxes
     prob = torch.cat(pred_logits)[:, gt_instances.gt_classes].T.detach().float().sigmoid()  # [G, R]
-    inter = pairwise_intersection(gt_boxes, anchors)
+    iou = pairwise_iou(gt_boxes, anchors)
     gt_area, anchor_area = gt_boxes.area(), anchors.area()
-    iou = inter / (gt_area[:, None] + anchor_area[None, :] - inter).clamp(min=1e-6)
-    geometric = {"iou": iou, "min_area": inter / torch.minimum(gt_area[:, None], anchor_area[None, :]).clamp(min=1e-6)}
     arange = torch.arange(len(anchors), device=prob.device)
     rows = []
     for case_order, overlap in readings:
-        scores = alpha * prob + (1.0 - alpha) * geometric[overlap]  # Eq. 4 (as `iou_classification_aware_score`)
-        new_idxs, new_labels = promote_by_score(matched_idxs, labels, scores, score_threshold, case_order)
+        rule = IoUClassificationAwareMatcher(iou_matcher, alpha, score_threshold, case_order, overlap)
+        new_idxs, new_labels = rule.promote(anchors, gt_instances, prob, matched_idxs, labels)
         is_promoted = (new_labels == 1) & (labels != 1)
         promoted = is_promoted.float()
         ratio = (anchor_area / gt_area[new_idxs].clamp(min=1e-6)).sqrt()

@@ -71,6 +71,30 @@ def test_the_readings_of_eq5_on_hand_made_anchors(case_order, overlap, expected)
     assert matched.tolist() == [0] * 6
 
 
+def test_negative_first_reads_iou_and_score_of_the_same_pair():
+    # anchor 2 lies in the ignored band of gt 0 (IoU 0.45) and holds the small gt 1 (IoU 0.09): under
+    # "negative_first" it may be promoted for gt 0 only, not for gt 1 whatever its score there
+    gts = Instances(
+        (300, 300),
+        gt_boxes=Boxes(torch.tensor([[0.0, 0.0, 100.0, 100.0], [10.0, 10.0, 30.0, 30.0]])),
+        gt_classes=torch.tensor([2, 4]),
+    )
+    anchors = Boxes(torch.tensor([[0.0, 0.0, 100.0, 80.0], [10.0, 10.0, 30.0, 30.0], [0.0, 0.0, 100.0, 45.0]]))
+    assert IOU_MATCHER.match_anchors(anchors, gts)[1].tolist() == [1, 1, -1]
+
+    def labels(p_gt0, case_order):
+        logits = torch.full((3, 6), -8.0)
+        logits[2, 2], logits[2, 4] = torch.logit(torch.tensor(p_gt0)), torch.logit(torch.tensor(0.9))
+        matcher = IoUClassificationAwareMatcher(IOU_MATCHER, 0.5, 0.6, case_order, "min_area")
+        matched, labels = matcher.match_anchors(anchors, gts, [logits])
+        return matched[2].item(), labels[2].item()
+
+    # s(gt 0) = 0.5 p + 0.5 (inside gt 0), s(gt 1) = 0.45 + 0.5 (holds gt 1)
+    assert labels(0.1, "positive_first") == (1, 1)  # the best score: gt 1
+    assert labels(0.1, "negative_first")[1] == -1  # s(gt 0) = 0.55 < 0.6; gt 1 is not in the band
+    assert labels(0.5, "negative_first") == (0, 1)  # s(gt 0) = 0.75: promoted, for gt 0
+
+
 def test_promotion_waits_for_the_warmup():
     iou_labels = IOU_MATCHER.match_anchors(ANCHORS, GT)[1].tolist()
     assert iou_labels == [1, -1, 0, 0, 0, -1]
@@ -93,7 +117,7 @@ def test_unknown_readings_are_refused():
 
 
 def test_assignment_statistics_by_hand():
-    stats = assignment_statistics(ANCHORS, GT, _logits(), IOU_MATCHER.match_anchors(ANCHORS, GT), 0.5, 0.6)
+    stats = assignment_statistics(ANCHORS, GT, _logits(), IOU_MATCHER, 0.5, 0.6)
     assert [r for r in READINGS] == [
         ("positive_first", "min_area"),
         ("positive_first", "iou"),
@@ -112,9 +136,7 @@ def test_assignment_statistics_by_hand():
     )
     torch.testing.assert_close(stats, expected, rtol=1e-5, atol=1e-5)
     empty = Instances((300, 300), gt_boxes=Boxes(torch.zeros(0, 4)), gt_classes=torch.zeros(0, dtype=torch.int64))
-    assert (
-        assignment_statistics(ANCHORS, empty, _logits(), IOU_MATCHER.match_anchors(ANCHORS, empty), 0.5, 0.6).sum() == 0
-    )
+    assert assignment_statistics(ANCHORS, empty, _logits(), IOU_MATCHER, 0.5, 0.6).sum() == 0
 
 
 def test_dynamic_coefficient_units_by_hand():
