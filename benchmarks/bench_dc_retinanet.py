@@ -102,7 +102,8 @@ def _train_inputs(model_kind: str, batch: int):
 
 def bench_training(args) -> None:
     from net_detr2.config import LazyConfig, instantiate
-    from net_detr2_projects.DCRetinaNet.dc_retinanet import use_dc_retinanet
+    from net_detr2.utils.events import EventStorage
+    from net_detr2_projects.DCRetinaNet.dc_retinanet import DC_DEFAULTS, use_dc_retinanet
 
     path = {
         "shapes": "projects/DCRetinaNet/configs/shapes/dc_retinanet_R18_FPN_iac_dc_cl.py",
@@ -113,21 +114,25 @@ def bench_training(args) -> None:
     dc = instantiate(cfg.model).train()
     use_dc_retinanet(cfg.model, iac_assignment=False, dc_loss=False, cl_nms=False)
     cfg.model._target_ = "net_detr2.modeling.RetinaNet"
-    for key in ("iac_assignment", "dc_loss", "cl_nms", "iac_alpha", "iac_score_threshold", "dc_eps", "cl_nms_beta"):
+    for key in ("iac_assignment", "dc_loss", "cl_nms", *DC_DEFAULTS):
         cfg.model.pop(key)
     plain = instantiate(cfg.model).train()
     plain.load_state_dict(dc.state_dict())
     inputs = _train_inputs(args.model, args.batch)
+
+    storage = EventStorage()  # as in training: DCRetinaNet records its statistics every `log_statistics` steps
 
     def step(model):
         def run():
             model.zero_grad(set_to_none=True)
             losses = model(inputs)
             sum(losses.values()).backward()
+            storage.step()
 
         return run
 
-    t = _median_times({"RetinaNet": step(plain), "DCRetinaNet": step(dc)}, args.runs, args.warmup)
+    with storage:
+        t = _median_times({"RetinaNet": step(plain), "DCRetinaNet": step(dc)}, args.runs, args.warmup)
     n = len(inputs)
     print(
         f"Training iteration (forward + backward), {args.model} model, {n} image(s) of "

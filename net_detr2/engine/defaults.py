@@ -621,7 +621,7 @@ class DefaultTrainer(SimpleTrainer):
         """Run training from ``start_iter``; returns the final evaluation results (or ``None``), which a
         finished run also writes to ``train.output_dir/final_results.json``."""
         super().train(self.start_iter, self.max_iter)
-        if self.last_eval_results and comm.is_main_process():
+        if self.last_eval_results and comm.is_main_process() and self.cfg.train.output_dir:
             write_final_results(self.cfg.train.output_dir, self.last_eval_results, self.max_iter, self.cfg.train.seed)
         if self.cfg.train.num_vis_images > 0 and comm.is_main_process():
             with self.ema.applied_to(self.model) if self.ema is not None else nullcontext():

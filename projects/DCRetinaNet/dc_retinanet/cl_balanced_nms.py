@@ -52,6 +52,62 @@ def _first_overlapping_leader(
     return leader_index[cls, first_slot]
 
 
+def nms_clusters(
+    boxes: torch.Tensor, scores: torch.Tensor, classes: torch.Tensor, iou_threshold: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Greedy NMS's clusters: the leaders (the boxes greedy NMS keeps, by decreasing score) and, for every
+    box, the cluster it belongs to: its own for a leader, else the first (most confident) leader of its
+    class that it overlaps by more than ``iou_threshold`` (the one that suppressed it).
+
+    Args:
+        boxes: [N, 4] XYXY; scores: [N]; classes: [N] int.
+    Returns:
+        leaders: [K] indices into the boxes; cluster: [N] int64 in [0, K).
+    """
+    device = boxes.device
+    boxes = boxes.float()
+    classes = classes.long()
+    leaders = batched_nms(boxes, scores, classes, iou_threshold)
+    cluster = torch.empty(len(boxes), dtype=torch.int64, device=device)
+    cluster[leaders] = torch.arange(len(leaders), device=device)
+    is_leader = torch.zeros(len(boxes), dtype=torch.bool, device=device)
+    is_leader[leaders] = True
+    suppressed = (~is_leader).nonzero().flatten()
+    if len(suppressed):
+        _, compact = torch.unique(classes, return_inverse=True)
+        cluster[suppressed] = _first_overlapping_leader(
+            boxes[leaders],
+            compact[leaders],
+            boxes[suppressed],
+            compact[suppressed],
+            int(compact.max()) + 1,
+            iou_threshold,
+        )
+    return leaders, cluster
+
+
+def consensus_closeness(boxes: torch.Tensor, logits: torch.Tensor, cluster: torch.Tensor, k: int) -> torch.Tensor:
+    """Eq. 6-7's ``dis``: the consensus centre of each cluster, ``sum softmax(logit) * centre`` over its boxes
+    (Eq. 6), and each box's closeness to it, ``max(0, 1 - |c - c^| / (diagonal / 2))``: 1 at the consensus
+    centre, 0 half the box's diagonal away.
+
+    Args:
+        boxes: [N, 4] XYXY; logits: [N]; cluster: [N] in [0, k).
+    Returns:
+        [N] in [0, 1].
+    """
+    device = boxes.device
+    boxes = boxes.float()
+    f = logits.float()
+    fmax = torch.full((k,), float("-inf"), device=device).scatter_reduce(0, cluster, f, "amax")
+    w = torch.exp(f - fmax[cluster])
+    centres = (boxes[:, :2] + boxes[:, 2:]) / 2
+    consensus = torch.zeros(k, 2, device=device).index_add_(0, cluster, centres * w[:, None])
+    consensus /= torch.zeros(k, device=device).index_add_(0, cluster, w)[:, None]
+    half_diag = torch.linalg.vector_norm(boxes[:, 2:] - boxes[:, :2], dim=1).clamp(min=1e-6) / 2
+    return (1 - torch.linalg.vector_norm(centres - consensus[cluster], dim=1) / half_diag).clamp(min=0)
+
+
 def cl_balanced_nms(
     boxes: torch.Tensor,
     scores: torch.Tensor,
@@ -77,37 +133,10 @@ def cl_balanced_nms(
     if logits is None:
         p = scores.clamp(1e-6, 1 - 1e-6)
         logits = torch.log(p) - torch.log1p(-p)
-    boxes = boxes.float()
-    classes = classes.long()
-    # Greedy NMS leaders are exactly the clusters' most confident boxes; a suppressed box belongs to the
-    # first (most confident) leader of its class that it overlaps by more than the threshold.
-    leaders = batched_nms(boxes, scores, classes, iou_threshold)
-    cluster = torch.empty(len(boxes), dtype=torch.int64, device=device)
-    cluster[leaders] = torch.arange(len(leaders), device=device)
-    is_leader = torch.zeros(len(boxes), dtype=torch.bool, device=device)
-    is_leader[leaders] = True
-    suppressed = (~is_leader).nonzero().flatten()
-    if len(suppressed):
-        _, compact = torch.unique(classes, return_inverse=True)
-        cluster[suppressed] = _first_overlapping_leader(
-            boxes[leaders],
-            compact[leaders],
-            boxes[suppressed],
-            compact[suppressed],
-            int(compact.max()) + 1,
-            iou_threshold,
-        )
-
+    # Greedy NMS leaders are exactly the clusters' most confident boxes.
+    leaders, cluster = nms_clusters(boxes, scores, classes, iou_threshold)
     k = len(leaders)
-    f = logits.float()
-    fmax = torch.full((k,), float("-inf"), device=device).scatter_reduce(0, cluster, f, "amax")
-    w = torch.exp(f - fmax[cluster])
-    centres = (boxes[:, :2] + boxes[:, 2:]) / 2
-    consensus = torch.zeros(k, 2, device=device).index_add_(0, cluster, centres * w[:, None])
-    consensus /= torch.zeros(k, device=device).index_add_(0, cluster, w)[:, None]
-    half_diag = torch.linalg.vector_norm(boxes[:, 2:] - boxes[:, :2], dim=1).clamp(min=1e-6) / 2
-    dis = (1 - torch.linalg.vector_norm(centres - consensus[cluster], dim=1) / half_diag).clamp(min=0)
-    selection = scores.float() + beta * dis
+    selection = scores.float() + beta * consensus_closeness(boxes, logits, cluster, k)
 
     # the best selection score per cluster; among ties the most confident box wins
     order = torch.argsort(scores, descending=True, stable=True)

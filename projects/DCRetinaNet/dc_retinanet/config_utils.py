@@ -9,7 +9,18 @@ from .meta_arch import DCRetinaNet
 __all__ = ["DC_DEFAULTS", "use_dc_retinanet"]
 
 #: Hyper-parameters of the three components (NOTES.md, "Modified RetinaNet"); the switches are set per row.
-DC_DEFAULTS: dict[str, Any] = dict(iac_alpha=0.5, iac_score_threshold=0.6, dc_eps=1e-6, cl_nms_beta=1.0)
+DC_DEFAULTS: dict[str, Any] = dict(
+    iac_alpha=0.5,
+    iac_score_threshold=0.6,
+    iac_case_order="positive_first",
+    iac_overlap="min_area",
+    iac_warmup_iters=0,
+    dc_eps=1e-6,
+    dc_offset_units="gt_size",
+    dc_warmup_iters=0,
+    cl_nms_beta=1.0,
+    log_statistics=10,  # every 10 iterations (0: off); changes nothing in training
+)
 
 
 def use_dc_retinanet(model: Any, *, iac_assignment: bool, dc_loss: bool, cl_nms: bool, **options: Any) -> Any:

@@ -8,21 +8,33 @@ from __future__ import annotations
 
 import torch
 
+__all__ = ["OFFSET_UNITS", "dynamic_coefficient", "normalized_coefficient"]
 
-def dynamic_coefficient(pred_boxes: torch.Tensor, gt_boxes: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+OFFSET_UNITS = ("gt_size", "pixels")
+
+
+def dynamic_coefficient(
+    pred_boxes: torch.Tensor, gt_boxes: torch.Tensor, eps: float = 1e-6, offset_units: str = "gt_size"
+) -> torch.Tensor:
     """Eq. 1: ``lambda = 1 / (sigmoid(|c - c^|^2) + tanh(|w/h - w^/h^|) + eps)``.
 
     Args:
         pred_boxes: [N, 4] decoded predicted boxes (XYXY) of the positive anchors; detached here.
         gt_boxes: [N, 4] their matched ground-truth boxes (XYXY).
+        offset_units: the centre offset ``c - c^`` in units of the ground truth's width and height
+            (``"gt_size"``: the weight does not depend on the object's size or the image scale) or in
+            ``"pixels"`` (then sigmoid(|c - c^|^2) is within 2% of 1 for offsets beyond 2 px).
     Returns:
-        [N] coefficients in (0.5, 2]: the centre offset is measured in units of the ground truth's
-        width and height, so the weight does not depend on the object's size.
+        [N] coefficients in (0.5, 2], 2 for a perfect box.
     """
+    if offset_units not in OFFSET_UNITS:
+        raise ValueError(f"dynamic_coefficient: offset_units must be one of {OFFSET_UNITS}, got {offset_units!r}")
     pred_boxes = pred_boxes.detach()
     gt_wh = (gt_boxes[:, 2:] - gt_boxes[:, :2]).clamp(min=eps)
     pred_wh = (pred_boxes[:, 2:] - pred_boxes[:, :2]).clamp(min=eps)
-    centre_offset = ((pred_boxes[:, :2] + pred_boxes[:, 2:]) - (gt_boxes[:, :2] + gt_boxes[:, 2:])) / 2 / gt_wh
+    centre_offset = ((pred_boxes[:, :2] + pred_boxes[:, 2:]) - (gt_boxes[:, :2] + gt_boxes[:, 2:])) / 2
+    if offset_units == "gt_size":
+        centre_offset = centre_offset / gt_wh
     squared_offset = (centre_offset**2).sum(dim=1)
     aspect_difference = (gt_wh[:, 0] / gt_wh[:, 1] - pred_wh[:, 0] / pred_wh[:, 1]).abs()
     return 1.0 / (torch.sigmoid(squared_offset) + torch.tanh(aspect_difference) + eps)

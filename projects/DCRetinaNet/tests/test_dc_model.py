@@ -15,7 +15,9 @@ from net_detr2.modeling import RetinaNet
 from net_detr2.modeling.meta_arch.retinanet import sigmoid_focal_loss
 from net_detr2.modeling.roi_heads import fast_rcnn_inference
 from net_detr2.structures import Boxes, Instances
+from net_detr2.utils.events import EventStorage
 from net_detr2_projects.DCRetinaNet.dc_retinanet import (
+    DC_DEFAULTS,
     CLBalancedNMS,
     DCRetinaNet,
     dynamic_coefficient,
@@ -179,6 +181,59 @@ def test_dc_loss_redistributes_only_the_positives_classification_loss():
     torch.testing.assert_close(g_logits_dc[0, pos], g_logits[0, pos] * lam_n[:, None], rtol=1e-5, atol=1e-8)
 
 
+def test_dc_warmup_blends_lambda_in_and_keeps_the_total():
+    model = _shapes_model(iac_assignment=False, dc_loss=True, cl_nms=False)
+    anchors, logits, gt_labels, deltas, gt_boxes = _loss_inputs()
+    valid = gt_labels[0] >= 0
+    target = torch.nn.functional.one_hot(gt_labels[0][valid], 7)[:, :-1].float()
+    per_anchor = sigmoid_focal_loss(logits[0][0][valid].detach(), target, 0.25, 2.0).sum(dim=1)
+    args = (per_anchor, torch.stack(gt_labels), anchors, [d.detach() for d in deltas], gt_boxes)
+    full = model.classification_loss_weights(*args)
+    model.dc_warmup_iters = 100
+    for iteration, share in [(0, 0.0), (50, 0.5), (100, 1.0), (300, 1.0)]:
+        with EventStorage(start_iter=iteration):
+            weights = model.classification_loss_weights(*args)
+        torch.testing.assert_close(weights, 1 + share * (full - 1))
+        torch.testing.assert_close((weights * per_anchor).sum(), per_anchor.sum())  # Eq. 2's total, at any share
+    model.eval()  # outside training the warm-up is over
+    torch.testing.assert_close(model.classification_loss_weights(*args), full)
+    model.train()
+    with pytest.raises(RuntimeError, match="dc_warmup_iters=100 needs the training iteration"):
+        model.classification_loss_weights(*args)
+
+
+def test_log_statistics_records_every_reading_and_lambda_without_changing_training():
+    model = _shapes_model(iac_assignment=True, dc_loss=True, cl_nms=False).train()
+    quiet = copy.deepcopy(model)
+    quiet.log_statistics = 0
+    assert model.log_statistics == 10  # the configs' default
+    for iteration, logged in [(20, True), (25, False)]:
+        with EventStorage(start_iter=iteration) as storage:
+            losses = model(_inputs())
+            reference = quiet(_inputs())
+        for k in losses:
+            assert torch.equal(losses[k], reference[k]), k
+        names = set(storage.histories())
+        expected = {
+            f"iac.{o}.{v}/{stat}"
+            for o in ("positive_first", "negative_first")
+            for v in ("min_area", "iou")
+            for stat in ("promoted_per_gt", "most_for_one_gt")
+        }
+        expected |= {"dc/lambda_mean", "dc/lambda_min", "dc/lambda_max", "dc/lambda_norm_mean", "dc/lambda_norm_std"}
+        assert expected <= names if logged else not names
+    # a fresh head (p^ = 0.01) promotes nothing under any reading; lambda in (0.5, 2], lambda' has mean ~1
+    with EventStorage(start_iter=0) as storage:
+        model(_inputs())
+    latest = {k: v for k, (v, _) in storage.latest().items()}
+    assert all(
+        latest[f"iac.{o}.{v}/promoted_per_gt"] == 0
+        for o in ("positive_first", "negative_first")
+        for v in ("min_area", "iou")
+    )
+    assert 0.5 < latest["dc/lambda_min"] <= latest["dc/lambda_mean"] <= latest["dc/lambda_max"] <= 2.0
+
+
 # ------------------------------------------------------------------------------------------------ parity
 def test_all_switches_off_is_retinanet_bit_for_bit():
     cfg = _load(SHAPES_BASELINE)
@@ -238,6 +293,7 @@ def test_every_switch_combination_trains_and_infers(switches):
 SHAPES_ROWS = {
     "retinanet_R18_FPN_baseline.py": (False, False, False),
     "dc_retinanet_R18_FPN_iac.py": (True, False, False),
+    "dc_retinanet_R18_FPN_dc.py": (False, True, False),
     "dc_retinanet_R18_FPN_iac_dc.py": (True, True, False),
     "dc_retinanet_R18_FPN_iac_dc_cl.py": (True, True, True),
 }
@@ -301,7 +357,7 @@ def test_full_size_configs_load(name):
 def test_coco_baseline_matches_the_heads_retinanet_recipe():
     ours = LazyConfig.to_plain(_load(CONFIGS / "COCO" / "retinanet_R50_FPN_1x_baseline.py"))
     theirs = LazyConfig.to_plain(_load(REPO / "configs" / "COCO-Detection" / "retinanet_R_50_FPN_1x.py"))
-    for key in ("iac_assignment", "dc_loss", "cl_nms", "iac_alpha", "iac_score_threshold", "dc_eps", "cl_nms_beta"):
+    for key in ("iac_assignment", "dc_loss", "cl_nms", *DC_DEFAULTS):
         ours["model"].pop(key)
     ours["model"].pop("_target_"), theirs["model"].pop("_target_")
     ours["train"].pop("output_dir"), theirs["train"].pop("output_dir")
