@@ -22,6 +22,7 @@ CPU_RECIPES = [
     "projects/EFPN/configs/aquarium_stage1_fpn.py",
     "projects/EFPN/configs/aquarium_stage2_distill.py",
     "projects/EFPN/configs/aquarium_stage3_p2head.py",
+    "projects/EFPN/configs/aquarium_control_head_ft.py",
     "projects/InvertedAttention/configs/aquarium/ia_faster_rcnn_R18_FPN_aquarium.py",
     "projects/DCRetinaNet/configs/aquarium/dc_retinanet_R18_FPN_aquarium.py",
 ]
