@@ -1,4 +1,4 @@
-"""SSD300 on the synthetic `shapes` dataset, from scratch on CPU (one thread, bf16, 1200 iterations).
+"""SSD300 on the synthetic `shapes` dataset, from scratch on CPU (one thread, bf16, 1000 iterations).
 
 Same architecture as SSD300-VGG16 (conv4_3 + L2Norm, pool5 3x3/1, dilated fc6, 1x1 fc7, 4 extra layers,
 8732 COCO default boxes) but 1/8 of VGG's width and BatchNorm after every conv, since nothing is pretrained.
@@ -15,7 +15,7 @@ from net_detr2_projects.NETNet.netnet.config_utils import set_vgg16_width
 from .common.ssd_vgg16 import model
 
 WIDTH = 0.125
-MAX_ITER = 1200
+MAX_ITER = 1000
 
 model.num_classes = 6
 model.backbone.bottom_up.norm = "BN"
@@ -39,7 +39,7 @@ dataloader.train.mapper.augmentations = fixed_size_augmentations(300, train=True
 optimizer.lr = 3e-3
 optimizer.weight_decay = 0.05
 train.max_iter = MAX_ITER
-lr_multiplier = multistep_with_warmup(max_iter=MAX_ITER, steps=(900, 1080), warmup_iters=50, warmup_factor=0.01)
+lr_multiplier = multistep_with_warmup(max_iter=MAX_ITER, steps=(750, 900), warmup_iters=50, warmup_factor=0.01)
 train.device = "cpu"
 # CPU bfloat16 autocast in channels-last layout: a training step ~0.4x the fp32 one (NETNet300: ~0.5x)
 train.amp.enabled = True
