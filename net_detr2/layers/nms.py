@@ -43,7 +43,10 @@ def batched_nms_top(
     36,000. Arguments and result as for `batched_nms`.
     """
     n = scores.numel()
-    if max_keep < 0 or n <= 4 * max_keep:
+    # a trace records one path: the data-dependent shortcut below would be frozen into it (and its stable
+    # sorts do not export to ONNX), so an exported graph runs the full NMS
+    tracing = torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()
+    if tracing or max_keep < 0 or n <= 4 * max_keep:
         return batched_nms(boxes, scores, idxs, iou_threshold)[: max_keep if max_keep >= 0 else n]
     # each box's rank in its category by decreasing score: class-major order, scores descending inside
     order = scores.argsort(descending=True, stable=True)
