@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import logging
 import math
+from pathlib import Path
 
 import pytest
 import torch
-from test_engine import ToyAccuracy, ToyLoader, ToyModel, make_cfg, read_metrics, toy_loader, toy_test_loader
+from test_engine import REPO, ToyAccuracy, ToyLoader, ToyModel, make_cfg, read_metrics, toy_loader, toy_test_loader
 from torch import nn
 
 from net_detr2.checkpoint import DetectionCheckpointer
@@ -285,6 +286,51 @@ def test_resuming_without_ema_goes_on_from_the_raw_weights(tmp_path, caplog):
         resumed.resume_or_load(resume=True)
     assert "holds an average of the weights (train.ema) that this run does not keep" in caplog.text
     assert all(torch.equal(resumed.model.state_dict()[k], v) for k, v in saved["raw_model"].items())
+
+
+def test_eval_only_resume_evaluates_the_average(tmp_path, monkeypatch):
+    """``train_net.py --eval-only --resume`` of a run with train.ema evaluates the average of its last checkpoint,
+    as ``--eval-only train.init_checkpoint=<that file>`` does, not the trained weights kept for resuming."""
+    import shutil
+
+    from test_engine import CONFIG_FILE, _load_train_net
+
+    from net_detr2.engine import default_argument_parser, evaluate_checkpoint
+
+    (tmp_path / "configs").mkdir()
+    shutil.copytree(REPO / "configs" / "common", tmp_path / "configs" / "common")
+    cfg_file = tmp_path / "configs" / "exp" / "toy.py"
+    cfg_file.parent.mkdir()
+    cfg_file.write_text(CONFIG_FILE)
+    monkeypatch.syspath_prepend(str(Path(__file__).parent))
+    train_net = _load_train_net()
+    run = tmp_path / "run"
+    ema = ["train.ema.enabled=True", "train.ema.decay=0.8", "train.ema.warmup_iters=0"]
+    parse = default_argument_parser().parse_args
+    train_net.main(parse(["--config-file", str(cfg_file), f"train.output_dir={run}", *ema]))
+    final = torch.load(run / "model_final.pth", weights_only=True)
+    assert any(not torch.equal(final["model"][k], final["raw_model"][k]) for k in final["model"])
+    evaluated = []
+    test = DefaultTrainer.test
+
+    def recording_test(cfg, model, with_tta=True):
+        evaluated.append(_params(model))
+        return test(cfg, model, with_tta)
+
+    monkeypatch.setattr(DefaultTrainer, "test", staticmethod(recording_test))
+    results = train_net.main(
+        parse(["--config-file", str(cfg_file), "--eval-only", "--resume", f"train.output_dir={run}"])
+    )
+    assert set(results["toy"]) == {"acc", "n"}
+    assert all(torch.equal(evaluated[-1][k], final["model"][k]) for k in final["model"])
+    # the helper behind it says which file and iteration it evaluated
+    cfg = make_cfg(run, max_iter=6, ema=dict(enabled=True, decay=0.8, warmup_iters=0))
+    cfg = _with_evaluator(cfg)
+    got = evaluate_checkpoint(cfg, resume=True)
+    assert got.checkpoint == str(run / "model_final.pth") and got.iteration == 5
+    assert all(torch.equal(got.model.state_dict()[k], final["model"][k]) for k in final["model"])
+    got = evaluate_checkpoint(cfg, str(run / "model_final.pth"))
+    assert got.iteration == 5 and all(torch.equal(evaluated[-1][k], final["model"][k]) for k in final["model"])
 
 
 # ------------------------------------------------------------------------------------------------

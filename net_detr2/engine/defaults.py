@@ -15,7 +15,7 @@ import os
 import re
 import sys
 from contextlib import nullcontext
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from omegaconf import DictConfig, ListConfig
@@ -42,6 +42,8 @@ __all__ = [
     "create_ddp_model",
     "check_train_config",
     "write_final_results",
+    "evaluate_checkpoint",
+    "CheckpointEvaluation",
     "DefaultTrainer",
 ]
 
@@ -707,6 +709,43 @@ class DefaultTrainer(SimpleTrainer):
             grid = save_image_grid(paths, os.path.join(cfg.train.output_dir, "predictions_grid.png"))
             logger.info(f"Saved {len(paths)} prediction images to {out_dir} and tiled them in {grid}")
         return paths
+
+
+class CheckpointEvaluation(NamedTuple):
+    """What `evaluate_checkpoint` evaluated and found."""
+
+    model: torch.nn.Module  # cfg.model holding the evaluated weights (wrapped in DDP with several processes)
+    checkpoint: str  # the file the weights came from ("": none, the model's initialisation)
+    iteration: int  # the file's ``iteration`` (the last completed one), -1 when it has none
+    results: dict  # DefaultTrainer.test's results
+
+
+def evaluate_checkpoint(
+    cfg: DictConfig, checkpoint: str | None = None, *, resume: bool = False
+) -> CheckpointEvaluation:
+    """Evaluate the weights of a checkpoint file under ``cfg``: build ``cfg.model`` (`DefaultTrainer.build_model`,
+    DDP with several processes), load the file's weights and evaluate them (`DefaultTrainer.test`: ``train.amp``,
+    and ``train.tta`` when enabled). This is ``train_net.py --eval-only``.
+
+    ``checkpoint``: the file (None: ``cfg.train.init_checkpoint``; "": none). ``resume``: the last checkpoint of
+    ``cfg.train.output_dir`` (the one its ``last_checkpoint`` names) instead, when there is one. The weights load
+    leniently, as a run's starting weights do, so a file written with ``train.ema`` gives its average of the weights
+    (``model``), never the trained weights kept beside it for resuming (``raw_model``).
+    """
+    path = cfg.train.init_checkpoint if checkpoint is None else checkpoint
+    model = create_ddp_model(DefaultTrainer.build_model(cfg))
+    checkpointer = DetectionCheckpointer(model, cfg.train.output_dir)
+    if resume and checkpointer.has_checkpoint():
+        path = checkpointer.get_checkpoint_file()
+        if not os.path.isfile(path):
+            raise FileNotFoundError(
+                f"Cannot evaluate the last checkpoint: {os.path.join(cfg.train.output_dir, 'last_checkpoint')} "
+                f"names {path}, which does not exist"
+            )
+    extra = checkpointer.load(path, checkpointables=[])
+    iteration = extra.get("iteration", -1)
+    logger.info(f"Evaluating {path or 'the initialisation of cfg.model (no checkpoint)'}")
+    return CheckpointEvaluation(model, path, int(iteration), DefaultTrainer.test(cfg, model))
 
 
 def _drop_metrics_after(path: str, iteration: int) -> None:
