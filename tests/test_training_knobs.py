@@ -4,6 +4,7 @@ knobs on: ``tests/reliability/test_resume.py``; with two processes: ``tests/reli
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 from pathlib import Path
@@ -380,6 +381,9 @@ def test_early_stopping_ends_training_cleanly(tmp_path, monkeypatch, caplog):
     ]
     assert [m["iteration"] for m in read_metrics(tmp_path) if "toy/acc" in m] == [1, 3, 5, 7, 8]
     assert (tmp_path / "curves.png").exists()
+    # the record of the finished run: the final evaluation's iteration (8 iterations run, not max_iter=20)
+    record = json.loads((tmp_path / "final_results.json").read_text())
+    assert record["iteration"] == 8 and record["stopped_early"] is True and record["results"] == {"toy": {"acc": -1.0}}
     # resuming the ended run is refused, unless the patience is raised
     with pytest.raises(ValueError, match=r"Cannot resume: this run ended by early stopping: .* raise train\.early_"):
         DefaultTrainer(stopping_cfg(tmp_path)).resume_or_load(resume=True)

@@ -386,12 +386,16 @@ def _warn_schedule_length(node: Any, max_iter: int) -> None:
 FINAL_RESULTS_FILE = "final_results.json"
 
 
-def write_final_results(output_dir: str, results: dict, max_iter: int, seed: int) -> str:
+def write_final_results(
+    output_dir: str, results: dict, iterations: int, seed: int, *, stopped_early: bool = False
+) -> str:
     """Write a finished run's final evaluation to ``output_dir/final_results.json`` (atomically):
-    ``{"iteration": max_iter, "seed": seed, "results": {task: {metric: value}}}``. Its presence marks the
+    ``{"iteration": iterations, "seed": seed, "stopped_early": stopped_early, "results": {task: {metric: value}}}``.
+    ``iterations``: how many iterations the run trained, the iteration its final evaluation has in ``metrics.json``
+    (``train.max_iter``, fewer when early stopping ended it: then ``stopped_early``). Its presence marks the
     run as complete (the multi-seed comparison, ``tools/compare.py``, skips such runs)."""
     path = os.path.join(output_dir, FINAL_RESULTS_FILE)
-    record = {"iteration": int(max_iter), "seed": int(seed), "results": results}
+    record = {"iteration": int(iterations), "seed": int(seed), "stopped_early": bool(stopped_early), "results": results}
     atomic_write(path, lambda f: json.dump(record, f, indent=1, default=float), mode="w")
     return path
 
@@ -624,7 +628,14 @@ class DefaultTrainer(SimpleTrainer):
         finished run also writes to ``train.output_dir/final_results.json``."""
         super().train(self.start_iter, self.max_iter)
         if self.last_eval_results and comm.is_main_process() and self.cfg.train.output_dir:
-            write_final_results(self.cfg.train.output_dir, self.last_eval_results, self.max_iter, self.cfg.train.seed)
+            # self.iter: the iterations run, max_iter or fewer when a hook (early stopping) ended the training
+            write_final_results(
+                self.cfg.train.output_dir,
+                self.last_eval_results,
+                self.iter,
+                self.cfg.train.seed,
+                stopped_early=self.stop_reason is not None,
+            )
         if self.cfg.train.num_vis_images > 0 and comm.is_main_process():
             with self.ema.applied_to(self.model) if self.ema is not None else nullcontext():
                 self.visualize(self.cfg, self.model, self.cfg.train.num_vis_images)
