@@ -7,6 +7,8 @@ Usage:
     # detectron2-style KEY VALUE overrides, applied before converting:
     python tools/convert_d2_config.py in.yaml out.py SOLVER.IMS_PER_BATCH 2 DATASETS.TRAIN "('shapes_train',)"
 
+An existing output file is refused (``--overwrite`` replaces it; the input itself, never).
+
 The input may be a full ``cfg.dump()`` or a model-zoo yaml whose ``_BASE_`` files sit where its relative paths
 point. The output holds ``model``, ``dataloader``, ``optimizer``, ``lr_multiplier`` and ``train`` (and ``input``,
 a record of detectron2's INPUT resize settings). Every key of the yaml files that is not carried over is
@@ -63,10 +65,26 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument(
         "opts", nargs=argparse.REMAINDER, help="detectron2 overrides: KEY VALUE pairs, e.g. SOLVER.MAX_ITER 100"
     )
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace an existing output file (never the input itself)"
+    )
     args = parser.parse_args(argv)
+    # after the positional arguments the flag lands among the KEY VALUE pairs (no detectron2 key starts with "--")
+    keys = args.opts[::2]
+    if "--overwrite" in keys:
+        del args.opts[2 * keys.index("--overwrite")]
+        args.overwrite = True
     ext = os.path.splitext(args.output)[1]
     if ext not in (".py", ".yaml", ".yml"):
         parser.error(f"output {args.output}: extension must be .py or .yaml, got {ext!r}")
+    if os.path.lexists(args.output):
+        if os.path.exists(args.input) and os.path.exists(args.output) and os.path.samefile(args.input, args.output):
+            parser.error(f"output {args.output} is the input file {args.input}: give the converted config another name")
+        if not args.overwrite:
+            parser.error(
+                f"output {args.output} exists: convert_d2_config.py never replaces a file unasked. Choose another "
+                "name, remove it, or pass --overwrite"
+            )
     try:
         with open(args.input, encoding="utf-8") as f:
             text = f.read()
