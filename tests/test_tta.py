@@ -187,6 +187,63 @@ def test_default_trainer_test_adds_tta_results(tmp_path):
     assert set(DefaultTrainer.test(cfg, model)) == {"bbox"}
 
 
+class PassThrough:
+    """An evaluator around another (as EFPN's ``EvaluatedClassesOnly`` is): the inner one writes the files."""
+
+    def __init__(self, evaluator):
+        self.evaluator = evaluator
+
+    def reset(self):
+        self.evaluator.reset()
+
+    def process(self, inputs, outputs):
+        self.evaluator.process(inputs, outputs)
+
+    def evaluate(self):
+        return self.evaluator.evaluate()
+
+
+def test_tta_results_of_a_nested_evaluator_go_to_their_own_folder(tmp_path):
+    """The TTA evaluation writes an evaluator's files into ``inference_TTA`` at any depth of the evaluator's config,
+    never over the plain evaluation's."""
+    cfg = LazyConfig.load(str(REPO / "configs" / "shapes" / "faster_rcnn_R18_FPN.py"))
+    LazyConfig.apply_overrides(
+        cfg,
+        [f"train.output_dir={tmp_path}", "train.tta.enabled=True", "train.tta.scales=[1.0,1.5]", "train.device=cpu"],
+    )
+    cfg.dataloader.test.mapper.augmentations = [L(T.ResizeShortestEdge)(short_edge_length=96, max_size=128)]
+    cfg.dataloader.test.dataset = L(_first_images)(dataset=cfg.dataloader.test.dataset, n=2)
+    inner = cfg.dataloader.evaluator
+    inner.dataset_name = "shapes_val"
+    cfg.dataloader.evaluator = L(PassThrough)(evaluator=inner)
+    assert cfg.dataloader.evaluator.evaluator.output_dir == str(tmp_path)  # "${train.output_dir}", one level down
+    torch.manual_seed(0)
+    model = DefaultTrainer.build_model(cfg).eval()
+    assert set(DefaultTrainer.test(cfg, model, with_tta=False)) == {"bbox"}
+    plain = (tmp_path / "coco_instances_results.json").read_text()
+    assert set(DefaultTrainer.test(cfg, model)) == {"bbox", "bbox_TTA"}
+    assert (tmp_path / "coco_instances_results.json").read_text() == plain  # not replaced by the TTA's
+    with_tta = (tmp_path / "inference_TTA" / "coco_instances_results.json").read_text()
+    assert with_tta != plain  # two scales: other detections, in their own file
+    assert cfg.dataloader.evaluator.evaluator.output_dir == str(tmp_path)  # the config is not changed
+
+
+def test_redirected_output_dirs_in_lists_and_none():
+    from net_detr2.engine.defaults import _redirect_output_dirs
+
+    cfg = LazyConfig.apply_overrides(
+        LazyConfig.load(str(REPO / "configs" / "shapes" / "faster_rcnn_R18_FPN.py")), ["train.output_dir=/out"]
+    )
+    evaluator = cfg.dataloader.evaluator
+    evaluator.dataset_name = "shapes_val"  # its relative interpolation would not reach the test set from a list
+    no_folder = {"output_dir": "", "keep": None}
+    cfg.dataloader.evaluator = L(PassThrough)(evaluator=[evaluator, no_folder], extra=L(PassThrough)(evaluator=None))
+    spec = _redirect_output_dirs(cfg.dataloader.evaluator, "inference_TTA")
+    assert spec["_target_"] is PassThrough and spec["evaluator"][0]["output_dir"] == "/out/inference_TTA"
+    assert spec["evaluator"][1] == no_folder and spec["extra"] == {"_target_": PassThrough, "evaluator": None}
+    assert cfg.dataloader.evaluator.evaluator[0].output_dir == "/out"  # the config is not changed
+
+
 def test_demo_runs_the_configs_tta(tmp_path):
     sys.path.insert(0, str(REPO))
     import demo

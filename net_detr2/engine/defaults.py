@@ -670,10 +670,7 @@ class DefaultTrainer(SimpleTrainer):
         if with_tta and cfg.train.tta.enabled:
             logger.info(f"Evaluating with test-time augmentation: {dict(cfg.train.tta)}")
             tta_model = build_tta_model(_unwrap(model), cfg.train.tta)
-            evaluator = cfg.dataloader.evaluator
-            spec = {k: evaluator[k] for k in evaluator}  # a copy: the config is not changed
-            if spec.get("output_dir"):
-                spec["output_dir"] = os.path.join(spec["output_dir"], "inference_TTA")
+            spec = _redirect_output_dirs(cfg.dataloader.evaluator, "inference_TTA")
             tta_results = inference_on_dataset(
                 tta_model, instantiate(cfg.dataloader.test), instantiate(spec), amp_dtype=amp_dtype
             )
@@ -757,6 +754,22 @@ def evaluate_checkpoint(
     iteration = extra.get("iteration", -1)
     logger.info(f"Evaluating {path or 'the initialisation of cfg.model (no checkpoint)'}")
     return CheckpointEvaluation(model, path, int(iteration), DefaultTrainer.test(cfg, model))
+
+
+def _redirect_output_dirs(node: Any, subfolder: str) -> Any:
+    """A copy of the config ``node`` (plain dicts and lists, interpolations resolved where they stand) in which every
+    non-empty ``output_dir``, at any depth (an evaluator wrapping another, a list of evaluators), is
+    ``<output_dir>/<subfolder>``; the config itself is not changed."""
+    if isinstance(node, (DictConfig, dict)):
+        if isinstance(node, DictConfig) and node._is_none():
+            return None
+        out = {k: _redirect_output_dirs(node[k], subfolder) for k in node}
+        if isinstance(out.get("output_dir"), str) and out["output_dir"]:
+            out["output_dir"] = os.path.join(out["output_dir"], subfolder)
+        return out
+    if isinstance(node, (ListConfig, list, tuple)):
+        return [_redirect_output_dirs(v, subfolder) for v in node]
+    return node
 
 
 def _drop_metrics_after(path: str, iteration: int) -> None:
