@@ -132,6 +132,32 @@ def test_mirrored_and_rescaled_boxes_come_back_to_the_image():
     assert torch.equal(mirrored, torch.tensor([[20.0, 4.0, 60.0, 8.0]]))
 
 
+class TeacherSquareFinder(SquareFinder):
+    """Also needs the picture at twice the size (as EFPN's distilled models read "image_2x" at test time)."""
+
+    def forward(self, batched_inputs):
+        assert all(x["image_2x"].shape[-1] == 2 * x["image"].shape[-1] for x in batched_inputs)
+        return super().forward(batched_inputs)
+
+
+def test_an_input_with_a_second_picture_is_refused_by_name():
+    picture = torch.zeros(3, 60, 80, dtype=torch.uint8)
+    picture[:, 20:40, 10:30] = 255
+    inputs = [{"image": picture, "image_2x": picture.repeat_interleave(2, -1).repeat_interleave(2, -2)}]
+    inputs[0].update(height=60, width=80, file_name="a.png", image_id=3)  # metadata: no pictures
+    model = TeacherSquareFinder().eval()
+    assert len(model(inputs)[0]["instances"]) == 1
+    for scales, flip in (([1.0], False), ([1.0, 1.5], True)):
+        with pytest.raises(
+            ValueError,
+            match=r"the input has 'image_2x' \(Tensor of shape \(3, 120, 160\)\) beside 'image'; .* so "
+            r"TeacherSquareFinder cannot be given views with a matching 'image_2x'.*train\.tta\.enabled=False",
+        ):
+            DetectorWithTTA(model, scales=scales, flip=flip)(inputs)
+    del inputs[0]["image_2x"]  # the other keys are no pictures: SquareFinder runs on every view
+    assert len(DetectorWithTTA(SquareFinder().eval(), scales=[1.0, 1.5])(inputs)[0]["instances"]) == 1
+
+
 def test_a_symmetric_image_gives_symmetric_detections(detectors):
     """A left-right symmetric image: the mirrored view is the same picture, so with every detection kept
     (nms_thresh=1: nothing suppressed) each detection has its mirror image, of the same class and score."""
