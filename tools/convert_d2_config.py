@@ -22,26 +22,12 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
+from net_detr2.checkpoint import atomic_write  # noqa: E402
 from net_detr2.compat import convert_d2_config  # noqa: E402
 from net_detr2.config import LazyConfig  # noqa: E402
-
-
-def _write_atomic(text: str, filename: str) -> None:
-    directory = os.path.dirname(os.path.abspath(filename))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, filename)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def _docstring(source: str, overrides: list[str], warnings: list[str]) -> str:
@@ -105,9 +91,8 @@ def main(argv: list[str] | None = None) -> str:
     for w in warnings:
         print(f"WARNING {args.input}: {w}", file=sys.stderr)
     if ext == ".py":
-        _write_atomic(
-            _docstring(args.input, args.opts, warnings) + LazyConfig.to_py(conversion.config, prefix=""), args.output
-        )
+        text = _docstring(args.input, args.opts, warnings) + LazyConfig.to_py(conversion.config, prefix="")
+        atomic_write(args.output, lambda f: f.write(text.encode("utf-8")))
     else:
         LazyConfig.save(conversion.config, args.output)
     print(f"Wrote {args.output} ({len(conversion.not_carried)} keys not carried over)")
