@@ -95,8 +95,9 @@ def read_image(path: str | os.PathLike, fmt: str) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------- outputs
-def check_output_dir(out_dir: Path, input_paths: Sequence[Path]) -> None:
-    """Refuse an output folder that is a file, or that is or contains a folder the inputs come from.
+def check_demo_output_dir(out_dir: Path, input_paths: Sequence[Path]) -> None:
+    """Refuse an output folder that is a file, or that is or contains a folder the inputs come from (demo.py's rule;
+    the other drawing tools refuse a folder inside the images' folders, `net_detr2.utils.safe_output`).
 
     ``input_paths``: the image files and the directories given as input (symlinks are resolved).
     """
@@ -300,7 +301,7 @@ def run(args: argparse.Namespace) -> list[str]:
     if args.max_images is not None:
         files = files[: args.max_images]
     out_dir = Path(args.output)
-    check_output_dir(out_dir, input_paths)
+    check_demo_output_dir(out_dir, input_paths)
     out_paths = plan_output_paths(files, out_dir)
 
     if cfg is None:

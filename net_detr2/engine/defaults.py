@@ -31,6 +31,7 @@ from net_detr2.utils.amp import resolve_amp_dtype
 from net_detr2.utils.env import collect_env_info, seed_all_rng
 from net_detr2.utils.events import CommonMetricPrinter, JSONWriter, TensorboardXWriter
 from net_detr2.utils.logger import setup_logger
+from net_detr2.utils.module_utils import unwrap_model
 
 from . import hooks
 from .train_loop import SimpleTrainer
@@ -358,10 +359,6 @@ def create_ddp_model(
     return ddp
 
 
-def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
-    return model.module if isinstance(model, DistributedDataParallel) else model
-
-
 def _warn_schedule_length(node: Any, max_iter: int) -> None:
     """Warn when an LR schedule was written for a different run length than ``train.max_iter``.
 
@@ -600,7 +597,7 @@ class DefaultTrainer(SimpleTrainer):
         extra = self.checkpointer.resume_or_load(self.cfg.train.init_checkpoint, resume=resume)
         if not resuming:
             self.start_iter = 0
-            _warn_untrained_frozen_bn(_unwrap(self.model))
+            _warn_untrained_frozen_bn(unwrap_model(self.model))
             return
         iteration = extra.get("iteration")
         if not isinstance(iteration, int) or isinstance(iteration, bool) or not 0 <= iteration < self.max_iter:
@@ -669,7 +666,7 @@ class DefaultTrainer(SimpleTrainer):
         )
         if with_tta and cfg.train.tta.enabled:
             logger.info(f"Evaluating with test-time augmentation: {dict(cfg.train.tta)}")
-            tta_model = build_tta_model(_unwrap(model), cfg.train.tta)
+            tta_model = build_tta_model(unwrap_model(model), cfg.train.tta)
             spec = _redirect_output_dirs(cfg.dataloader.evaluator, "inference_TTA")
             tta_results = inference_on_dataset(
                 tta_model, instantiate(cfg.dataloader.test), instantiate(spec), amp_dtype=amp_dtype
@@ -705,7 +702,7 @@ class DefaultTrainer(SimpleTrainer):
         out_dir = os.path.join(cfg.train.output_dir, "predictions")
         os.makedirs(out_dir, exist_ok=True)
         paths = save_prediction_images(
-            _unwrap(model),
+            unwrap_model(model),
             instantiate(cfg.dataloader.test),
             metadata,
             out_dir,
