@@ -368,7 +368,8 @@ def test_early_stopping_ends_training_cleanly(tmp_path, monkeypatch, caplog):
         trainer.train()
     # 60 at iteration 3, then no improvement at 5 (equal) and 7: patience 2 used up after iteration 7
     assert trainer.iter == 8 and trainer.finished
-    assert calls == [(1, False), (3, False), (5, False), (7, False), (8, True)]  # + the final evaluation
+    # the evaluation after iteration 7 is of the final weights: it is the final evaluation, not run again
+    assert calls == [(1, False), (3, False), (5, False), (7, False)]
     stop_line = "Training stops after iteration 7: early stopping: toy/acc has not improved on its best, 60.00000 at "
     assert stop_line + "iteration 3, for 2 evaluations (train.early_stopping.patience=2)" in caplog.text
     final = torch.load(tmp_path / "model_final.pth", weights_only=True)
@@ -379,17 +380,59 @@ def test_early_stopping_ends_training_cleanly(tmp_path, monkeypatch, caplog):
         "model_0000007.pth",
         "model_final.pth",
     ]
-    assert [m["iteration"] for m in read_metrics(tmp_path) if "toy/acc" in m] == [1, 3, 5, 7, 8]
+    assert [(m["iteration"], m["toy/acc"]) for m in read_metrics(tmp_path) if "toy/acc" in m] == [
+        (1, 50.0),
+        (3, 60.0),
+        (5, 60.0),
+        (7, 55.0),
+        (8, 55.0),  # the final results, recorded after training as always
+    ]
     assert (tmp_path / "curves.png").exists()
     # the record of the finished run: the final evaluation's iteration (8 iterations run, not max_iter=20)
     record = json.loads((tmp_path / "final_results.json").read_text())
-    assert record["iteration"] == 8 and record["stopped_early"] is True and record["results"] == {"toy": {"acc": -1.0}}
+    assert record["iteration"] == 8 and record["stopped_early"] is True and record["results"] == {"toy": {"acc": 55.0}}
     # resuming the ended run is refused, unless the patience is raised
     with pytest.raises(ValueError, match=r"Cannot resume: this run ended by early stopping: .* raise train\.early_"):
         DefaultTrainer(stopping_cfg(tmp_path)).resume_or_load(resume=True)
     more = DefaultTrainer(stopping_cfg(tmp_path, patience=3))
     more.resume_or_load(resume=True)
     assert more.start_iter == 8
+
+
+def test_after_early_stopping_only_the_test_time_augmentation_runs(tmp_path, monkeypatch):
+    """train.tta: the final evaluation after an early stop reuses the plain results of the same weights and adds
+    the test-time augmentation's; a training that ran to max_iter evaluates its final weights as usual."""
+    test, calls = scripted_metric({1: 50.0, 3: 40.0, 5: 30.0})
+    monkeypatch.setattr(DefaultTrainer, "test", staticmethod(test))
+    tta_calls = []
+
+    def test_tta(cfg, model):
+        from net_detr2.utils.events import get_event_storage
+
+        tta_calls.append(get_event_storage().iter)
+        return {"toy_TTA": {"acc": 70.0}}
+
+    monkeypatch.setattr(DefaultTrainer, "test_tta", staticmethod(test_tta))
+    cfg = stopping_cfg(tmp_path / "stopped")
+    cfg.train.tta.enabled = True
+    trainer = DefaultTrainer(cfg)
+    trainer.resume_or_load(resume=False)
+    trainer.train()
+    assert trainer.iter == 6 and calls == [(1, False), (3, False), (5, False)] and tta_calls == [6]
+    assert trainer.last_eval_results == {"toy": {"acc": 30.0}, "toy_TTA": {"acc": 70.0}}
+    record = json.loads((tmp_path / "stopped" / "final_results.json").read_text())
+    assert record["results"] == trainer.last_eval_results and record["stopped_early"] is True
+    final = [m for m in read_metrics(tmp_path / "stopped") if m["iteration"] == 6 and "toy/acc" in m]
+    assert final[0]["toy/acc"] == 30.0 and final[0]["toy_TTA/acc"] == 70.0
+    # no early stop: the final weights are new, evaluated with TTA by test itself
+    calls.clear()
+    cfg = stopping_cfg(tmp_path / "full", patience=10)
+    cfg.train.max_iter = 6
+    cfg.train.tta.enabled = True
+    trainer = DefaultTrainer(cfg)
+    trainer.resume_or_load(resume=False)
+    trainer.train()
+    assert calls == [(1, False), (3, False), (6, True)] and tta_calls == [6]
 
 
 def test_early_stopping_min_mode_and_min_delta(tmp_path, monkeypatch):
@@ -399,7 +442,7 @@ def test_early_stopping_min_mode_and_min_delta(tmp_path, monkeypatch):
     trainer = DefaultTrainer(stopping_cfg(tmp_path, mode="min", min_delta=0.5))
     trainer.resume_or_load(resume=False)
     trainer.train()
-    assert trainer.iter == 10 and [it for it, _ in calls] == [1, 3, 5, 7, 9, 10]
+    assert trainer.iter == 10 and [it for it, _ in calls] == [1, 3, 5, 7, 9]  # 9: also the final evaluation
 
 
 def test_early_stopping_needs_its_metric_and_evaluations(tmp_path, monkeypatch):

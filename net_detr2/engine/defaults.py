@@ -474,6 +474,7 @@ class DefaultTrainer(SimpleTrainer):
             checkpointables["grad_scaler"] = self.grad_scaler
         self.checkpointer = DetectionCheckpointer(model, train.output_dir, ema=self.ema, **checkpointables)
         self.last_eval_results: Any = None
+        self._evaluated_after = -1  # the iteration after which last_eval_results were evaluated
         self.register_hooks(self.build_hooks())
 
     # -- building blocks (override in a subclass to change one) -------------------------------------
@@ -533,7 +534,19 @@ class DefaultTrainer(SimpleTrainer):
             def eval_fn():
                 # the average of the weights, when kept, is what is evaluated; TTA only after training
                 with self.ema.applied_to(self.model) if self.ema is not None else nullcontext():
-                    self.last_eval_results = self.test(self.cfg, self.model, with_tta=self.finished)
+                    if self.finished and self._evaluated_after == self.iter - 1 and self.last_eval_results:
+                        # a hook (early stopping) ended the training right after an evaluation of these weights:
+                        # its results are the final ones, with only the test-time augmentation still to run
+                        logger.info(
+                            f"Final evaluation: the results of iteration {self._evaluated_after} (same weights)"
+                        )
+                        results = dict(self.last_eval_results)
+                        if self.cfg.train.tta.enabled:
+                            results.update(self.test_tta(self.cfg, self.model))
+                        self.last_eval_results = results
+                    else:
+                        self.last_eval_results = self.test(self.cfg, self.model, with_tta=self.finished)
+                        self._evaluated_after = self.iter
                 return self.last_eval_results
 
             ret.append(hooks.EvalHook(train.eval_period, eval_fn))
@@ -652,29 +665,43 @@ class DefaultTrainer(SimpleTrainer):
         """Evaluate ``model`` on ``cfg.dataloader.test`` with ``cfg.dataloader.evaluator``; prints
         the results (``print_csv_format``) and returns them.
 
-        With ``train.tta.enabled`` (and ``with_tta``) the model wrapped in `DetectorWithTTA` is evaluated too,
-        its results added under the task names plus ``_TTA`` (``bbox_TTA/AP``) and an evaluator's files written
-        to ``<its output_dir>/inference_TTA``. The trainer evaluates with TTA only after training."""
+        With ``train.tta.enabled`` (and ``with_tta``) the model wrapped in `DetectorWithTTA` is evaluated too
+        (`test_tta`), its results added under the task names plus ``_TTA`` (``bbox_TTA/AP``). The trainer evaluates
+        with TTA only after training."""
         if cfg.dataloader.get("evaluator") is None:
             logger.warning("cfg.dataloader.evaluator is not set: skipping evaluation")
             return {}
-        # Evaluation runs in the precision the run trained in (train.amp), so bf16 recipes also evaluate in bf16.
-        amp = cfg.train.amp
-        amp_dtype = resolve_amp_dtype(amp.enabled, amp.dtype, cfg.train.device)
         results = inference_on_dataset(
-            model, instantiate(cfg.dataloader.test), instantiate(cfg.dataloader.evaluator), amp_dtype=amp_dtype
+            model, instantiate(cfg.dataloader.test), instantiate(cfg.dataloader.evaluator), amp_dtype=_amp_dtype(cfg)
         )
         if with_tta and cfg.train.tta.enabled:
-            logger.info(f"Evaluating with test-time augmentation: {dict(cfg.train.tta)}")
-            tta_model = build_tta_model(unwrap_model(model), cfg.train.tta)
-            spec = _redirect_output_dirs(cfg.dataloader.evaluator, "inference_TTA")
-            tta_results = inference_on_dataset(
-                tta_model, instantiate(cfg.dataloader.test), instantiate(spec), amp_dtype=amp_dtype
-            )
-            results = {**results, **{f"{task}_TTA": value for task, value in tta_results.items()}}
+            results = {**results, **cls._evaluate_tta(cfg, model)}
         if comm.is_main_process() and results:
             print_csv_format(results)
         return results
+
+    @classmethod
+    def test_tta(cls, cfg: DictConfig, model: torch.nn.Module) -> dict:
+        """Only the test-time-augmentation part of `test` (``train.tta``, whether enabled or not): the results of
+        ``model`` wrapped in `DetectorWithTTA`, under the task names plus ``_TTA``, an evaluator's files written to
+        ``<its output_dir>/inference_TTA``; printed and returned."""
+        if cfg.dataloader.get("evaluator") is None:
+            logger.warning("cfg.dataloader.evaluator is not set: skipping evaluation")
+            return {}
+        results = cls._evaluate_tta(cfg, model)
+        if comm.is_main_process() and results:
+            print_csv_format(results)
+        return results
+
+    @classmethod
+    def _evaluate_tta(cls, cfg: DictConfig, model: torch.nn.Module) -> dict:
+        logger.info(f"Evaluating with test-time augmentation: {dict(cfg.train.tta)}")
+        tta_model = build_tta_model(unwrap_model(model), cfg.train.tta)
+        spec = _redirect_output_dirs(cfg.dataloader.evaluator, "inference_TTA")
+        tta_results = inference_on_dataset(
+            tta_model, instantiate(cfg.dataloader.test), instantiate(spec), amp_dtype=_amp_dtype(cfg)
+        )
+        return {f"{task}_TTA": value for task, value in tta_results.items()}
 
     @staticmethod
     def _dataset_name(cfg: DictConfig) -> str | None:
@@ -751,6 +778,11 @@ def evaluate_checkpoint(
     iteration = extra.get("iteration", -1)
     logger.info(f"Evaluating {path or 'the initialisation of cfg.model (no checkpoint)'}")
     return CheckpointEvaluation(model, path, int(iteration), DefaultTrainer.test(cfg, model))
+
+
+def _amp_dtype(cfg: DictConfig) -> torch.dtype | None:
+    """Evaluation runs in the precision the run trained in (train.amp), so bf16 recipes also evaluate in bf16."""
+    return resolve_amp_dtype(cfg.train.amp.enabled, cfg.train.amp.dtype, cfg.train.device)
 
 
 def _redirect_output_dirs(node: Any, subfolder: str) -> Any:
