@@ -70,7 +70,9 @@ def _batched_nms_traceable(
 ) -> torch.Tensor:
     """One NMS over all categories, each moved to its own region of the plane (a trace cannot loop over the
     categories present). The shifted boxes are float64, so that the offsets cost no precision and the kept set
-    is the eager one (torchvision's per-category loop on float32 boxes)."""
+    is the eager one (torchvision's per-category loop on float32 boxes). The offset's maximum includes a zero,
+    so that an image without candidates (nothing above the score threshold) runs too: the maximum of an empty
+    tensor is an error, and the graph is the same for every picture."""
     boxes = boxes.double()
-    offsets = idxs.to(boxes) * (boxes.max() + 1)
+    offsets = idxs.to(boxes) * (torch.cat([boxes.flatten(), boxes.new_zeros(1)]).max() + 1)
     return nms(boxes + offsets[:, None], scores.double(), iou_threshold)
