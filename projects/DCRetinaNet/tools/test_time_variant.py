@@ -115,7 +115,8 @@ def main(argv: list[str] | None = None) -> int:
 
     command = "python projects/DCRetinaNet/tools/test_time_variant.py " + " ".join(shlex.quote(a) for a in argv)
     parts = [f"Command: `{command}`", ""]
-    for reference in (args.source, spec["baseline"]):
+    references = [args.source] + ([spec["baseline"]] if spec["baseline"] != args.source else [])
+    for reference in references:  # the baseline's own weights: one comparison
         subset = {reference: values[reference], args.name: values[args.name]}
         if not values[reference] or not values[args.name]:
             continue
