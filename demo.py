@@ -95,8 +95,9 @@ def read_image(path: str | os.PathLike, fmt: str) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------- outputs
-def check_output_dir(out_dir: Path, input_paths: Sequence[Path]) -> None:
-    """Refuse an output folder that is a file, or that is or contains a folder the inputs come from.
+def check_demo_output_dir(out_dir: Path, input_paths: Sequence[Path]) -> None:
+    """Refuse an output folder that is a file, or that is or contains a folder the inputs come from (demo.py's rule;
+    the other drawing tools refuse a folder inside the images' folders, `net_detr2.utils.safe_output`).
 
     ``input_paths``: the image files and the directories given as input (symlinks are resolved).
     """
@@ -217,11 +218,18 @@ class DemoPredictor:
         train = _node_get(cfg, "train")
         device = device or _node_get(train, "device") or ("cuda" if torch.cuda.is_available() else "cpu")
         self.device = device
+        # the precision the model was trained and evaluated in: train.amp, which every config defines (its train
+        # starts from configs/common/train.py); demo.py has no default of its own
         amp = _node_get(train, "amp")
-        try:
-            self.amp_dtype = resolve_amp_dtype(
-                bool(_node_get(amp, "enabled", False)), _node_get(amp, "dtype", "bfloat16"), device
+        missing = [f"train.amp.{k}" for k in ("enabled", "dtype") if _node_get(amp, k) is None]
+        if missing:
+            raise DemoError(
+                f"the config has no {' and no '.join(missing)}: demo.py runs the model in the config's precision. "
+                "Set them (configs/common/train.py defines train.amp = dict(enabled=False, dtype='bfloat16'); "
+                "a config's train usually starts from it)"
             )
+        try:
+            self.amp_dtype = resolve_amp_dtype(bool(amp["enabled"]), amp["dtype"], device)
         except ValueError as e:
             raise DemoError(str(e)) from None
         model = instantiate(cfg.model)
@@ -293,7 +301,7 @@ def run(args: argparse.Namespace) -> list[str]:
     if args.max_images is not None:
         files = files[: args.max_images]
     out_dir = Path(args.output)
-    check_output_dir(out_dir, input_paths)
+    check_demo_output_dir(out_dir, input_paths)
     out_paths = plan_output_paths(files, out_dir)
 
     if cfg is None:

@@ -5,7 +5,8 @@
     python train_net.py --config-file cfg.py --eval-only train.init_checkpoint=/path/model_final.pth
 
 Flags and ``key=value`` overrides may come in any order. Flow: load the config and apply the overrides,
-``default_setup`` (checks, output dir, logs, saved config.yaml), then either evaluate (``--eval-only``) or
+``default_setup`` (checks, output dir, logs, saved config.yaml), then either evaluate (``--eval-only``:
+``evaluate_checkpoint``, of ``train.init_checkpoint`` or with ``--resume`` the run's last checkpoint) or
 build a ``DefaultTrainer``, resume / load weights and train (with periodic and final evaluation and
 ``train.num_vis_images`` prediction images). ``--num-gpus N`` starts N processes (N CPU processes when CUDA
 is unavailable).
@@ -13,9 +14,8 @@ is unavailable).
 
 from __future__ import annotations
 
-from net_detr2.checkpoint import DetectionCheckpointer
 from net_detr2.config import LazyConfig
-from net_detr2.engine import DefaultTrainer, create_ddp_model, default_argument_parser, default_setup, launch
+from net_detr2.engine import DefaultTrainer, default_argument_parser, default_setup, evaluate_checkpoint, launch
 from net_detr2.utils import comm
 
 
@@ -24,12 +24,11 @@ def main(args):
     default_setup(cfg, args)
 
     if args.eval_only:
-        model = create_ddp_model(DefaultTrainer.build_model(cfg))
-        DetectionCheckpointer(model, cfg.train.output_dir).resume_or_load(cfg.train.init_checkpoint, resume=args.resume)
-        results = DefaultTrainer.test(cfg, model)
+        # train.init_checkpoint, or with --resume the run's last checkpoint (its average of the weights with train.ema)
+        evaluated = evaluate_checkpoint(cfg, resume=args.resume)
         if cfg.train.num_vis_images > 0 and comm.is_main_process():
-            DefaultTrainer.visualize(cfg, model, cfg.train.num_vis_images)
-        return results
+            DefaultTrainer.visualize(cfg, evaluated.model, cfg.train.num_vis_images)
+        return evaluated.results
 
     trainer = DefaultTrainer(cfg)
     trainer.resume_or_load(resume=args.resume)

@@ -21,7 +21,7 @@ COMMANDS: dict[str, tuple[str, list[str], str]] = {
     "browse": ("tools/browse_dataset.py", [], "draw ground truth; per-class and box-size statistics"),
     "visualize": ("tools/visualize_json_results.py", [], "draw coco_instances_results.json beside ground truth"),
     "errors": ("tools/error_analysis.py", [], "precision-recall curves and confusion matrix of an evaluation"),
-    "export": ("tools/export_model.py", [], "TorchScript / torch.export / ONNX of the inference graph"),
+    "export": ("tools/export_model.py", [], "TorchScript / ONNX of the inference graph"),
     "compare": ("tools/compare.py", [], "train a baseline and variants for several seeds; paired differences"),
 }
 

@@ -179,6 +179,23 @@ def test_every_key_not_carried_over_is_reported_once(tmp_path):
     assert conversion.config.train.clip_grad is None and conversion.config.train.init_checkpoint == ""
 
 
+@pytest.mark.parametrize("device", ["cuda", "cpu"])
+def test_amp_converts_to_cuda_float16(device):
+    """detectron2's SOLVER.AMP is CUDA fp16 with a gradient scaler: train.amp.dtype 'float16', and a note where
+    the converted config's device cannot run it."""
+    retinanet = "MODEL: {META_ARCHITECTURE: RetinaNet, BACKBONE: {NAME: build_retinanet_resnet_fpn_backbone}, "
+    retinanet += "RESNETS: {OUT_FEATURES: [res3, res4, res5]}, FPN: {IN_FEATURES: [res3, res4, res5]}, "
+    conversion = convert_d2_config(retinanet + f"DEVICE: {device}}}\nSOLVER: {{AMP: {{ENABLED: True}}}}\n")
+    assert dict(conversion.config.train.amp) == {"enabled": True, "dtype": "float16"}
+    notes = [n for n in conversion.notes if n.startswith("SOLVER.AMP.ENABLED")]
+    if device == "cuda":
+        assert notes == []
+    else:
+        assert len(notes) == 1 and "train.device = 'cpu'" in notes[0] and "train.amp.dtype='bfloat16'" in notes[0]
+    plain = convert_d2_config(retinanet + "}\n").config.train.amp
+    assert dict(plain) == {"enabled": False, "dtype": "bfloat16"}  # off: configs/common/train.py's setting
+
+
 def test_detectron2_overrides_and_full_model_clipping():
     conversion = convert_d2_config(
         "SOLVER: {CLIP_GRADIENTS: {ENABLED: True, CLIP_TYPE: full_model, CLIP_VALUE: 5.0}}\n"

@@ -562,6 +562,8 @@ def test_train_net_end_to_end(tmp_path, monkeypatch):
     # max_to_keep=1: only the newest periodic checkpoint and the final one remain.
     assert sorted(p.name for p in out.glob("*.pth")) == ["model_0000005.pth", "model_final.pth"]
     assert (out / "curves.png").exists()
+    record = json.loads((out / "final_results.json").read_text())
+    assert record == {"iteration": 6, "seed": 4, "stopped_early": False, "results": results}
 
     args = parser.parse_args(
         [

@@ -95,6 +95,10 @@ def _gt_outputs(dicts, rng=None, jitter=0.0, drop=0.0):
 
 
 def _pycocotools_stats(gt_dict, results):
+    return _pycocotools_eval(gt_dict, results).stats[:6] * 100
+
+
+def _pycocotools_eval(gt_dict, results):
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
 
@@ -107,7 +111,7 @@ def _pycocotools_stats(gt_dict, results):
         ev.evaluate()
         ev.accumulate()
         ev.summarize()
-    return ev.stats[:6] * 100
+    return ev
 
 
 def test_convert_to_coco_dict_maps_ids_and_boxes(tiny_coco):
@@ -164,6 +168,17 @@ def test_perturbed_predictions_match_pycocotools(tiny_coco, tmp_path):
     got = [res[k] for k in ("AP", "AP50", "AP75", "APs", "APm", "APl")]
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-9)
     assert 0 < res["AP"] < 100
+    # every number of pycocotools' summary, read from its arrays by ap_at / ar_at
+    from net_detr2.evaluation.coco_evaluation import ap_at, ar_at
+
+    ev = _pycocotools_eval(gt_dict, results)
+    areas = ("small", "medium", "large")
+    ours = [ap_at(ev), ap_at(ev, 0.5), ap_at(ev, 0.75), *(ap_at(ev, area=a) for a in areas)]
+    ours += [ar_at(ev, max_dets=1), ar_at(ev, max_dets=10), ar_at(ev), *(ar_at(ev, area=a) for a in areas)]
+    np.testing.assert_allclose(ours, ev.stats, rtol=0, atol=1e-12)
+    assert 0 < ar_at(ev, 0.5) <= 1 and len(set(ours)) > 4
+    with pytest.raises(ValueError, match=r"IoU threshold 0\.52 is not one of the evaluated thresholds"):
+        ar_at(ev, 0.52)
 
 
 def test_json_file_in_metadata_is_used(tiny_coco, tmp_path):

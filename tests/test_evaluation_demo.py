@@ -51,7 +51,7 @@ dataloader = dict(test=dict(mapper=dict(
     image_format="BGR",
     augmentations=[L(T.ResizeShortestEdge)(short_edge_length=32, max_size=1000)],
 )))
-train = dict(device="cpu", init_checkpoint="")
+train = dict(device="cpu", init_checkpoint="", amp=dict(enabled=False, dtype="bfloat16"))
 '''
 
 
@@ -166,3 +166,21 @@ def test_unreadable_image_and_missing_weights(toy_cfg, tmp_path, capsys):
         == 2
     )
     assert f"weights file not found: {tmp_path / 'nope.pth'}" in capsys.readouterr().err
+
+
+def test_demo_takes_the_precision_from_the_config(toy_cfg, tmp_path, capsys):
+    """train.amp is read from the config; a config without it is refused, naming the keys (no default here)."""
+    assert demo.DemoPredictor(demo.setup_cfg(str(toy_cfg), [])).amp_dtype is None  # amp.enabled=False
+    img = tmp_path / "ok.png"
+    cv2.imwrite(str(img), np.zeros((8, 8, 3), np.uint8))
+    fp16 = demo.main(
+        ["--config-file", str(toy_cfg), "--input", str(img), "--output", str(tmp_path / "a"), "--opts"]
+        + ["train.amp.enabled=True", "train.amp.dtype=float16"]
+    )
+    assert fp16 == 2 and "float16" in capsys.readouterr().err  # CPU autocast takes no fp16: the config's value
+    no_amp = tmp_path / "no_amp.py"
+    no_amp.write_text(toy_cfg.read_text().replace(', amp=dict(enabled=False, dtype="bfloat16")', ""))
+    assert demo.main(["--config-file", str(no_amp), "--input", str(img), "--output", str(tmp_path / "b")]) == 2
+    err = capsys.readouterr().err
+    assert "the config has no train.amp.enabled and no train.amp.dtype" in err and "configs/common/train.py" in err
+    assert not (tmp_path / "b").exists()

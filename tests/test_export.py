@@ -116,3 +116,36 @@ def test_match_detections_reports_differences():
     assert match_detections(ref, other)["matched"] == 1
     shifted = (boxes + torch.tensor([[0.0, 0, 1, 0], [0, 0, 0, 0]]), ref[1], ref[2])  # first: IoU 10/11 < 0.99
     assert match_detections(ref, shifted)["matched"] == 1
+
+
+def test_exported_model_runs_on_a_picture_without_detections(tmp_path):
+    """An exported graph serves every picture of its size, also one where nothing passes the score threshold:
+    traced on a picture with detections, it returns the eager model's empty result on one without."""
+    model = _spread_weights(instantiate(LazyConfig.load(str(REPO / "configs/shapes/retinanet_R18_FPN.py")).model))
+    image = _shapes_images(128, 160, count=1)[0]
+    pictures = [image, torch.zeros_like(image)]
+    model.test_score_thresh = 0.0
+    with torch.no_grad():
+        best = [flatten_detections(model([{"image": p}]))[1].max().item() for p in pictures]
+    assert best[0] != best[1]
+    # a threshold between the two pictures' best scores: the one scoring higher is traced, the other is empty
+    model.test_score_thresh = sum(best) / 2
+    traced_on, empty = (pictures[0], pictures[1]) if best[0] > best[1] else (pictures[1], pictures[0])
+    export_torchscript(model, traced_on, str(tmp_path / "m.ts"))
+    export_onnx(model, traced_on, str(tmp_path / "m.onnx"))
+    loaded = torch.jit.load(str(tmp_path / "m.ts"))
+    with torch.no_grad():
+        assert len(flatten_detections(model([{"image": traced_on}]))[1]) > 0
+        assert len(flatten_detections(model([{"image": empty}]))[1]) == 0
+        for exported in (loaded(empty), run_onnx(str(tmp_path / "m.onnx"), empty)):
+            boxes, scores, classes = exported
+            assert boxes.shape == (0, 4) and scores.shape == classes.shape == (0,)
+        for exported in (loaded(traced_on), run_onnx(str(tmp_path / "m.onnx"), traced_on)):
+            assert len(exported[1]) > 0
+
+
+def test_traceable_nms_of_no_boxes():
+    from net_detr2.layers.nms import _batched_nms_traceable
+
+    keep = _batched_nms_traceable(torch.zeros(0, 4), torch.zeros(0), torch.zeros(0, dtype=torch.int64), 0.5)
+    assert keep.shape == (0,) and keep.dtype == torch.int64

@@ -35,7 +35,10 @@ CONFIGS = {
 
 
 def build(name: str, seed: int = 0) -> nn.Module:
+    """The config's model in the contiguous (NCHW) layout (the SSD recipes train channels-last), so that the
+    tests compare a channels-last copy against a contiguous original."""
     cfg = LazyConfig.load(str(REPO / CONFIGS[name]))
+    cfg.model.channels_last = False
     torch.manual_seed(seed)
     model = instantiate(cfg.model)
     for m in model.modules():  # random weights score low: let every candidate through

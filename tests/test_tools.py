@@ -86,9 +86,18 @@ def test_browse_dataset_draws_and_counts(tiny_dataset, tmp_path):
     assert ["circle", "2", "1", "1", "0", "1", "50.0", "0.0", "50.0"] in rows
     with pytest.raises(SystemExit):  # never writes among the images
         tool.main(["--dataset", name, "--output", str(images / "sub")])
-    before = sorted(p.name for p in out.iterdir())
-    tool.main(["--dataset", name, "--output", str(out), "--no-stats"])  # a second run adds files, overwrites none
-    assert "img0_1.png" in {p.name for p in out.iterdir()} and set(before) <= {p.name for p in out.iterdir()}
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    tool.main(
+        ["--dataset", name, "--output", str(out), "--num-images", "1"]
+    )  # a second run adds files, overwrites none
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.name in before} == before
+    assert {p.name for p in out.iterdir()} - set(before) == {
+        "img0_1.png",
+        "grid_1.png",
+        "statistics_1.png",
+        "statistics_1.txt",
+    }
+    assert (out / "statistics_1.txt").read_text() == (out / "statistics.txt").read_text()
 
 
 def test_browse_dataset_after_augmentation(tmp_path):
@@ -173,6 +182,42 @@ def test_visualize_json_results(tiny_dataset, tmp_path):
     assert pair.shape[1] == 2 * 200 + 6  # ground truth | detections
     right = pair[-160:, 206:]
     assert (right == 40).any()  # image 1 has no detection: the panel says "0 detections >= 0.5"
+    # a second run into the same folder: new names, the first run's files byte for byte as they were
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    written = _tool("visualize_json_results").main(
+        ["--input", str(results), "--dataset", name, "--output", str(out), "--num-images", "1"]
+    )
+    assert [Path(p).name for p in written] == ["img0_1.png"]
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.name in before} == before
+    assert {p.name for p in out.iterdir()} - set(before) == {"img0_1.png", "grid_1.png"}
+
+
+def test_convert_d2_config_never_replaces_a_file(tmp_path, capsys):
+    tool = _tool("convert_d2_config")
+    src = tmp_path / "retinanet.yaml"
+    src.write_text('_BASE_: "{}"\n'.format(REPO / "tests" / "fixtures" / "d2_model_zoo" / "Base-RetinaNet.yaml"))
+    source = src.read_bytes()
+    out = tmp_path / "converted.py"
+    out.write_text("# the user's own file\n")
+    mine = out.read_bytes()
+    with pytest.raises(SystemExit) as exc:
+        tool.main([str(src), str(out)])
+    assert exc.value.code == 2 and f"output {out} exists" in capsys.readouterr().err and out.read_bytes() == mine
+    for argv in ([str(src), str(src)], ["--overwrite", str(src), str(src)], [str(src), str(src), "--overwrite"]):
+        with pytest.raises(SystemExit) as exc:
+            tool.main(argv)
+        assert exc.value.code == 2 and f"output {src} is the input file" in capsys.readouterr().err
+        assert src.read_bytes() == source
+    link = tmp_path / "link.yaml"
+    link.symlink_to(src)
+    with pytest.raises(SystemExit):
+        tool.main(["--overwrite", str(src), str(link)])
+    assert src.read_bytes() == source and "is the input file" in capsys.readouterr().err
+    # asked to: replaced (the flag before or after the file names)
+    tool.main([str(src), str(out), "--overwrite"])
+    assert out.read_bytes() != mine and "LazyConfig converted from the detectron2 config" in out.read_text()
+    tool.main(["--overwrite", str(src), str(tmp_path / "converted.yaml")])
+    assert (tmp_path / "converted.yaml").stat().st_size > 0
 
 
 def test_analyze_counts_flops_by_hand():

@@ -4,12 +4,14 @@ knobs on: ``tests/reliability/test_resume.py``; with two processes: ``tests/reli
 
 from __future__ import annotations
 
+import json
 import logging
 import math
+from pathlib import Path
 
 import pytest
 import torch
-from test_engine import ToyAccuracy, ToyLoader, ToyModel, make_cfg, read_metrics, toy_loader, toy_test_loader
+from test_engine import REPO, ToyAccuracy, ToyLoader, ToyModel, make_cfg, read_metrics, toy_loader, toy_test_loader
 from torch import nn
 
 from net_detr2.checkpoint import DetectionCheckpointer
@@ -287,6 +289,51 @@ def test_resuming_without_ema_goes_on_from_the_raw_weights(tmp_path, caplog):
     assert all(torch.equal(resumed.model.state_dict()[k], v) for k, v in saved["raw_model"].items())
 
 
+def test_eval_only_resume_evaluates_the_average(tmp_path, monkeypatch):
+    """``train_net.py --eval-only --resume`` of a run with train.ema evaluates the average of its last checkpoint,
+    as ``--eval-only train.init_checkpoint=<that file>`` does, not the trained weights kept for resuming."""
+    import shutil
+
+    from test_engine import CONFIG_FILE, _load_train_net
+
+    from net_detr2.engine import default_argument_parser, evaluate_checkpoint
+
+    (tmp_path / "configs").mkdir()
+    shutil.copytree(REPO / "configs" / "common", tmp_path / "configs" / "common")
+    cfg_file = tmp_path / "configs" / "exp" / "toy.py"
+    cfg_file.parent.mkdir()
+    cfg_file.write_text(CONFIG_FILE)
+    monkeypatch.syspath_prepend(str(Path(__file__).parent))
+    train_net = _load_train_net()
+    run = tmp_path / "run"
+    ema = ["train.ema.enabled=True", "train.ema.decay=0.8", "train.ema.warmup_iters=0"]
+    parse = default_argument_parser().parse_args
+    train_net.main(parse(["--config-file", str(cfg_file), f"train.output_dir={run}", *ema]))
+    final = torch.load(run / "model_final.pth", weights_only=True)
+    assert any(not torch.equal(final["model"][k], final["raw_model"][k]) for k in final["model"])
+    evaluated = []
+    test = DefaultTrainer.test
+
+    def recording_test(cfg, model, with_tta=True):
+        evaluated.append(_params(model))
+        return test(cfg, model, with_tta)
+
+    monkeypatch.setattr(DefaultTrainer, "test", staticmethod(recording_test))
+    results = train_net.main(
+        parse(["--config-file", str(cfg_file), "--eval-only", "--resume", f"train.output_dir={run}"])
+    )
+    assert set(results["toy"]) == {"acc", "n"}
+    assert all(torch.equal(evaluated[-1][k], final["model"][k]) for k in final["model"])
+    # the helper behind it says which file and iteration it evaluated
+    cfg = make_cfg(run, max_iter=6, ema=dict(enabled=True, decay=0.8, warmup_iters=0))
+    cfg = _with_evaluator(cfg)
+    got = evaluate_checkpoint(cfg, resume=True)
+    assert got.checkpoint == str(run / "model_final.pth") and got.iteration == 5
+    assert all(torch.equal(got.model.state_dict()[k], final["model"][k]) for k in final["model"])
+    got = evaluate_checkpoint(cfg, str(run / "model_final.pth"))
+    assert got.iteration == 5 and all(torch.equal(evaluated[-1][k], final["model"][k]) for k in final["model"])
+
+
 # ------------------------------------------------------------------------------------------------
 # Early stopping
 # ------------------------------------------------------------------------------------------------
@@ -321,7 +368,8 @@ def test_early_stopping_ends_training_cleanly(tmp_path, monkeypatch, caplog):
         trainer.train()
     # 60 at iteration 3, then no improvement at 5 (equal) and 7: patience 2 used up after iteration 7
     assert trainer.iter == 8 and trainer.finished
-    assert calls == [(1, False), (3, False), (5, False), (7, False), (8, True)]  # + the final evaluation
+    # the evaluation after iteration 7 is of the final weights: it is the final evaluation, not run again
+    assert calls == [(1, False), (3, False), (5, False), (7, False)]
     stop_line = "Training stops after iteration 7: early stopping: toy/acc has not improved on its best, 60.00000 at "
     assert stop_line + "iteration 3, for 2 evaluations (train.early_stopping.patience=2)" in caplog.text
     final = torch.load(tmp_path / "model_final.pth", weights_only=True)
@@ -332,14 +380,59 @@ def test_early_stopping_ends_training_cleanly(tmp_path, monkeypatch, caplog):
         "model_0000007.pth",
         "model_final.pth",
     ]
-    assert [m["iteration"] for m in read_metrics(tmp_path) if "toy/acc" in m] == [1, 3, 5, 7, 8]
+    assert [(m["iteration"], m["toy/acc"]) for m in read_metrics(tmp_path) if "toy/acc" in m] == [
+        (1, 50.0),
+        (3, 60.0),
+        (5, 60.0),
+        (7, 55.0),
+        (8, 55.0),  # the final results, recorded after training as always
+    ]
     assert (tmp_path / "curves.png").exists()
+    # the record of the finished run: the final evaluation's iteration (8 iterations run, not max_iter=20)
+    record = json.loads((tmp_path / "final_results.json").read_text())
+    assert record["iteration"] == 8 and record["stopped_early"] is True and record["results"] == {"toy": {"acc": 55.0}}
     # resuming the ended run is refused, unless the patience is raised
     with pytest.raises(ValueError, match=r"Cannot resume: this run ended by early stopping: .* raise train\.early_"):
         DefaultTrainer(stopping_cfg(tmp_path)).resume_or_load(resume=True)
     more = DefaultTrainer(stopping_cfg(tmp_path, patience=3))
     more.resume_or_load(resume=True)
     assert more.start_iter == 8
+
+
+def test_after_early_stopping_only_the_test_time_augmentation_runs(tmp_path, monkeypatch):
+    """train.tta: the final evaluation after an early stop reuses the plain results of the same weights and adds
+    the test-time augmentation's; a training that ran to max_iter evaluates its final weights as usual."""
+    test, calls = scripted_metric({1: 50.0, 3: 40.0, 5: 30.0})
+    monkeypatch.setattr(DefaultTrainer, "test", staticmethod(test))
+    tta_calls = []
+
+    def test_tta(cfg, model):
+        from net_detr2.utils.events import get_event_storage
+
+        tta_calls.append(get_event_storage().iter)
+        return {"toy_TTA": {"acc": 70.0}}
+
+    monkeypatch.setattr(DefaultTrainer, "test_tta", staticmethod(test_tta))
+    cfg = stopping_cfg(tmp_path / "stopped")
+    cfg.train.tta.enabled = True
+    trainer = DefaultTrainer(cfg)
+    trainer.resume_or_load(resume=False)
+    trainer.train()
+    assert trainer.iter == 6 and calls == [(1, False), (3, False), (5, False)] and tta_calls == [6]
+    assert trainer.last_eval_results == {"toy": {"acc": 30.0}, "toy_TTA": {"acc": 70.0}}
+    record = json.loads((tmp_path / "stopped" / "final_results.json").read_text())
+    assert record["results"] == trainer.last_eval_results and record["stopped_early"] is True
+    final = [m for m in read_metrics(tmp_path / "stopped") if m["iteration"] == 6 and "toy/acc" in m]
+    assert final[0]["toy/acc"] == 30.0 and final[0]["toy_TTA/acc"] == 70.0
+    # no early stop: the final weights are new, evaluated with TTA by test itself
+    calls.clear()
+    cfg = stopping_cfg(tmp_path / "full", patience=10)
+    cfg.train.max_iter = 6
+    cfg.train.tta.enabled = True
+    trainer = DefaultTrainer(cfg)
+    trainer.resume_or_load(resume=False)
+    trainer.train()
+    assert calls == [(1, False), (3, False), (6, True)] and tta_calls == [6]
 
 
 def test_early_stopping_min_mode_and_min_delta(tmp_path, monkeypatch):
@@ -349,7 +442,7 @@ def test_early_stopping_min_mode_and_min_delta(tmp_path, monkeypatch):
     trainer = DefaultTrainer(stopping_cfg(tmp_path, mode="min", min_delta=0.5))
     trainer.resume_or_load(resume=False)
     trainer.train()
-    assert trainer.iter == 10 and [it for it, _ in calls] == [1, 3, 5, 7, 9, 10]
+    assert trainer.iter == 10 and [it for it, _ in calls] == [1, 3, 5, 7, 9]  # 9: also the final evaluation
 
 
 def test_early_stopping_needs_its_metric_and_evaluations(tmp_path, monkeypatch):

@@ -132,6 +132,32 @@ def test_mirrored_and_rescaled_boxes_come_back_to_the_image():
     assert torch.equal(mirrored, torch.tensor([[20.0, 4.0, 60.0, 8.0]]))
 
 
+class TeacherSquareFinder(SquareFinder):
+    """Also needs the picture at twice the size (as EFPN's distilled models read "image_2x" at test time)."""
+
+    def forward(self, batched_inputs):
+        assert all(x["image_2x"].shape[-1] == 2 * x["image"].shape[-1] for x in batched_inputs)
+        return super().forward(batched_inputs)
+
+
+def test_an_input_with_a_second_picture_is_refused_by_name():
+    picture = torch.zeros(3, 60, 80, dtype=torch.uint8)
+    picture[:, 20:40, 10:30] = 255
+    inputs = [{"image": picture, "image_2x": picture.repeat_interleave(2, -1).repeat_interleave(2, -2)}]
+    inputs[0].update(height=60, width=80, file_name="a.png", image_id=3)  # metadata: no pictures
+    model = TeacherSquareFinder().eval()
+    assert len(model(inputs)[0]["instances"]) == 1
+    for scales, flip in (([1.0], False), ([1.0, 1.5], True)):
+        with pytest.raises(
+            ValueError,
+            match=r"the input has 'image_2x' \(Tensor of shape \(3, 120, 160\)\) beside 'image'; .* so "
+            r"TeacherSquareFinder cannot be given views with a matching 'image_2x'.*train\.tta\.enabled=False",
+        ):
+            DetectorWithTTA(model, scales=scales, flip=flip)(inputs)
+    del inputs[0]["image_2x"]  # the other keys are no pictures: SquareFinder runs on every view
+    assert len(DetectorWithTTA(SquareFinder().eval(), scales=[1.0, 1.5])(inputs)[0]["instances"]) == 1
+
+
 def test_a_symmetric_image_gives_symmetric_detections(detectors):
     """A left-right symmetric image: the mirrored view is the same picture, so with every detection kept
     (nms_thresh=1: nothing suppressed) each detection has its mirror image, of the same class and score."""
@@ -185,6 +211,63 @@ def test_default_trainer_test_adds_tta_results(tmp_path):
     assert set(DefaultTrainer.test(cfg, model, with_tta=False)) == {"bbox"}  # periodic evaluations
     cfg.train.tta.enabled = False  # the default
     assert set(DefaultTrainer.test(cfg, model)) == {"bbox"}
+
+
+class PassThrough:
+    """An evaluator around another (as EFPN's ``EvaluatedClassesOnly`` is): the inner one writes the files."""
+
+    def __init__(self, evaluator):
+        self.evaluator = evaluator
+
+    def reset(self):
+        self.evaluator.reset()
+
+    def process(self, inputs, outputs):
+        self.evaluator.process(inputs, outputs)
+
+    def evaluate(self):
+        return self.evaluator.evaluate()
+
+
+def test_tta_results_of_a_nested_evaluator_go_to_their_own_folder(tmp_path):
+    """The TTA evaluation writes an evaluator's files into ``inference_TTA`` at any depth of the evaluator's config,
+    never over the plain evaluation's."""
+    cfg = LazyConfig.load(str(REPO / "configs" / "shapes" / "faster_rcnn_R18_FPN.py"))
+    LazyConfig.apply_overrides(
+        cfg,
+        [f"train.output_dir={tmp_path}", "train.tta.enabled=True", "train.tta.scales=[1.0,1.5]", "train.device=cpu"],
+    )
+    cfg.dataloader.test.mapper.augmentations = [L(T.ResizeShortestEdge)(short_edge_length=96, max_size=128)]
+    cfg.dataloader.test.dataset = L(_first_images)(dataset=cfg.dataloader.test.dataset, n=2)
+    inner = cfg.dataloader.evaluator
+    inner.dataset_name = "shapes_val"
+    cfg.dataloader.evaluator = L(PassThrough)(evaluator=inner)
+    assert cfg.dataloader.evaluator.evaluator.output_dir == str(tmp_path)  # "${train.output_dir}", one level down
+    torch.manual_seed(0)
+    model = DefaultTrainer.build_model(cfg).eval()
+    assert set(DefaultTrainer.test(cfg, model, with_tta=False)) == {"bbox"}
+    plain = (tmp_path / "coco_instances_results.json").read_text()
+    assert set(DefaultTrainer.test(cfg, model)) == {"bbox", "bbox_TTA"}
+    assert (tmp_path / "coco_instances_results.json").read_text() == plain  # not replaced by the TTA's
+    with_tta = (tmp_path / "inference_TTA" / "coco_instances_results.json").read_text()
+    assert with_tta != plain  # two scales: other detections, in their own file
+    assert cfg.dataloader.evaluator.evaluator.output_dir == str(tmp_path)  # the config is not changed
+
+
+def test_redirected_output_dirs_in_lists_and_none():
+    from net_detr2.engine.defaults import _redirect_output_dirs
+
+    cfg = LazyConfig.apply_overrides(
+        LazyConfig.load(str(REPO / "configs" / "shapes" / "faster_rcnn_R18_FPN.py")), ["train.output_dir=/out"]
+    )
+    evaluator = cfg.dataloader.evaluator
+    evaluator.dataset_name = "shapes_val"  # its relative interpolation would not reach the test set from a list
+    no_folder = {"output_dir": "", "keep": None}
+    cfg.dataloader.evaluator = L(PassThrough)(evaluator=[evaluator, no_folder], extra=L(PassThrough)(evaluator=None))
+    spec = _redirect_output_dirs(cfg.dataloader.evaluator, "inference_TTA")
+    assert spec["_target_"] is PassThrough and spec["evaluator"][0]["output_dir"] == "/out/inference_TTA"
+    assert spec["evaluator"][1] == no_folder and spec["extra"] == {"_target_": PassThrough, "evaluator": None}
+    assert cfg.dataloader.evaluator.evaluator[0].output_dir == "/out"  # the config is not changed
 
 
 def test_demo_runs_the_configs_tta(tmp_path):

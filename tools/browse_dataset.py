@@ -11,7 +11,8 @@ Any registered dataset works: built-in ones, and those a config registers (``--c
 so its ``register_coco_instances`` / ``register_yolo_dataset`` calls run). Without ``--dataset``, the config's
 training set is used. Writes ``<output>/<image>.png`` per image, ``<output>/grid.png``, and with the statistics
 (on by default) ``<output>/statistics.png`` and ``<output>/statistics.txt``: boxes and images per class, and
-the small / medium / large shares (COCO's 32 and 96 px bounds on the box area).
+the small / medium / large shares (COCO's 32 and 96 px bounds on the box area). Nothing is overwritten: a name
+taken already gets a number (``grid_1.png``, ``statistics_1.txt``).
 """
 
 from __future__ import annotations
@@ -50,9 +51,9 @@ def _dataset_names(cfg, name: str | None) -> list[str]:
     return [names] if isinstance(names, str) else list(names)
 
 
-def draw_annotations(dicts: list[dict], metadata, output: Path, num: int) -> list[np.ndarray]:
+def draw_annotations(dicts: list[dict], metadata, output: Path, num: int, used: set[str]) -> list[np.ndarray]:
+    """The first ``num`` images with their ground truth, each into a new file (``used``: the names this run took)."""
     pictures = []
-    used: set[str] = set()
     for d in dicts[:num]:
         vis = Visualizer(_read_rgb(d["file_name"]), metadata).draw_dataset_dict(d)
         vis.save(new_file_path(output, Path(d["file_name"]).stem, used))
@@ -60,10 +61,10 @@ def draw_annotations(dicts: list[dict], metadata, output: Path, num: int) -> lis
     return pictures
 
 
-def draw_loader(cfg, metadata, output: Path, num: int) -> list[np.ndarray]:
+def draw_loader(cfg, metadata, output: Path, num: int, used: set[str]) -> list[np.ndarray]:
     """Training batches after the config's augmentations (the mapped image and its ``instances``)."""
     fmt = cfg.dataloader.train.mapper.get("image_format", "BGR") if "mapper" in cfg.dataloader.train else "BGR"
-    pictures, used = [], set()
+    pictures = []
     for batch in instantiate(cfg.dataloader.train):
         for d in batch:
             img = d["image"].permute(1, 2, 0).numpy()
@@ -125,16 +126,18 @@ def main(argv: list[str] | None = None) -> DatasetStatistics | None:
     except ValueError as e:
         p.error(str(e))
     output.mkdir(parents=True, exist_ok=True)
+    used: set[str] = set()  # every file goes to a new name: an existing one is never overwritten
     if not args.stats_only:
         if args.source == "dataloader":
             if args.dataset:
                 cfg.dataloader.train.dataset.names = args.dataset
-            pictures = draw_loader(cfg, metadata, output, args.num_images)
+            pictures = draw_loader(cfg, metadata, output, args.num_images, used)
         else:
-            pictures = draw_annotations(dicts, metadata, output, args.num_images)
+            pictures = draw_annotations(dicts, metadata, output, args.num_images, used)
         if pictures:
-            VisImage(make_image_grid(pictures, columns=4, cell_width=360)).save(output / "grid.png")
-            print(f"Drew {len(pictures)} images of {', '.join(names)} into {output} (tiled in {output / 'grid.png'})")
+            grid = new_file_path(output, "grid", used)
+            VisImage(make_image_grid(pictures, columns=4, cell_width=360)).save(grid)
+            print(f"Drew {len(pictures)} images of {', '.join(names)} into {output} (tiled in {grid})")
     if args.no_stats:
         return None
     stats = statistics(dicts, names)
@@ -145,9 +148,11 @@ def main(argv: list[str] | None = None) -> DatasetStatistics | None:
         "small < 32x32 <= medium < 96x96 <= large (box area in pixels)\n" + table
     )
     print(summary)
-    (output / "statistics.txt").write_text(summary + "\n")
-    plot_dataset_statistics(stats, str(output / "statistics.png"), title=", ".join(names))
-    print(f"Statistics: {output / 'statistics.txt'}, {output / 'statistics.png'}")
+    text_file, picture = new_file_path(output, "statistics", used, ".txt"), new_file_path(output, "statistics", used)
+    with open(text_file, "x", encoding="utf-8") as f:
+        f.write(summary + "\n")
+    plot_dataset_statistics(stats, str(picture), title=", ".join(names))
+    print(f"Statistics: {text_file}, {picture}")
     return stats
 
 

@@ -7,6 +7,8 @@ Usage:
     # detectron2-style KEY VALUE overrides, applied before converting:
     python tools/convert_d2_config.py in.yaml out.py SOLVER.IMS_PER_BATCH 2 DATASETS.TRAIN "('shapes_train',)"
 
+An existing output file is refused (``--overwrite`` replaces it; the input itself, never).
+
 The input may be a full ``cfg.dump()`` or a model-zoo yaml whose ``_BASE_`` files sit where its relative paths
 point. The output holds ``model``, ``dataloader``, ``optimizer``, ``lr_multiplier`` and ``train`` (and ``input``,
 a record of detectron2's INPUT resize settings). Every key of the yaml files that is not carried over is
@@ -20,26 +22,12 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
+from net_detr2.checkpoint import atomic_write  # noqa: E402
 from net_detr2.compat import convert_d2_config  # noqa: E402
 from net_detr2.config import LazyConfig  # noqa: E402
-
-
-def _write_atomic(text: str, filename: str) -> None:
-    directory = os.path.dirname(os.path.abspath(filename))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, filename)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def _docstring(source: str, overrides: list[str], warnings: list[str]) -> str:
@@ -63,10 +51,26 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument(
         "opts", nargs=argparse.REMAINDER, help="detectron2 overrides: KEY VALUE pairs, e.g. SOLVER.MAX_ITER 100"
     )
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace an existing output file (never the input itself)"
+    )
     args = parser.parse_args(argv)
+    # after the positional arguments the flag lands among the KEY VALUE pairs (no detectron2 key starts with "--")
+    keys = args.opts[::2]
+    if "--overwrite" in keys:
+        del args.opts[2 * keys.index("--overwrite")]
+        args.overwrite = True
     ext = os.path.splitext(args.output)[1]
     if ext not in (".py", ".yaml", ".yml"):
         parser.error(f"output {args.output}: extension must be .py or .yaml, got {ext!r}")
+    if os.path.lexists(args.output):
+        if os.path.exists(args.input) and os.path.exists(args.output) and os.path.samefile(args.input, args.output):
+            parser.error(f"output {args.output} is the input file {args.input}: give the converted config another name")
+        if not args.overwrite:
+            parser.error(
+                f"output {args.output} exists: convert_d2_config.py never replaces a file unasked. Choose another "
+                "name, remove it, or pass --overwrite"
+            )
     try:
         with open(args.input, encoding="utf-8") as f:
             text = f.read()
@@ -87,9 +91,8 @@ def main(argv: list[str] | None = None) -> str:
     for w in warnings:
         print(f"WARNING {args.input}: {w}", file=sys.stderr)
     if ext == ".py":
-        _write_atomic(
-            _docstring(args.input, args.opts, warnings) + LazyConfig.to_py(conversion.config, prefix=""), args.output
-        )
+        text = _docstring(args.input, args.opts, warnings) + LazyConfig.to_py(conversion.config, prefix="")
+        atomic_write(args.output, lambda f: f.write(text.encode("utf-8")))
     else:
         LazyConfig.save(conversion.config, args.output)
     print(f"Wrote {args.output} ({len(conversion.not_carried)} keys not carried over)")

@@ -5,8 +5,9 @@
         --output out/vis_results --conf-threshold 0.5 --num-images 16
 
 Each picture is ``[ground truth | detections >= threshold]`` (a panel without detections says so), saved as
-``<output>/<image>.png``; the first ``--num-images`` are also tiled in ``<output>/grid.png``. Images without any
-detection are drawn too, so that misses show. ``--config-file`` is loaded first, so datasets the config
+``<output>/<image>.png``; the first 16 are also tiled in ``<output>/grid.png``. Images without any
+detection are drawn too, so that misses show. Nothing is overwritten: a name taken already gets a number
+(``grid_1.png``). ``--config-file`` is loaded first, so datasets the config
 registers are known.
 """
 
@@ -83,9 +84,12 @@ def main(argv: list[str] | None = None) -> list[str]:
         written.append(str(path))
         if len(pictures) < 16:
             pictures.append(drawn)
+    grid = "no grid"
     if pictures:
-        VisImage(make_image_grid(pictures, columns=2, cell_width=720)).save(output / "grid.png")
-    print(f"Drew {len(written)} images of {args.dataset} into {output} (the first {len(pictures)} in grid.png)")
+        grid = new_file_path(output, "grid", used)
+        VisImage(make_image_grid(pictures, columns=2, cell_width=720)).save(grid)
+        grid = f"the first {len(pictures)} in {grid.name}"
+    print(f"Drew {len(written)} images of {args.dataset} into {output} ({grid})")
     return written
 
 

@@ -573,9 +573,19 @@ def _train(c: D2Config, notes: list[str], output_dir: str) -> dict[str, Any]:
         clip_grad=clip,
         cudnn_benchmark=c.bool("CUDNN_BENCHMARK"),
     )
-    train["amp"] = {**dict(train.get("amp") or {}), "enabled": c.bool("SOLVER.AMP.ENABLED")}
     if c.is_set("MODEL.DEVICE"):
         train["device"] = c.str("MODEL.DEVICE")
+    amp = {**dict(train.get("amp") or {}), "enabled": c.bool("SOLVER.AMP.ENABLED")}
+    if amp["enabled"]:
+        amp["dtype"] = "float16"  # detectron2's AMP: CUDA autocast to float16, with a gradient scaler
+        device = str(train.get("device"))
+        if not device.startswith("cuda"):
+            notes.append(
+                "SOLVER.AMP.ENABLED = True is detectron2's CUDA float16 mixed precision (with a gradient scaler): "
+                f"train.amp.dtype = 'float16', which runs on CUDA only, but train.device = {device!r}. Train on "
+                "CUDA (train.device='cuda'), or on this CPU with train.amp.dtype='bfloat16' or train.amp.enabled=False"
+            )
+    train["amp"] = amp
     return train
 
 

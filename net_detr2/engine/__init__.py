@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from .defaults import (
+    CheckpointEvaluation,
     DefaultTrainer,
     check_train_config,
     create_ddp_model,
     default_argument_parser,
     default_setup,
     default_writers,
+    evaluate_checkpoint,
 )
 from .hooks import (
     BestCheckpointer,
@@ -25,7 +27,9 @@ from .launch import launch
 from .train_loop import AMPTrainer, HookBase, SimpleTrainer, TrainerBase
 
 __all__ = [
+    "CheckpointEvaluation",
     "DefaultTrainer",
+    "evaluate_checkpoint",
     "check_train_config",
     "create_ddp_model",
     "default_argument_parser",

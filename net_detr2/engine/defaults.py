@@ -15,7 +15,7 @@ import os
 import re
 import sys
 from contextlib import nullcontext
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from omegaconf import DictConfig, ListConfig
@@ -31,6 +31,7 @@ from net_detr2.utils.amp import resolve_amp_dtype
 from net_detr2.utils.env import collect_env_info, seed_all_rng
 from net_detr2.utils.events import CommonMetricPrinter, JSONWriter, TensorboardXWriter
 from net_detr2.utils.logger import setup_logger
+from net_detr2.utils.module_utils import unwrap_model
 
 from . import hooks
 from .train_loop import SimpleTrainer
@@ -42,6 +43,8 @@ __all__ = [
     "create_ddp_model",
     "check_train_config",
     "write_final_results",
+    "evaluate_checkpoint",
+    "CheckpointEvaluation",
     "DefaultTrainer",
 ]
 
@@ -356,10 +359,6 @@ def create_ddp_model(
     return ddp
 
 
-def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
-    return model.module if isinstance(model, DistributedDataParallel) else model
-
-
 def _warn_schedule_length(node: Any, max_iter: int) -> None:
     """Warn when an LR schedule was written for a different run length than ``train.max_iter``.
 
@@ -384,12 +383,16 @@ def _warn_schedule_length(node: Any, max_iter: int) -> None:
 FINAL_RESULTS_FILE = "final_results.json"
 
 
-def write_final_results(output_dir: str, results: dict, max_iter: int, seed: int) -> str:
+def write_final_results(
+    output_dir: str, results: dict, iterations: int, seed: int, *, stopped_early: bool = False
+) -> str:
     """Write a finished run's final evaluation to ``output_dir/final_results.json`` (atomically):
-    ``{"iteration": max_iter, "seed": seed, "results": {task: {metric: value}}}``. Its presence marks the
+    ``{"iteration": iterations, "seed": seed, "stopped_early": stopped_early, "results": {task: {metric: value}}}``.
+    ``iterations``: how many iterations the run trained, the iteration its final evaluation has in ``metrics.json``
+    (``train.max_iter``, fewer when early stopping ended it: then ``stopped_early``). Its presence marks the
     run as complete (the multi-seed comparison, ``tools/compare.py``, skips such runs)."""
     path = os.path.join(output_dir, FINAL_RESULTS_FILE)
-    record = {"iteration": int(max_iter), "seed": int(seed), "results": results}
+    record = {"iteration": int(iterations), "seed": int(seed), "stopped_early": bool(stopped_early), "results": results}
     atomic_write(path, lambda f: json.dump(record, f, indent=1, default=float), mode="w")
     return path
 
@@ -471,6 +474,7 @@ class DefaultTrainer(SimpleTrainer):
             checkpointables["grad_scaler"] = self.grad_scaler
         self.checkpointer = DetectionCheckpointer(model, train.output_dir, ema=self.ema, **checkpointables)
         self.last_eval_results: Any = None
+        self._evaluated_after = -1  # the iteration after which last_eval_results were evaluated
         self.register_hooks(self.build_hooks())
 
     # -- building blocks (override in a subclass to change one) -------------------------------------
@@ -530,7 +534,19 @@ class DefaultTrainer(SimpleTrainer):
             def eval_fn():
                 # the average of the weights, when kept, is what is evaluated; TTA only after training
                 with self.ema.applied_to(self.model) if self.ema is not None else nullcontext():
-                    self.last_eval_results = self.test(self.cfg, self.model, with_tta=self.finished)
+                    if self.finished and self._evaluated_after == self.iter - 1 and self.last_eval_results:
+                        # a hook (early stopping) ended the training right after an evaluation of these weights:
+                        # its results are the final ones, with only the test-time augmentation still to run
+                        logger.info(
+                            f"Final evaluation: the results of iteration {self._evaluated_after} (same weights)"
+                        )
+                        results = dict(self.last_eval_results)
+                        if self.cfg.train.tta.enabled:
+                            results.update(self.test_tta(self.cfg, self.model))
+                        self.last_eval_results = results
+                    else:
+                        self.last_eval_results = self.test(self.cfg, self.model, with_tta=self.finished)
+                        self._evaluated_after = self.iter
                 return self.last_eval_results
 
             ret.append(hooks.EvalHook(train.eval_period, eval_fn))
@@ -594,7 +610,7 @@ class DefaultTrainer(SimpleTrainer):
         extra = self.checkpointer.resume_or_load(self.cfg.train.init_checkpoint, resume=resume)
         if not resuming:
             self.start_iter = 0
-            _warn_untrained_frozen_bn(_unwrap(self.model))
+            _warn_untrained_frozen_bn(unwrap_model(self.model))
             return
         iteration = extra.get("iteration")
         if not isinstance(iteration, int) or isinstance(iteration, bool) or not 0 <= iteration < self.max_iter:
@@ -622,7 +638,14 @@ class DefaultTrainer(SimpleTrainer):
         finished run also writes to ``train.output_dir/final_results.json``."""
         super().train(self.start_iter, self.max_iter)
         if self.last_eval_results and comm.is_main_process() and self.cfg.train.output_dir:
-            write_final_results(self.cfg.train.output_dir, self.last_eval_results, self.max_iter, self.cfg.train.seed)
+            # self.iter: the iterations run, max_iter or fewer when a hook (early stopping) ended the training
+            write_final_results(
+                self.cfg.train.output_dir,
+                self.last_eval_results,
+                self.iter,
+                self.cfg.train.seed,
+                stopped_early=self.stop_reason is not None,
+            )
         if self.cfg.train.num_vis_images > 0 and comm.is_main_process():
             with self.ema.applied_to(self.model) if self.ema is not None else nullcontext():
                 self.visualize(self.cfg, self.model, self.cfg.train.num_vis_images)
@@ -642,32 +665,43 @@ class DefaultTrainer(SimpleTrainer):
         """Evaluate ``model`` on ``cfg.dataloader.test`` with ``cfg.dataloader.evaluator``; prints
         the results (``print_csv_format``) and returns them.
 
-        With ``train.tta.enabled`` (and ``with_tta``) the model wrapped in `DetectorWithTTA` is evaluated too,
-        its results added under the task names plus ``_TTA`` (``bbox_TTA/AP``) and an evaluator's files written
-        to ``<its output_dir>/inference_TTA``. The trainer evaluates with TTA only after training."""
+        With ``train.tta.enabled`` (and ``with_tta``) the model wrapped in `DetectorWithTTA` is evaluated too
+        (`test_tta`), its results added under the task names plus ``_TTA`` (``bbox_TTA/AP``). The trainer evaluates
+        with TTA only after training."""
         if cfg.dataloader.get("evaluator") is None:
             logger.warning("cfg.dataloader.evaluator is not set: skipping evaluation")
             return {}
-        # Evaluation runs in the precision the run trained in (train.amp), so bf16 recipes also evaluate in bf16.
-        amp = cfg.train.amp
-        amp_dtype = resolve_amp_dtype(amp.enabled, amp.dtype, cfg.train.device)
         results = inference_on_dataset(
-            model, instantiate(cfg.dataloader.test), instantiate(cfg.dataloader.evaluator), amp_dtype=amp_dtype
+            model, instantiate(cfg.dataloader.test), instantiate(cfg.dataloader.evaluator), amp_dtype=_amp_dtype(cfg)
         )
         if with_tta and cfg.train.tta.enabled:
-            logger.info(f"Evaluating with test-time augmentation: {dict(cfg.train.tta)}")
-            tta_model = build_tta_model(_unwrap(model), cfg.train.tta)
-            evaluator = cfg.dataloader.evaluator
-            spec = {k: evaluator[k] for k in evaluator}  # a copy: the config is not changed
-            if spec.get("output_dir"):
-                spec["output_dir"] = os.path.join(spec["output_dir"], "inference_TTA")
-            tta_results = inference_on_dataset(
-                tta_model, instantiate(cfg.dataloader.test), instantiate(spec), amp_dtype=amp_dtype
-            )
-            results = {**results, **{f"{task}_TTA": value for task, value in tta_results.items()}}
+            results = {**results, **cls._evaluate_tta(cfg, model)}
         if comm.is_main_process() and results:
             print_csv_format(results)
         return results
+
+    @classmethod
+    def test_tta(cls, cfg: DictConfig, model: torch.nn.Module) -> dict:
+        """Only the test-time-augmentation part of `test` (``train.tta``, whether enabled or not): the results of
+        ``model`` wrapped in `DetectorWithTTA`, under the task names plus ``_TTA``, an evaluator's files written to
+        ``<its output_dir>/inference_TTA``; printed and returned."""
+        if cfg.dataloader.get("evaluator") is None:
+            logger.warning("cfg.dataloader.evaluator is not set: skipping evaluation")
+            return {}
+        results = cls._evaluate_tta(cfg, model)
+        if comm.is_main_process() and results:
+            print_csv_format(results)
+        return results
+
+    @classmethod
+    def _evaluate_tta(cls, cfg: DictConfig, model: torch.nn.Module) -> dict:
+        logger.info(f"Evaluating with test-time augmentation: {dict(cfg.train.tta)}")
+        tta_model = build_tta_model(unwrap_model(model), cfg.train.tta)
+        spec = _redirect_output_dirs(cfg.dataloader.evaluator, "inference_TTA")
+        tta_results = inference_on_dataset(
+            tta_model, instantiate(cfg.dataloader.test), instantiate(spec), amp_dtype=_amp_dtype(cfg)
+        )
+        return {f"{task}_TTA": value for task, value in tta_results.items()}
 
     @staticmethod
     def _dataset_name(cfg: DictConfig) -> str | None:
@@ -695,7 +729,7 @@ class DefaultTrainer(SimpleTrainer):
         out_dir = os.path.join(cfg.train.output_dir, "predictions")
         os.makedirs(out_dir, exist_ok=True)
         paths = save_prediction_images(
-            _unwrap(model),
+            unwrap_model(model),
             instantiate(cfg.dataloader.test),
             metadata,
             out_dir,
@@ -707,6 +741,64 @@ class DefaultTrainer(SimpleTrainer):
             grid = save_image_grid(paths, os.path.join(cfg.train.output_dir, "predictions_grid.png"))
             logger.info(f"Saved {len(paths)} prediction images to {out_dir} and tiled them in {grid}")
         return paths
+
+
+class CheckpointEvaluation(NamedTuple):
+    """What `evaluate_checkpoint` evaluated and found."""
+
+    model: torch.nn.Module  # cfg.model holding the evaluated weights (wrapped in DDP with several processes)
+    checkpoint: str  # the file the weights came from ("": none, the model's initialisation)
+    iteration: int  # the file's ``iteration`` (the last completed one), -1 when it has none
+    results: dict  # DefaultTrainer.test's results
+
+
+def evaluate_checkpoint(
+    cfg: DictConfig, checkpoint: str | None = None, *, resume: bool = False
+) -> CheckpointEvaluation:
+    """Evaluate the weights of a checkpoint file under ``cfg``: build ``cfg.model`` (`DefaultTrainer.build_model`,
+    DDP with several processes), load the file's weights and evaluate them (`DefaultTrainer.test`: ``train.amp``,
+    and ``train.tta`` when enabled). This is ``train_net.py --eval-only``.
+
+    ``checkpoint``: the file (None: ``cfg.train.init_checkpoint``; "": none). ``resume``: the last checkpoint of
+    ``cfg.train.output_dir`` (the one its ``last_checkpoint`` names) instead, when there is one. The weights load
+    leniently, as a run's starting weights do, so a file written with ``train.ema`` gives its average of the weights
+    (``model``), never the trained weights kept beside it for resuming (``raw_model``).
+    """
+    path = cfg.train.init_checkpoint if checkpoint is None else checkpoint
+    model = create_ddp_model(DefaultTrainer.build_model(cfg))
+    checkpointer = DetectionCheckpointer(model, cfg.train.output_dir)
+    if resume and checkpointer.has_checkpoint():
+        path = checkpointer.get_checkpoint_file()
+        if not os.path.isfile(path):
+            raise FileNotFoundError(
+                f"Cannot evaluate the last checkpoint: {os.path.join(cfg.train.output_dir, 'last_checkpoint')} "
+                f"names {path}, which does not exist"
+            )
+    extra = checkpointer.load(path, checkpointables=[])
+    iteration = extra.get("iteration", -1)
+    logger.info(f"Evaluating {path or 'the initialisation of cfg.model (no checkpoint)'}")
+    return CheckpointEvaluation(model, path, int(iteration), DefaultTrainer.test(cfg, model))
+
+
+def _amp_dtype(cfg: DictConfig) -> torch.dtype | None:
+    """Evaluation runs in the precision the run trained in (train.amp), so bf16 recipes also evaluate in bf16."""
+    return resolve_amp_dtype(cfg.train.amp.enabled, cfg.train.amp.dtype, cfg.train.device)
+
+
+def _redirect_output_dirs(node: Any, subfolder: str) -> Any:
+    """A copy of the config ``node`` (plain dicts and lists, interpolations resolved where they stand) in which every
+    non-empty ``output_dir``, at any depth (an evaluator wrapping another, a list of evaluators), is
+    ``<output_dir>/<subfolder>``; the config itself is not changed."""
+    if isinstance(node, (DictConfig, dict)):
+        if isinstance(node, DictConfig) and node._is_none():
+            return None
+        out = {k: _redirect_output_dirs(node[k], subfolder) for k in node}
+        if isinstance(out.get("output_dir"), str) and out["output_dir"]:
+            out["output_dir"] = os.path.join(out["output_dir"], subfolder)
+        return out
+    if isinstance(node, (ListConfig, list, tuple)):
+        return [_redirect_output_dirs(v, subfolder) for v in node]
+    return node
 
 
 def _drop_metrics_after(path: str, iteration: int) -> None:

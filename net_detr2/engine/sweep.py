@@ -34,6 +34,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from net_detr2.checkpoint import atomic_write
+
 from .defaults import FINAL_RESULTS_FILE
 
 __all__ = ["Variant", "Run", "Sweep", "SweepSpecError", "parse_variant", "flat_metrics", "code_version"]
@@ -300,9 +302,7 @@ class Sweep:
             merged["seeds"] = sorted(set(old.get("seeds", [])) | set(new["seeds"]))
             merged["config_digests"] = {**old.get("config_digests", {}), **new["config_digests"]}
         self.output_dir.mkdir(parents=True, exist_ok=True)
-        tmp = self.spec_file.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(merged, indent=1))
-        os.replace(tmp, self.spec_file)
+        atomic_write(self.spec_file, lambda f: json.dump(merged, f, indent=1), mode="w")
 
     # -- running --------------------------------------------------------------------------------
     def run(self, jobs: int = 1, log: Callable[[str], None] = print, poll_s: float = 0.5) -> list[Run]:
@@ -372,9 +372,7 @@ class Sweep:
                     wall = time.perf_counter() - t0
                     if rc == 0 and r.is_done():
                         records[r.key] = {"wall_s": round(wall, 1), "code": code, "finished": time.strftime("%F %T")}
-                        tmp = self.records_file.with_suffix(".json.tmp")
-                        tmp.write_text(json.dumps(records, indent=1))
-                        os.replace(tmp, self.records_file)
+                        atomic_write(self.records_file, lambda f: json.dump(records, f, indent=1), mode="w")
                         log(f"[sweep] {r.key}: finished in {wall:.0f}s")
                     else:
                         why = f"exit code {rc}" if rc != 0 else f"exited 0 without {FINAL_RESULTS_FILE}"

@@ -21,6 +21,7 @@ from net_detr2.utils import comm
 from net_detr2.utils.amp import AMP_DTYPES, autocast, needs_grad_scaler, resolve_amp_dtype
 from net_detr2.utils.env import get_rng_state, set_rng_state
 from net_detr2.utils.events import EventStorage, get_event_storage
+from net_detr2.utils.module_utils import model_device, unwrap_model
 
 __all__ = ["HookBase", "TrainerBase", "SimpleTrainer", "AMPTrainer", "write_metrics"]
 
@@ -223,7 +224,7 @@ class SimpleTrainer(TrainerBase):
         self.gather_metric_period = gather_metric_period
         self.zero_grad_before_forward = zero_grad_before_forward
         self.clip_grad = dict(clip_grad) if clip_grad else None
-        self.device = _model_device(model)
+        self.device = model_device(model)
         self.amp_dtype = amp_dtype
         if grad_scaler is None:
             grad_scaler = torch.amp.GradScaler("cuda", enabled=needs_grad_scaler(amp_dtype, self.device))
@@ -356,7 +357,7 @@ class AMPTrainer(SimpleTrainer):
         names = {v: k for k, v in AMP_DTYPES.items()}
         if precision not in names:
             raise ValueError(f"AMPTrainer: precision must be torch.float16 or torch.bfloat16, got {precision}")
-        amp_dtype = resolve_amp_dtype(True, names[precision], _model_device(model))
+        amp_dtype = resolve_amp_dtype(True, names[precision], model_device(model))
         super().__init__(
             model,
             data_loader,
@@ -376,18 +377,11 @@ def _mean_loss_dict(loss_dicts: list[Mapping[str, torch.Tensor]]) -> dict[str, t
     return {name: torch.stack([d[name].detach().float() for d in loss_dicts if name in d]).mean() for name in names}
 
 
-def _model_device(model: nn.Module) -> torch.device:
-    try:
-        return next(model.parameters()).device
-    except StopIteration:
-        return torch.device("cpu")
-
-
 def broadcast_buffers(model: nn.Module) -> None:
     """Copy rank 0's buffers into every rank's model (one broadcast per dtype; nothing with one process)."""
     if comm.get_world_size() == 1:
         return
-    module = model.module if isinstance(model, DistributedDataParallel) else model
+    module = unwrap_model(model)
     by_dtype: dict[torch.dtype, list[torch.Tensor]] = {}
     for buf in module.buffers():
         by_dtype.setdefault(buf.dtype, []).append(buf)

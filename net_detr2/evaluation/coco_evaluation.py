@@ -247,40 +247,34 @@ def _subset_cocoeval(gt_filter: Callable[[dict], bool]):
     return SubsetCOCOeval
 
 
-def ap_at(coco_eval, iou: float | None = None, area: str = "all", max_dets: int | None = None) -> float:
-    """AP (fraction, -1 when undefined) from an accumulated COCOeval's precision array: at one IoU threshold
-    (``iou``, which must be one of ``params.iouThrs``) or averaged over all (``None``), for one area label."""
+def _mean_at(coco_eval, key: str, iou: float | None, area: str, max_dets: int | None) -> float:
+    """The mean of the defined (> -1) entries of an accumulated COCOeval's ``eval[key]`` ("precision": iou, recall,
+    class, area, maxDets; "recall": iou, class, area, maxDets) at one IoU threshold (``iou``, one of
+    ``params.iouThrs``) or over all (``None``), one area label and ``max_dets`` (None: the largest); -1 when none."""
     p = coco_eval.params
-    precision = coco_eval.eval["precision"]  # (iou, recall, class, area, maxDets)
     m = list(p.maxDets).index(max(p.maxDets) if max_dets is None else int(max_dets))
-    s = precision[:, :, :, list(p.areaRngLbl).index(area), m]
+    values = coco_eval.eval[key][..., list(p.areaRngLbl).index(area), m]
     if iou is not None:
         t = np.where(np.isclose(p.iouThrs, iou))[0]
         if t.size == 0:
             raise ValueError(
                 f"IoU threshold {iou} is not one of the evaluated thresholds {np.round(p.iouThrs, 2).tolist()}"
             )
-        s = s[t]
-    valid = s[s > -1]
+        values = values[t]
+    valid = values[values > -1]
     return float(np.mean(valid)) if valid.size else -1.0
+
+
+def ap_at(coco_eval, iou: float | None = None, area: str = "all", max_dets: int | None = None) -> float:
+    """AP (fraction, -1 when undefined) from an accumulated COCOeval's precision array: at one IoU threshold
+    (``iou``, which must be one of ``params.iouThrs``) or averaged over all (``None``), for one area label."""
+    return _mean_at(coco_eval, "precision", iou, area, max_dets)
 
 
 def ar_at(coco_eval, iou: float | None = None, area: str = "all", max_dets: int | None = None) -> float:
     """Average recall (fraction, -1 when undefined) from an accumulated COCOeval's recall array, at one IoU
     threshold or averaged over all (``None``), for one area label; like :func:`ap_at`."""
-    p = coco_eval.params
-    recall = coco_eval.eval["recall"]  # (iou, class, area, maxDets)
-    m = list(p.maxDets).index(max(p.maxDets) if max_dets is None else int(max_dets))
-    r = recall[:, :, list(p.areaRngLbl).index(area), m]
-    if iou is not None:
-        t = np.where(np.isclose(p.iouThrs, iou))[0]
-        if t.size == 0:
-            raise ValueError(
-                f"IoU threshold {iou} is not one of the evaluated thresholds {np.round(p.iouThrs, 2).tolist()}"
-            )
-        r = r[t]
-    valid = r[r > -1]
-    return float(np.mean(valid)) if valid.size else -1.0
+    return _mean_at(coco_eval, "recall", iou, area, max_dets)
 
 
 def bbox_ap_stats(coco_eval, max_dets: int | None = None) -> np.ndarray:

@@ -15,6 +15,7 @@ from torch import nn
 from net_detr2.utils import comm
 from net_detr2.utils.amp import autocast
 from net_detr2.utils.eval_mode import eval_mode
+from net_detr2.utils.module_utils import model_device
 
 __all__ = [
     "DatasetEvaluator",
@@ -111,18 +112,6 @@ class DatasetEvaluators(DatasetEvaluator):
 inference_context = eval_mode
 
 
-def _device_of(model) -> torch.device:
-    """Where ``model`` computes: its ``device`` attribute, else its first parameter's device, else the CPU."""
-    device = getattr(model, "device", None)
-    if device is not None:
-        return torch.device(device)
-    if isinstance(model, nn.Module):
-        param = next(model.parameters(), None)
-        if param is not None:
-            return param.device
-    return torch.device("cpu")
-
-
 def _fmt_eta(seconds: float) -> str:
     return str(datetime.timedelta(seconds=int(round(max(seconds, 0.0)))))
 
@@ -183,7 +172,7 @@ def inference_on_dataset(
         if isinstance(model, nn.Module):
             stack.enter_context(inference_context(model))
         stack.enter_context(torch.no_grad())
-        stack.enter_context(autocast(_device_of(model), amp_dtype))
+        stack.enter_context(autocast(model_device(model), amp_dtype))
 
         if "on_start" in callbacks:
             callbacks["on_start"]()

@@ -43,7 +43,10 @@ def batched_nms_top(
     36,000. Arguments and result as for `batched_nms`.
     """
     n = scores.numel()
-    if max_keep < 0 or n <= 4 * max_keep:
+    # a trace records one path: the data-dependent shortcut below would be frozen into it (and its stable
+    # sorts do not export to ONNX), so an exported graph runs the full NMS
+    tracing = torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()
+    if tracing or max_keep < 0 or n <= 4 * max_keep:
         return batched_nms(boxes, scores, idxs, iou_threshold)[: max_keep if max_keep >= 0 else n]
     # each box's rank in its category by decreasing score: class-major order, scores descending inside
     order = scores.argsort(descending=True, stable=True)
@@ -67,7 +70,9 @@ def _batched_nms_traceable(
 ) -> torch.Tensor:
     """One NMS over all categories, each moved to its own region of the plane (a trace cannot loop over the
     categories present). The shifted boxes are float64, so that the offsets cost no precision and the kept set
-    is the eager one (torchvision's per-category loop on float32 boxes)."""
+    is the eager one (torchvision's per-category loop on float32 boxes). The offset's maximum includes a zero,
+    so that an image without candidates (nothing above the score threshold) runs too: the maximum of an empty
+    tensor is an error, and the graph is the same for every picture."""
     boxes = boxes.double()
-    offsets = idxs.to(boxes) * (boxes.max() + 1)
+    offsets = idxs.to(boxes) * (torch.cat([boxes.flatten(), boxes.new_zeros(1)]).max() + 1)
     return nms(boxes + offsets[:, None], scores.double(), iou_threshold)

@@ -4,7 +4,8 @@ detections are mapped back to the image and merged by per-class NMS.
 ``DetectorWithTTA`` wraps any detector of the model contract (Faster R-CNN, RetinaNet, SSD, ...): eval inputs
 ``list[dict]`` with "image" and optional "height"/"width", outputs ``[{"instances": Instances}]`` in each
 input's height/width frame. Because the detector returns boxes in that frame whatever size its input has,
-a rescaled view needs no mapping back; a mirrored view's boxes are mirrored back: ``x -> width - x``.
+a rescaled view needs no mapping back; a mirrored view's boxes are mirrored back: ``x -> width - x``. An input
+holding another picture beside "image" (EFPN's "image_2x") is refused, naming it: the views would not match it.
 """
 
 from __future__ import annotations
@@ -100,7 +101,21 @@ class DetectorWithTTA(nn.Module):
     def forward(self, batched_inputs: list[dict]) -> list[dict]:
         if self.model.training:
             raise RuntimeError("DetectorWithTTA is for inference: call .eval() first")
+        for inp in batched_inputs:
+            self._check_input_keys(inp)
         return [{"instances": self.inference_single_image(x)} for x in batched_inputs]
+
+    def _check_input_keys(self, inp: dict) -> None:
+        """A view holds "image" (resized, mirrored), "height" and "width": refuse an input with another array (a
+        second picture such as EFPN's "image_2x"), which the views would lack or hold untransformed."""
+        for key, value in inp.items():
+            if key != "image" and isinstance(value, (torch.Tensor, np.ndarray)):
+                raise ValueError(
+                    f"DetectorWithTTA: the input has '{key}' ({type(value).__name__} of shape {tuple(value.shape)}) "
+                    f"beside 'image'; test-time augmentation transforms only 'image', so {type(self.model).__name__} "
+                    f"cannot be given views with a matching '{key}'. Evaluate this model without it "
+                    "(train.tta.enabled=False)"
+                )
 
     def inference_single_image(self, inp: dict) -> Instances:
         """The merged detections of one input dict, in its ``height``/``width`` frame."""

@@ -15,13 +15,10 @@ from contextlib import contextmanager
 
 import torch
 from torch import nn
-from torch.nn.parallel import DistributedDataParallel
+
+from net_detr2.utils.module_utils import unwrap_model
 
 __all__ = ["ModelEMA"]
-
-
-def _unwrap(model: nn.Module) -> nn.Module:
-    return model.module if isinstance(model, DistributedDataParallel) else model
 
 
 class ModelEMA:
@@ -51,7 +48,7 @@ class ModelEMA:
         """Restart the average from the model's current weights (after loading new ones)."""
         self.weights = {
             name: t.detach().float().clone() if t.is_floating_point() else t.detach().clone()
-            for name, t in _unwrap(model).state_dict().items()
+            for name, t in unwrap_model(model).state_dict().items()
         }
         self.num_updates = 0
 
@@ -67,7 +64,7 @@ class ModelEMA:
         self.num_updates += 1
         weight = 1.0 - self.decay_at(self.num_updates)
         averaged, current = [], []
-        for name, t in _unwrap(model).state_dict().items():
+        for name, t in unwrap_model(model).state_dict().items():
             if t.is_floating_point():
                 averaged.append(self.weights[name])
                 current.append(t.detach().float())
@@ -94,7 +91,7 @@ class ModelEMA:
     @contextmanager
     def applied_to(self, model: nn.Module) -> Iterator[None]:
         """Within the block ``model`` holds the averaged weights; its own come back afterwards, bit for bit."""
-        module = _unwrap(model)
+        module = unwrap_model(model)
         own = {name: t.detach().clone() for name, t in module.state_dict().items()}
         module.load_state_dict(self.weights)
         try:

@@ -37,7 +37,7 @@ class ToyDetector(nn.Module):
 
 
 model = L(ToyDetector)()
-train = dict(device="cpu", init_checkpoint="")
+train = dict(device="cpu", init_checkpoint="", amp=dict(enabled=False, dtype="bfloat16"))
 """
 
 

@@ -40,8 +40,8 @@ def test_readme_commands_run_as_written(tmp_path, monkeypatch):
     """Train, resume (flag after the overrides) and evaluate, as the README writes them; the output folder and the
     config are mapped into this test's folder, and overrides appended to make them short."""
     commands = readme_train_net_commands()
-    assert len(commands) == 3, commands  # train, resume, evaluate
-    train, resume, evaluate = commands
+    assert len(commands) == 4, commands  # train, resume, evaluate a file, evaluate the run's last checkpoint
+    train, resume, evaluate, evaluate_last = commands
     assert resume.index("--resume") > resume.index("train.output_dir=output/frcnn")  # a flag after the overrides
     monkeypatch.chdir(tmp_path)
     (tmp_path / "configs").symlink_to(REPO / "configs")
@@ -58,6 +58,10 @@ def test_readme_commands_run_as_written(tmp_path, monkeypatch):
     assert main(parse(evaluate + SHORT)) == {}  # loads output/frcnn/model_final.pth (no evaluator: no metrics)
     del before["log.txt"]  # (this process' logger keeps writing to it; a separate process would not)
     assert {k: v for k, v in md5s(out).items() if k != "log.txt"} == before  # the run is untouched
+    assert main(parse(evaluate_last + SHORT)) == {}  # the checkpoint last_checkpoint names
+    assert "Evaluating output/frcnn/model_final.pth" in (out / "log.txt").read_text()
+    after = md5s(out)
+    assert all(after[k] == before[k] for k in before if k.endswith(".pth") or k == "last_checkpoint")
     assert (tmp_path / "output" / "configs" / "shapes" / "faster_rcnn_R18_FPN" / "config.yaml").exists()
 
 

@@ -1,15 +1,16 @@
-"""Aquarium photos with the SSD pipeline at 300x300 (photometric distortion, zoom-out, min-IoU crop, flip,
-fixed resize); batch 8; COCO box AP on aquarium_valid."""
+"""Aquarium photos at a fixed 300x300 with a horizontal flip (SSD's zoom-out and min-IoU crop shrink or drop
+the small fish: `projects/NETNet/README.md`, "Why SSD did not learn"); batch 8; COCO box AP on
+aquarium_valid."""
 
 from net_detr2.evaluation import COCOEvaluator
 
-from .loader import detection_dataloader, ssd_augmentations
+from .loader import detection_dataloader, fixed_size_augmentations
 
 dataloader = detection_dataloader(
     train="aquarium_train",
     test="aquarium_valid",
-    train_augmentations=ssd_augmentations(300, train=True),
-    test_augmentations=ssd_augmentations(300, train=False),
+    train_augmentations=fixed_size_augmentations(300, train=True),
+    test_augmentations=fixed_size_augmentations(300, train=False),
     evaluator=COCOEvaluator,
     batch_size=8,
     num_workers=1,

@@ -1,4 +1,4 @@
-"""The one dataloader recipe behind every dataset file in this folder, and its two augmentation styles.
+"""The one dataloader recipe behind every dataset file in this folder, and its augmentation styles.
 
 A dataset file is a call: ``dataloader = detection_dataloader(train=..., test=..., ...)``. Change one of
 its values in an experiment as usual (``dataloader.train.total_batch_size = 8``), or swap a whole
@@ -46,6 +46,15 @@ def ssd_augmentations(size=300, *, train, fill=SSD_PIXEL_MEAN_BGR):
         resize,
         L(T.RandomFlip)(horizontal=True),
     ]
+
+
+def fixed_size_augmentations(size=300, *, train):
+    """A fixed resize to ``size`` x ``size``, plus a horizontal flip in training: SSD's input pipeline without
+    its photometric distortion, zoom-out and min-IoU crop, for short from-scratch schedules where the zoom-out
+    shrinks small objects below the smallest default boxes (`projects/NETNet/README.md`, "Why SSD did not
+    learn")."""
+    resize = L(T.Resize)(shape=(size, size))
+    return [resize, L(T.RandomFlip)(horizontal=True)] if train else [resize]
 
 
 def detection_dataloader(

@@ -8,8 +8,10 @@ promoted to positive. `IoUClassificationAwareMatcher` is the rule as an anchor m
 The summary paper leaves three things open; each is a setting (README, "Our reading"):
 
 * ``case_order`` -- Eq. 5's cases overlap (an anchor with IoU <= bg_threshold can have s >= score_threshold):
-  ``"positive_first"`` lets the positive case win, so any non-positive anchor can be promoted;
-  ``"negative_first"`` applies the 0 case first, so only the IoU-ignored band (bg <= IoU < fg) can be.
+  ``"positive_first"`` lets the positive case win, so any non-positive anchor can be promoted (on `shapes`
+  this collapses training: README);
+  ``"negative_first"`` (the default) applies the 0 case first, so only the IoU-ignored band (bg <= IoU < fg)
+  can be.
   Eq. 5 reads IoU_i and s_i of the same anchor-ground truth pair: under ``"negative_first"`` an anchor is
   promoted for a ground truth only if its IoU *with that ground truth* lies in the ignored band.
 * ``overlap`` -- Eq. 4's geometric term: ``"min_area"`` = area(anchor ∩ gt) / min(area(anchor), area(gt))
@@ -130,7 +132,7 @@ class IoUClassificationAwareMatcher:
         iou_matcher: Matcher,
         alpha: float = 0.5,
         score_threshold: float = 0.6,
-        case_order: str = "positive_first",
+        case_order: str = "negative_first",
         overlap: str = "min_area",
         warmup_iters: int = 0,
     ):

@@ -63,7 +63,7 @@ class DCRetinaNet(RetinaNet):
         iac_assignment: bool = True,
         iac_alpha: float = 0.5,
         iac_score_threshold: float = 0.6,
-        iac_case_order: str = "positive_first",
+        iac_case_order: str = "negative_first",
         iac_overlap: str = "min_area",
         iac_warmup_iters: int = 0,
         dc_loss: bool = True,

@@ -107,8 +107,15 @@ def test_iac_assignment_flips_anchors_inside_the_object_when_p_is_high():
     model = _shapes_model(iac_assignment=True, dc_loss=False, cl_nms=False)
     logits = torch.full((1, 4, 6), -5.0)
     logits[0, :, 2] = torch.logit(torch.tensor(0.9))  # p^ of the gt class (2) is 0.9 everywhere
+    # s = 0.45 + 0.5 * inter/min_area: anchors 0 and 3 (inside) 0.95, anchor 2 0.45 stays background.
+    # The default reading promotes only the IoU-ignored anchor 0; anchor 3 (IoU 0.18) stays background
+    assert model.iac_case_order == "negative_first"
     labels, boxes = model.label_anchors_iac(ANCHORS, [GT], [logits])
-    # s = 0.45 + 0.5 * inter/min_area: anchors 0 and 3 (inside) 0.95 -> positive; anchor 2 0.45 stays background
+    assert labels[0].tolist() == [2, 2, 6, 6]
+    torch.testing.assert_close(boxes[0][0], GT.gt_boxes.tensor[0])
+    # letting Eq. 5's positive case win promotes anchor 3 too
+    model.iac_case_order = "positive_first"
+    labels, boxes = model.label_anchors_iac(ANCHORS, [GT], [logits])
     assert labels[0].tolist() == [2, 2, 6, 2]
     torch.testing.assert_close(boxes[0][[0, 3]], GT.gt_boxes.tensor.expand(2, 4))
     # a high probability of another class does not count

@@ -3,6 +3,7 @@ and the training statistics (what each reading promotes; lambda and lambda')."""
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -161,3 +162,25 @@ def test_dynamic_coefficient_units_by_hand():
     )
     with pytest.raises(ValueError, match="offset_units must be one of .* got 'stride'"):
         dynamic_coefficient(pred, gt, offset_units="stride")
+
+
+def test_statistics_table_averages_each_quarter_of_training(tmp_path):
+    from net_detr2_projects.DCRetinaNet.tools.plot_statistics import table
+
+    key = "iac.negative_first.min_area/"
+    records = [
+        {"iteration": 0, key + "promoted_per_gt": 0.0, key + "most_for_one_gt": 0.0},
+        {"iteration": 1, key + "promoted_per_gt": 1.0, key + "most_for_one_gt": 3.0, key + "p_hat": 0.4},
+        {"iteration": 2, key + "promoted_per_gt": 2.0, key + "most_for_one_gt": 5.0, key + "p_hat": 0.6},
+        {"iteration": 3, "dc/lambda_norm_min": 0.5, "dc/lambda_norm_mean": 1.0, "dc/lambda_norm_max": 1.5},
+        {"iteration": 7, key + "promoted_per_gt": 4.0, "loss_cls": 0.3},
+    ]
+    (tmp_path / "metrics.json").write_text("\n".join(json.dumps(r) for r in records) + "\n{half a line")
+    rows = {tuple(c.strip() for c in line.split("|")[2:4]): line for line in table([("run", tmp_path)]).splitlines()}
+    # quarters of iterations 0-7: 0-1, 2-3, 4-5, 6-7; promoted/gt, most, size ratio, <half, >double, p^, IoU
+    assert rows[("negative_first.min_area", "0–1")].split("|")[4:8] == [" 0.50 ", " 3.00 ", " – ", " – "]
+    assert rows[("negative_first.min_area", "2–3")].split("|")[4:6] == [" 2.00 ", " 5.00 "]
+    assert rows[("negative_first.min_area", "2–3")].split("|")[9] == " 0.60 "
+    assert rows[("negative_first.min_area", "2–3")].split("|")[11] == " 0.50 / 1.00 / 1.50 "
+    assert rows[("negative_first.min_area", "6–7")].split("|")[4] == " 4.00 "
+    assert rows[("positive_first.iou", "4–5")].split("|")[4] == " – "

@@ -10,6 +10,9 @@ what they *would* promote with that run's classifier.
     python projects/DCRetinaNet/tools/plot_statistics.py --output docs.png \\
         "RetinaNet:output/sweeps/dc_probes_shapes/retinanet/seed0" \\
         "IAC positive_first/min_area:output/sweeps/dc_probes_shapes/iac_pos_min/seed0"
+
+``--table`` also prints the same statistics as a markdown table: per run and reading, the mean of the logged
+values in each quarter of training (``most`` is the largest count for one ground truth in that quarter).
 """
 
 from __future__ import annotations
@@ -87,10 +90,55 @@ def plot(runs: list[tuple[str, Path]], output: Path) -> None:
     plt.close(fig)
 
 
+TABLE_COLUMNS = (
+    ("promoted_per_gt", "promoted / gt", "mean"),
+    ("most_for_one_gt", "most for one gt", "max"),
+    ("size_ratio", "size ratio", "mean"),
+    ("smaller_half", "< half side", "mean"),
+    ("larger_double", "> double side", "mean"),
+    ("p_hat", "p^", "mean"),
+    ("iou", "IoU", "mean"),
+)
+
+
+def _window_value(xs: list[int], ys: list[float], low: float, high: float, how: str) -> str:
+    values = [y for x, y in zip(xs, ys) if low <= x < high]
+    if not values:
+        return "–"
+    return f"{max(values) if how == 'max' else sum(values) / len(values):.2f}"
+
+
+def table(runs: list[tuple[str, Path]], windows: int = 4) -> str:
+    """Markdown table of the assignment statistics and lambda' per run, reading and training window."""
+    lines = [
+        "| run | reading | iterations | "
+        + " | ".join(title for _, title, _ in TABLE_COLUMNS)
+        + " | lambda' min / mean / max |",
+        "|---|---|---|" + "---|" * (len(TABLE_COLUMNS) + 1),
+    ]
+    for label, folder in runs:
+        series = read_series(folder / "metrics.json")
+        last = max((max(xs) for xs, _ in series.values() if xs), default=0) + 1
+        edges = [round(last * k / windows) for k in range(windows + 1)]
+        for reading in READINGS:
+            for low, high in zip(edges[:-1], edges[1:]):
+                cells = [
+                    _window_value(*series.get(f"iac.{reading}/{name}", ([], [])), low, high, how)
+                    for name, _, how in TABLE_COLUMNS
+                ]
+                lam = " / ".join(
+                    _window_value(*series.get(f"dc/lambda_norm_{s}", ([], [])), low, high, "mean")
+                    for s in ("min", "mean", "max")
+                )
+                lines.append(f"| {label} | {reading} | {low}–{high - 1} | " + " | ".join(cells) + f" | {lam} |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("runs", nargs="+", metavar="LABEL:FOLDER", help="a run's output folder, with a legend label")
     ap.add_argument("--output", required=True, help="the picture to write (png)")
+    ap.add_argument("--table", action="store_true", help="also print the statistics as a markdown table")
     args = ap.parse_args(argv)
     runs = []
     for spec in args.runs:
@@ -100,6 +148,8 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(f"plot_statistics: at most {len(STYLES)} runs in one picture, got {len(runs)}")
     plot(runs, Path(args.output))
     print(args.output)
+    if args.table:
+        print(table(runs))
 
 
 if __name__ == "__main__":

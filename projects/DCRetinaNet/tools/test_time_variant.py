@@ -26,9 +26,8 @@ import torch
 REPO = Path(__file__).resolve().parents[3]
 sys.path.insert(0, str(REPO))
 
-from net_detr2.checkpoint import DetectionCheckpointer  # noqa: E402
-from net_detr2.config import LazyConfig, instantiate  # noqa: E402
-from net_detr2.engine.defaults import FINAL_RESULTS_FILE, DefaultTrainer, write_final_results  # noqa: E402
+from net_detr2.config import LazyConfig  # noqa: E402
+from net_detr2.engine.defaults import FINAL_RESULTS_FILE, evaluate_checkpoint, write_final_results  # noqa: E402
 from net_detr2.engine.sweep import flat_metrics  # noqa: E402
 from net_detr2.evaluation.comparison import (  # noqa: E402
     compare_runs,
@@ -52,11 +51,9 @@ def evaluate(config_file: str, overrides: list[str], checkpoint: Path, output_di
     )
     output_dir.mkdir(parents=True, exist_ok=True)
     LazyConfig.save(cfg, str(output_dir / "config.yaml"))
-    model = instantiate(cfg.model)
-    model.to(cfg.train.device)
-    checkpoint_data = DetectionCheckpointer(model).load(str(checkpoint))
-    results = DefaultTrainer.test(cfg, model)
-    write_final_results(str(output_dir), results, int(checkpoint_data.get("iteration", -1)), seed)
+    evaluation = evaluate_checkpoint(cfg, str(checkpoint))
+    # a checkpoint's iteration is the last one completed; final_results counts the iterations run
+    write_final_results(str(output_dir), evaluation.results, evaluation.iteration + 1, seed)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -115,7 +112,8 @@ def main(argv: list[str] | None = None) -> int:
 
     command = "python projects/DCRetinaNet/tools/test_time_variant.py " + " ".join(shlex.quote(a) for a in argv)
     parts = [f"Command: `{command}`", ""]
-    for reference in (args.source, spec["baseline"]):
+    references = [args.source] + ([spec["baseline"]] if spec["baseline"] != args.source else [])
+    for reference in references:  # the baseline's own weights: one comparison
         subset = {reference: values[reference], args.name: values[args.name]}
         if not values[reference] or not values[args.name]:
             continue
