@@ -28,12 +28,11 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 from tabulate import tabulate  # noqa: E402
 
-from net_detr2.config import LazyConfig  # noqa: E402
-from net_detr2.data import DatasetCatalog  # noqa: E402
 from net_detr2.evaluation.error_analysis import (  # noqa: E402
+    add_results_arguments,
     confusion_matrix,
-    load_coco_results,
     precision_recall,
+    results_from_arguments,
     results_to_instances,
 )
 from net_detr2.utils.logger import setup_logger  # noqa: E402
@@ -42,22 +41,13 @@ from net_detr2.utils.plotting import plot_confusion_matrix, plot_pr_curves  # no
 
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--input", required=True, help="coco_instances_results.json of an evaluation")
-    p.add_argument("--dataset", required=True, help="the registered dataset it was evaluated on")
+    add_results_arguments(p)
     p.add_argument("--output", required=True, help="folder for the pictures")
     p.add_argument("--iou-threshold", type=float, default=0.5, help="confusion matrix: IoU of a match")
     p.add_argument("--score-threshold", type=float, default=0.5, help="confusion matrix: lowest score counted")
-    p.add_argument("--config-file", default="", help="config to load first (it may register the dataset)")
     args = p.parse_args(argv)
     setup_logger(name="net_detr2")
-    if args.config_file:
-        LazyConfig.load(args.config_file)
-    if args.dataset not in DatasetCatalog:
-        p.error(f"dataset {args.dataset!r} is not registered; registered: {', '.join(sorted(DatasetCatalog.list()))}")
-    try:
-        records = load_coco_results(args.input)
-    except (OSError, ValueError) as e:
-        p.error(str(e))
+    records = results_from_arguments(p, args)
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
 

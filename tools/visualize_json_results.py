@@ -22,9 +22,12 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 import torch  # noqa: E402
 
-from net_detr2.config import LazyConfig  # noqa: E402
 from net_detr2.data import DatasetCatalog, MetadataCatalog  # noqa: E402
-from net_detr2.evaluation.error_analysis import load_coco_results, results_to_instances  # noqa: E402
+from net_detr2.evaluation.error_analysis import (  # noqa: E402
+    add_results_arguments,
+    results_from_arguments,
+    results_to_instances,
+)
 from net_detr2.structures import Boxes, Instances  # noqa: E402
 from net_detr2.utils.logger import setup_logger  # noqa: E402
 from net_detr2.utils.safe_output import check_output_dir, new_file_path  # noqa: E402
@@ -38,22 +41,13 @@ from net_detr2.utils.visualizer import (  # noqa: E402
 
 def main(argv: list[str] | None = None) -> list[str]:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--input", required=True, help="coco_instances_results.json")
-    p.add_argument("--dataset", required=True, help="the registered dataset the results are of")
+    add_results_arguments(p)
     p.add_argument("--output", required=True, help="folder for the pictures (must not hold the images)")
     p.add_argument("--conf-threshold", type=float, default=0.5, help="lowest score drawn")
     p.add_argument("--num-images", type=int, default=0, help="draw only the first N images (0: all)")
-    p.add_argument("--config-file", default="", help="config to load first (it may register the dataset)")
     args = p.parse_args(argv)
     setup_logger(name="net_detr2")
-    if args.config_file:
-        LazyConfig.load(args.config_file)
-    if args.dataset not in DatasetCatalog:
-        p.error(f"dataset {args.dataset!r} is not registered; registered: {', '.join(sorted(DatasetCatalog.list()))}")
-    try:
-        records = load_coco_results(args.input)
-    except (OSError, ValueError) as e:
-        p.error(str(e))
+    records = results_from_arguments(p, args)
     dicts = DatasetCatalog.get(args.dataset)
     ids = {d.get("image_id") for d in dicts}
     unknown = {r["image_id"] for r in records} - ids

@@ -22,11 +22,38 @@ from net_detr2.structures import Boxes, BoxMode, Instances, pairwise_iou
 from .coco_evaluation import convert_to_coco_dict, evaluate_predictions_on_coco, load_coco_gt
 
 __all__ = [
+    "add_results_arguments",
+    "results_from_arguments",
     "load_coco_results",
     "results_to_instances",
     "precision_recall",
     "confusion_matrix",
 ]
+
+
+def add_results_arguments(parser) -> None:
+    """The command-line arguments of a tool that reads an evaluation's results: ``--input``, ``--dataset`` and
+    ``--config-file`` (read by `results_from_arguments`)."""
+    parser.add_argument("--input", required=True, help="coco_instances_results.json of an evaluation")
+    parser.add_argument("--dataset", required=True, help="the registered dataset it was evaluated on")
+    parser.add_argument("--config-file", default="", help="config to load first (it may register the dataset)")
+
+
+def results_from_arguments(parser, args) -> list[dict]:
+    """Load ``args.config_file`` (it may register the dataset), check that ``args.dataset`` is registered and
+    read ``args.input`` (`load_coco_results`); a failure ends the tool through ``parser.error`` with the reason."""
+    from net_detr2.config import LazyConfig
+
+    if args.config_file:
+        LazyConfig.load(args.config_file)
+    if args.dataset not in DatasetCatalog:
+        parser.error(
+            f"dataset {args.dataset!r} is not registered; registered: {', '.join(sorted(DatasetCatalog.list()))}"
+        )
+    try:
+        return load_coco_results(args.input)
+    except (OSError, ValueError) as e:
+        parser.error(str(e))
 
 
 def load_coco_results(path: str) -> list[dict]:
