@@ -4,7 +4,7 @@ The `shapes` SSD300 (VGG-16 layout at 1/8 width, BatchNorm after every conv, COC
 the Aquarium data (a fixed 300x300 resize and a flip, batch 8) and 7 classes. `netnet300_aquarium.py` is this
 config plus the NETNet neck, with the identical schedule; `*_gpu.py` lengthen the schedule for a GPU.
 Model and optimizer come from `ssd300_shapes.py`, so the head prior (0.01) and lr 3e-3 found there apply
-here too; the Aquarium numbers in the NETNet README were measured before them (lr 1e-3, Xavier head).
+here too (the NETNet README's Aquarium table has runs before and after these fixes).
 """
 
 from net_detr2.model_zoo.configs.common.data.aquarium_ssd import dataloader
