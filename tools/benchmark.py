@@ -43,6 +43,17 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
+def _rates(task: str, iters: int, images: int, total_s: float) -> dict:
+    """One benchmark row: ``iters`` timed iterations over ``images`` images took ``total_s`` seconds."""
+    return {
+        "task": task,
+        "iters": iters,
+        "s/iter": total_s / iters,
+        "iter/s": iters / total_s,
+        "images/s": images / total_s,
+    }
+
+
 def bench_data(cfg, iters: int, warmup: int) -> dict:
     loader = iter(instantiate(cfg.dataloader.train))
     for _ in range(warmup):
@@ -53,14 +64,7 @@ def bench_data(cfg, iters: int, warmup: int) -> dict:
         batch = next(loader)
         times.append(time.perf_counter() - t0)
         images += len(batch)
-    total = sum(times)
-    return {
-        "task": "data",
-        "iters": iters,
-        "s/iter": total / iters,
-        "iter/s": iters / total,
-        "images/s": images / total,
-    }
+    return _rates("data", iters, images, sum(times))
 
 
 def bench_train(cfg, iters: int, warmup: int, device: str) -> dict:
@@ -82,14 +86,7 @@ def bench_train(cfg, iters: int, warmup: int, device: str) -> dict:
         if i >= warmup:
             times.append(time.perf_counter() - t0)
             images += len(batch)
-    total = sum(times)
-    return {
-        "task": "train",
-        "iters": iters,
-        "s/iter": total / iters,
-        "iter/s": iters / total,
-        "images/s": images / total,
-    }
+    return _rates("train", iters, images, sum(times))
 
 
 def bench_eval(cfg, iters: int, warmup: int, device: str, weights: str) -> dict:
@@ -109,15 +106,7 @@ def bench_eval(cfg, iters: int, warmup: int, device: str, weights: str) -> dict:
             _sync(device)
             if i >= warmup:
                 times.append(time.perf_counter() - t0)
-    total = sum(times)
-    return {
-        "task": "eval",
-        "iters": iters,
-        "s/iter": total / iters,
-        "iter/s": iters / total,
-        "images/s": iters / total,
-        "median s/image": float(np.median(times)),
-    }
+    return {**_rates("eval", iters, iters, sum(times)), "median s/image": float(np.median(times))}
 
 
 def run(args) -> list[dict]:
